@@ -1,0 +1,292 @@
+/* certward: the operator's command line. For now it speaks to the local
+ * master over the control socket (`certward ctl ...`). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "build_config.h"
+#include "codec.h"
+#include "config.h"
+
+#define DEFAULT_SOCKET "/run/certward/control.sock"
+#define REPLY_TIMEOUT_S 30
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certward [--version] [--help] COMMAND ...\n"
+		"\n"
+		"commands:\n"
+		"  ctl [-s SOCKET | -c CONFIG] status [--metrics]\n"
+		"                              table of workers: pid, state, restarts, uptime, last exit\n"
+		"  ctl ... restart WORKER      restart one worker (e.g. store, api, api.1)\n"
+		"  ctl ... reload              re-read the configuration (like SIGHUP)\n"
+		"  ctl ... ping WORKER [PEER]  ping a worker through the master, or have WORKER\n"
+		"                              ping its wired PEER\n"
+		"  ctl ... metrics WORKER      counters and gauges of a worker\n"
+		"\n"
+		"The control socket is SOCKET, else $CERTWARD_CONTROL_SOCKET, else\n"
+		"master.control_socket of CONFIG, else " DEFAULT_SOCKET ".\n");
+}
+
+static int connect_master(const char *path)
+{
+	struct sockaddr_un sa;
+	struct timeval tv = {REPLY_TIMEOUT_S, 0};
+	int fd;
+
+	if (strlen(path) >= sizeof sa.sun_path) {
+		fprintf(stderr, "certward: control socket path too long\n");
+		return -1;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		fprintf(stderr, "certward: cannot connect to %s: %s (is certwardd running?)\n", path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static int read_full(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Sends one request and prints the answer. Returns the exit status. */
+static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
+{
+	static uint64_t next_id = 1;
+	uint8_t *frame, hdr[IPC_HEADER_LEN];
+	struct ipc_header h;
+	struct ipc_msg r;
+	size_t len;
+	int rc;
+
+	req->id = next_id++;
+	if (ipc_encode(req, &frame, &len) != IPC_OK) {
+		fprintf(stderr, "certward: argument too long\n");
+		return 64;
+	}
+	rc = write_full(fd, frame, len);
+	free(frame);
+	if (rc != 0 || read_full(fd, hdr, sizeof hdr) != 0) {
+		fprintf(stderr, "certward: no answer from certwardd: %s\n",
+			errno == EAGAIN ? "timed out" : "connection closed");
+		return 69;
+	}
+	rc = ipc_header_decode(hdr, &h, IPC_ROLE_MASTER);
+	if (rc != IPC_OK) {
+		fprintf(stderr, "certward: bad answer from certwardd: %s\n", ipc_strerror(rc));
+		return 76;
+	}
+	frame = malloc(IPC_HEADER_LEN + (size_t)h.len);
+	if (!frame)
+		return 71;
+	memcpy(frame, hdr, sizeof hdr);
+	if (read_full(fd, frame + IPC_HEADER_LEN, h.len) != 0) {
+		free(frame);
+		fprintf(stderr, "certward: truncated answer from certwardd\n");
+		return 76;
+	}
+	rc = ipc_decode(frame, IPC_HEADER_LEN + (size_t)h.len, IPC_ROLE_MASTER, &r);
+	free(frame);
+	if (rc != IPC_OK) {
+		fprintf(stderr, "certward: bad answer from certwardd: %s\n", ipc_strerror(rc));
+		return 76;
+	}
+	if (r.type == IPC_T_ERROR) {
+		fprintf(stderr, "certward: %s\n", r.u.error.message);
+		ipc_msg_free(&r);
+		return 1;
+	}
+	if (r.type != IPC_T_CTL_OK) {
+		fprintf(stderr, "certward: unexpected answer %s\n", ipc_type_name(r.type));
+		ipc_msg_free(&r);
+		return 76;
+	}
+	if (!quiet_ok)
+		fwrite(r.u.ctl_ok.text.ptr, 1, r.u.ctl_ok.text.len, stdout);
+	if (out)
+		*out = r;
+	else
+		ipc_msg_free(&r);
+	return 0;
+}
+
+static int status_with_metrics(int fd)
+{
+	struct ipc_msg req = {.type = IPC_T_CTL_STATUS}, table;
+	char *text, *line, *save = NULL;
+	int rc = call(fd, &req, 0, &table);
+
+	if (rc != 0)
+		return rc;
+	text = strndup((const char *)table.u.ctl_ok.text.ptr, table.u.ctl_ok.text.len);
+	ipc_msg_free(&table);
+	if (!text)
+		return 71;
+	line = strtok_r(text, "\n", &save); /* header */
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char name[33];
+		struct ipc_msg m = {.type = IPC_T_CTL_METRICS}, out;
+
+		if (sscanf(line, "%32s", name) != 1 || !strstr(line, " running "))
+			continue;
+		m.u.ctl_metrics.worker = name;
+		printf("\n[%s]\n", name);
+		if (call(fd, &m, 1, &out) == 0) {
+			fwrite(out.u.ctl_ok.text.ptr, 1, out.u.ctl_ok.text.len, stdout);
+			ipc_msg_free(&out);
+		}
+	}
+	free(text);
+	return 0;
+}
+
+static const char *socket_from_config(const char *path)
+{
+	static char buf[256];
+	struct cfg *cfg;
+	struct cfg_error err;
+	char line[512];
+
+	if (cfg_load(path, NULL, &cfg, &err) != 0) {
+		cfg_error_format(&err, line, sizeof line);
+		fprintf(stderr, "certward: %s\n", line);
+		return NULL;
+	}
+	snprintf(buf, sizeof buf, "%s", cfg_str(cfg, "master", "control_socket"));
+	cfg_free(cfg);
+	return buf;
+}
+
+static int cmd_ctl(int argc, char **argv)
+{
+	const char *sock = getenv("CERTWARD_CONTROL_SOCKET");
+	struct ipc_msg m = {0};
+	int i = 1, fd, rc;
+
+	if (!sock || !*sock)
+		sock = DEFAULT_SOCKET;
+	while (i < argc && argv[i][0] == '-') {
+		if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--socket") == 0) && i + 1 < argc) {
+			sock = argv[i + 1];
+			i += 2;
+		} else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+			   i + 1 < argc) {
+			sock = socket_from_config(argv[i + 1]);
+			if (!sock)
+				return 78;
+			i += 2;
+		} else {
+			usage(stderr);
+			return 64;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 64;
+	}
+	const char *cmd = argv[i++];
+	int nargs = argc - i;
+
+	if (strcmp(cmd, "status") == 0 && nargs <= 1) {
+		if (nargs == 1 && strcmp(argv[i], "--metrics") != 0) {
+			usage(stderr);
+			return 64;
+		}
+		if (nargs == 1) {
+			fd = connect_master(sock);
+			if (fd < 0)
+				return 69;
+			rc = status_with_metrics(fd);
+			close(fd);
+			return rc;
+		}
+		m.type = IPC_T_CTL_STATUS;
+	} else if (strcmp(cmd, "restart") == 0 && nargs == 1) {
+		m.type = IPC_T_CTL_RESTART;
+		m.u.ctl_restart.worker = argv[i];
+	} else if (strcmp(cmd, "reload") == 0 && nargs == 0) {
+		m.type = IPC_T_CTL_RELOAD;
+	} else if (strcmp(cmd, "ping") == 0 && (nargs == 1 || nargs == 2)) {
+		m.type = IPC_T_CTL_PING;
+		m.u.ctl_ping.worker = argv[i];
+		m.u.ctl_ping.peer = nargs == 2 ? argv[i + 1] : "";
+	} else if (strcmp(cmd, "metrics") == 0 && nargs == 1) {
+		m.type = IPC_T_CTL_METRICS;
+		m.u.ctl_metrics.worker = argv[i];
+	} else if (strcmp(cmd, "test-syscall") == 0 && nargs == 2) {
+		/* only test builds of the workers act on it */
+		m.type = IPC_T_CTL_TEST_SYSCALL;
+		m.u.ctl_test_syscall.worker = argv[i];
+		m.u.ctl_test_syscall.syscall = argv[i + 1];
+	} else {
+		usage(stderr);
+		return 64;
+	}
+	fd = connect_master(sock);
+	if (fd < 0)
+		return 69;
+	rc = call(fd, &m, 0, NULL);
+	close(fd);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 64;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("certward %s\n", CERTWARD_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "ctl") == 0)
+		return cmd_ctl(argc - 1, argv + 1);
+	fprintf(stderr, "certward: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 64;
+}

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs every Debian package certward needs to build, run and test.
+# Idempotent: when everything is present it changes nothing and says so.
+set -eu
+
+PACKAGES="
+build-essential meson ninja-build pkg-config clang lld
+libuv1-dev android-libboringssl-dev libpq-dev libnghttp2-dev
+libhttp-parser-dev libjansson-dev libyaml-dev libseccomp-dev
+libcriterion-dev libfuzzer-14-dev libclang-rt-14-dev
+postgresql postgresql-contrib openssl curl procps psmisc util-linux
+"
+
+missing=""
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	*"install ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages:$missing" >&2
+	echo "install-deps: run this script as root to install them" >&2
+	exit 1
+fi
+
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+echo "install-deps: done"

@@ -1,0 +1,124 @@
+#include "util.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t now_ms(void)
+{
+	return now_us() / 1000u;
+}
+
+static int kept(int fd, const int *keep, size_t nkeep)
+{
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep[i] == fd)
+			return 1;
+	return 0;
+}
+
+void close_fds_except(const int *keep, size_t nkeep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int fds[1024];
+	size_t n = 0;
+	struct dirent *e;
+
+	if (!d) {
+		for (int fd = 3; fd < 1024; fd++)
+			if (!kept(fd, keep, nkeep))
+				close(fd);
+		return;
+	}
+	/* collect first: closing while iterating would close the DIR's own fd */
+	while ((e = readdir(d)) && n < sizeof fds / sizeof fds[0]) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end || e->d_name[0] == '.' || fd < 3 || fd == dirfd(d))
+			continue;
+		if (!kept((int)fd, keep, nkeep))
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+void strbuf_init(struct strbuf *b, size_t limit)
+{
+	memset(b, 0, sizeof *b);
+	b->limit = limit;
+}
+
+void strbuf_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->truncated)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || b->len + (size_t)n + 1 > b->limit) {
+		b->truncated = 1;
+		return;
+	}
+	if (b->len + (size_t)n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + (size_t)n + 1)
+			cap *= 2;
+		if (cap > b->limit)
+			cap = b->limit;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->truncated = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void strbuf_free(struct strbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+void format_duration(char *buf, size_t len, uint64_t ms)
+{
+	uint64_t s = ms / 1000;
+
+	if (s < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%llud%02lluh", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600));
+}

@@ -1,0 +1,28 @@
+#ifndef CERTWARD_UTIL_H
+#define CERTWARD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic clock in milliseconds / microseconds. */
+uint64_t now_ms(void);
+uint64_t now_us(void);
+
+/* Close every descriptor >= 3 that is not listed in keep[0..nkeep). */
+void close_fds_except(const int *keep, size_t nkeep);
+
+/* Growable text buffer with a hard cap; appends past the cap are dropped and
+ * remembered in `truncated`. */
+struct strbuf {
+	char *p;
+	size_t len, cap, limit;
+	int truncated;
+};
+void strbuf_init(struct strbuf *b, size_t limit);
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_free(struct strbuf *b);
+
+/* "1h02m" style rendering of a duration. */
+void format_duration(char *buf, size_t len, uint64_t ms);
+
+#endif

@@ -1,0 +1,217 @@
+/* certwardd: the master. Reads the configuration, forks the workers, wires
+ * them together, files their logs and serves the control socket. It holds no
+ * key, no database connection and no network listener. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build_config.h"
+#include "log.h"
+#include "master.h"
+
+struct master M;
+
+extern char **environ;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certwardd [-c FILE] [-f] [--check-config]\n"
+		"       certwardd --version | --help\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default /etc/certward/certward.yml)\n"
+		"  -f, --foreground    also echo every log line to stderr\n"
+		"      --check-config  validate the configuration and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n"
+		"\n"
+		"Signals: TERM/INT stop, HUP reloads the configuration, USR1 reopens log files.\n");
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	char msg[1024];
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("SIG%s received: shutting down", sigabbrev_np(sig));
+		supervisor_shutdown();
+		break;
+	case SIGHUP:
+		log_info("SIGHUP received: reloading %s", M.config_path);
+		supervisor_reload(msg, sizeof msg);
+		break;
+	case SIGUSR1:
+		logs_reopen();
+		break;
+	}
+}
+
+static int lookup_user(const char *key, const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		fprintf(stderr, "certwardd: %s: master.%s: no such user '%s' (create it, or set "
+			"master.%s)\n", M.config_path, key, name, key);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		fprintf(stderr, "certwardd: %s: master.%s: workers must not run as root\n",
+			M.config_path, key);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+/* Directories the workers need, with the ownership they expect. */
+static int make_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, bool chown_it)
+{
+	if (mkdir(path, mode) != 0) {
+		if (errno == EEXIST)
+			return 0;
+		fprintf(stderr, "certwardd: cannot create %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (chown_it && chown(path, uid, gid) != 0) {
+		fprintf(stderr, "certwardd: cannot chown %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int prepare(void)
+{
+	const struct cfg *c = M.cfg;
+	char key_dir[1100], run_dir[200];
+	char *slash;
+	const char *exe[] = {"certward-api", "certward-store", "certward-signer",
+			     "certward-scheduler", "certward-deploy", "certward-notifier"};
+
+	snprintf(M.libexec, sizeof M.libexec, "%s", cfg_str(c, "master", "libexec_dir"));
+	for (size_t i = 0; i < sizeof exe / sizeof exe[0]; i++) {
+		char path[1100];
+
+		snprintf(path, sizeof path, "%s/%s", M.libexec, exe[i]);
+		if (access(path, X_OK) != 0) {
+			fprintf(stderr, "certwardd: %s: master.libexec_dir: %s: %s\n",
+				M.config_path, path, strerror(errno));
+			return -1;
+		}
+	}
+	M.as_root = geteuid() == 0;
+	if (M.as_root) {
+		if (lookup_user("user", cfg_str(c, "master", "user"), &M.uid, &M.gid) != 0 ||
+		    lookup_user("signer_user", cfg_str(c, "master", "signer_user"), &M.signer_uid,
+				&M.signer_gid) != 0)
+			return -1;
+		if (M.uid == M.signer_uid) {
+			fprintf(stderr, "certwardd: %s: master.signer_user must differ from master.user\n",
+				M.config_path);
+			return -1;
+		}
+	}
+	if (make_dir(cfg_str(c, "master", "state_dir"), 0755, M.uid, M.gid, M.as_root) != 0)
+		return -1;
+	if (cfg_is_set(c, "signer", "key_dir"))
+		snprintf(key_dir, sizeof key_dir, "%s", cfg_str(c, "signer", "key_dir"));
+	else
+		snprintf(key_dir, sizeof key_dir, "%s/signer", cfg_str(c, "master", "state_dir"));
+	if (make_dir(key_dir, 0700, M.signer_uid, M.signer_gid, M.as_root) != 0)
+		return -1;
+	snprintf(run_dir, sizeof run_dir, "%s", cfg_str(c, "master", "control_socket"));
+	slash = strrchr(run_dir, '/');
+	if (slash && slash != run_dir) {
+		*slash = '\0';
+		if (make_dir(run_dir, 0755, 0, 0, false) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cfg_error err;
+	char line[1024];
+	bool check_only = false;
+	int opt;
+
+	M.config_path = "/etc/certward/certward.yml";
+	while ((opt = getopt_long(argc, argv, "c:fVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': M.config_path = optarg; break;
+		case 'f': M.foreground = true; break;
+		case 'C': check_only = true; break;
+		case 'V': printf("certwardd %s\n", CERTWARD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 64;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 64;
+	}
+	log_init("master");
+	if (cfg_load(M.config_path, environ, &M.cfg, &err) != 0) {
+		cfg_error_format(&err, line, sizeof line);
+		fprintf(stderr, "certwardd: %s\n", line);
+		return 78; /* EX_CONFIG */
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", M.config_path);
+		cfg_free(M.cfg);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	umask(027);
+	if (prepare() != 0 || logs_open(cfg_str(M.cfg, "master", "log_dir")) != 0) {
+		cfg_free(M.cfg);
+		return 78;
+	}
+	log_set_sink(logs_master_sink);
+
+	M.loop = uv_default_loop();
+	if (control_open(cfg_str(M.cfg, "master", "control_socket"), line, sizeof line) != 0) {
+		fprintf(stderr, "certwardd: %s\n", line);
+		cfg_free(M.cfg);
+		return 1;
+	}
+	uv_signal_init(M.loop, &M.sig_term);
+	uv_signal_init(M.loop, &M.sig_int);
+	uv_signal_init(M.loop, &M.sig_hup);
+	uv_signal_init(M.loop, &M.sig_usr1);
+	uv_signal_start(&M.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&M.sig_int, on_signal, SIGINT);
+	uv_signal_start(&M.sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&M.sig_usr1, on_signal, SIGUSR1);
+
+	log_info("certwardd %s starting (config %s, control socket %s, logs in %s)",
+		 CERTWARD_VERSION, M.config_path, cfg_str(M.cfg, "master", "control_socket"),
+		 cfg_str(M.cfg, "master", "log_dir"));
+	supervisor_start();
+	uv_run(M.loop, UV_RUN_DEFAULT);
+	log_info("certwardd stopped");
+	log_set_sink(NULL);
+	logs_close();
+	uv_loop_close(M.loop);
+	cfg_free(M.cfg);
+	return M.exit_code;
+}

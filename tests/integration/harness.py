@@ -1,0 +1,193 @@
+"""Shared pieces of the integration tests: a throwaway PostgreSQL cluster, a
+certwardd under test, and the certward CLI. Standard library only."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("CERTWARD_BUILD_DIR") or sys.exit("CERTWARD_BUILD_DIR is not set")
+SOURCE = os.environ.get("CERTWARD_SOURCE_DIR") or sys.exit("CERTWARD_SOURCE_DIR is not set")
+TEST_HOOKS = os.environ.get("CERTWARD_TEST_HOOKS") == "1"
+AS_ROOT = os.geteuid() == 0
+WORKERS = ["store", "signer", "notifier", "deploy", "scheduler", "api"]
+EDGES = [("api", "store"), ("api", "signer"), ("api", "scheduler"), ("scheduler", "store"),
+         ("scheduler", "signer"), ("scheduler", "deploy"), ("scheduler", "notifier"),
+         ("deploy", "store"), ("notifier", "store")]
+
+
+def log(*a):
+    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def wait_for(what, pred, timeout=30.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class Postgres:
+    def __init__(self, root, port):
+        self.dir = os.path.join(root, "pg")
+        self.port = port
+        out = subprocess.run([os.path.join(SOURCE, "contrib", "pg.sh"), "start", self.dir, str(port)],
+                             capture_output=True, text=True, timeout=180)
+        if out.returncode != 0:
+            raise RuntimeError("pg.sh start failed:\n" + out.stdout + out.stderr)
+        self.dsn = out.stdout.strip().splitlines()[-1]
+
+    def stop(self):
+        subprocess.run([os.path.join(SOURCE, "contrib", "pg.sh"), "stop", self.dir],
+                       capture_output=True, text=True, timeout=120)
+
+
+class Certward:
+    def __init__(self, root, dsn, extra=""):
+        self.root = root
+        self.state = os.path.join(root, "state")
+        self.logs = os.path.join(root, "log")
+        self.sock = os.path.join(root, "run", "control.sock")
+        self.config = os.path.join(root, "certward.yml")
+        self.dsn = dsn
+        self.write_config(extra)
+        self.proc = None
+        self.output = None
+
+    def write_config(self, extra=""):
+        with open(self.config, "w") as f:
+            f.write("# written by the integration test\n"
+                    "master:\n"
+                    "  libexec_dir: %s\n"
+                    "  state_dir: %s\n"
+                    "  log_dir: %s\n"
+                    "  control_socket: %s\n"
+                    "  restart_backoff_initial: 50ms\n"
+                    "  restart_backoff_max: 400ms\n"
+                    "  restart_stable_after: 3s\n"
+                    "  crashloop_restarts: 3\n"
+                    "  stop_timeout: 5s\n"
+                    "store:\n"
+                    "  dsn: \"%s\"\n"
+                    "  pool_size: 2\n" % (BUILD, self.state, self.logs, self.sock, self.dsn))
+            f.write(extra)
+
+    def start(self):
+        self.output = open(os.path.join(self.root, "certwardd.out"), "w")
+        self.proc = subprocess.Popen([os.path.join(BUILD, "certwardd"), "-f", "-c", self.config],
+                                     stdout=self.output, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for("control socket", lambda: os.path.exists(self.sock) or self.proc.poll() is not None)
+        check(self.proc.poll() is None, "certwardd exited at start:\n" + self.tail())
+
+    def tail(self, n=40):
+        try:
+            with open(os.path.join(self.root, "certwardd.out")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def ctl(self, *args, check_rc=True, timeout=60):
+        out = subprocess.run([os.path.join(BUILD, "certward"), "ctl", "-s", self.sock] + list(args),
+                             capture_output=True, text=True, timeout=timeout)
+        if check_rc and out.returncode != 0:
+            raise AssertionError("certward ctl %s failed (%d): %s%s"
+                                 % (" ".join(args), out.returncode, out.stdout, out.stderr))
+        return out
+
+    def status(self):
+        rows = {}
+        lines = self.ctl("status").stdout.splitlines()
+        check(lines and lines[0].split()[0] == "WORKER", "status has no header: %r" % lines)
+        for line in lines[1:]:
+            parts = line.split(None, 5)
+            rows[parts[0]] = {"pid": None if parts[1] == "-" else int(parts[1]), "state": parts[2],
+                              "restarts": int(parts[3]), "uptime": parts[4],
+                              "last_exit": parts[5] if len(parts) > 5 else ""}
+        return rows
+
+    def all_running(self):
+        st = self.status()
+        if all(st.get(w, {}).get("state") == "running" for w in WORKERS):
+            return st
+        return None
+
+    def metrics(self, worker):
+        out = {}
+        for line in self.ctl("metrics", worker).stdout.splitlines():
+            k, v = line.split()
+            out[k] = int(v)
+        return out
+
+    def stop(self, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("certwardd did not stop on SIGTERM")
+        return self.proc.returncode if self.proc else None
+
+    def kill_everything(self):
+        """Last-resort cleanup so a failed test leaves nothing behind."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in worker_pids_of_build():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def exe_of(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
+def worker_pids_of_build():
+    """Every live process running an executable from this build directory."""
+    pids = []
+    build = os.path.realpath(BUILD)
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            exe = exe_of(int(d))
+            if exe and os.path.dirname(exe) == build and os.path.basename(exe).startswith("certward"):
+                pids.append(int(d))
+    return pids
+
+
+def uid_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])  # effective
+    return None
+
+
+def make_root(prefix):
+    root = tempfile.mkdtemp(prefix=prefix)
+    # the service users and postgres must traverse it
+    os.chmod(root, 0o755)
+    return root
+
+
+def remove_root(root):
+    shutil.rmtree(root, ignore_errors=True)
