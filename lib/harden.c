@@ -153,13 +153,13 @@ int harden_apply(const char *worker, unsigned flags, char *err, size_t errlen)
 			goto out;
 	}
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			     SCMP_A1(SCMP_CMP_EQ, FIONBIO)) != 0 ||
+			     SCMP_A1(SCMP_CMP_EQ, FIONBIO, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			     SCMP_A1(SCMP_CMP_EQ, FIOCLEX)) != 0 ||
+			     SCMP_A1(SCMP_CMP_EQ, FIOCLEX, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			     SCMP_A1(SCMP_CMP_EQ, FIONREAD)) != 0 ||
+			     SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			     SCMP_A1(SCMP_CMP_EQ, TCGETS)) != 0)
+			     SCMP_A1(SCMP_CMP_EQ, TCGETS, 0)) != 0)
 		goto out;
 #if CERTWARD_SANITIZED
 	if (ALLOW(ctx, sanitizer_syscalls) != 0 ||

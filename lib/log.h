@@ -24,7 +24,8 @@ const char *log_level_name(enum log_level lvl);
 /* kv: extra preformatted "k=v k2=v2" fields or NULL; reqid may be NULL. */
 void log_event(enum log_level lvl, const char *reqid, const char *kv, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void log_eventv(enum log_level lvl, const char *reqid, const char *kv, const char *fmt, va_list ap);
+void log_eventv(enum log_level lvl, const char *reqid, const char *kv, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 /* Formats a complete line (with '\n') into buf; returns its length. */
 size_t log_format_line(char *buf, size_t len, enum log_level lvl, const char *process,

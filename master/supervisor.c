@@ -208,7 +208,7 @@ static void proc_closed(uv_handle_t *h)
 	}
 }
 
-static void on_exit(uv_process_t *p, int64_t status, int sig)
+static void on_worker_exit(uv_process_t *p, int64_t status, int sig)
 {
 	struct slot *s = p->data;
 	uint64_t up = now_ms() - s->started_ms;
@@ -333,7 +333,7 @@ static int spawn(struct slot *s)
 	args[0] = path;
 	args[1] = NULL;
 	memset(&o, 0, sizeof o);
-	o.exit_cb = on_exit;
+	o.exit_cb = on_worker_exit;
 	o.file = path;
 	o.args = args;
 	o.env = env;
@@ -362,7 +362,7 @@ static int spawn(struct slot *s)
 		/* uv_spawn failures still need the handle closed */
 		s->proc_active = true;
 		s->started_ms = now_ms();
-		on_exit(&s->proc, 127, 0);
+		on_worker_exit(&s->proc, 127, 0);
 		return -1;
 	}
 	s->proc_active = true;
