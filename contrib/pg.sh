@@ -188,8 +188,40 @@ cluster_version() {
 	[ -f "$data/PG_VERSION" ] && cat "$data/PG_VERSION"
 }
 
+postmaster_pid() {
+	head -n 1 "$data/postmaster.pid" 2>/dev/null || true
+}
+
+# True if PID is a live process. A zombie does not count: pg_ctl (kill -0)
+# would call a crashed postmaster "running" until its parent reaps it, which
+# under some container inits takes seconds.
+pid_alive() {
+	[ -n "$1" ] || return 1
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 1) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Waits until PID has disappeared altogether (reaped), at most $timeout seconds.
+wait_gone() {
+	waited=0
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$waited" -lt "$((timeout * 10))" ] || die "process $1 still present ${timeout}s after it should have ended"
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+}
+
 is_running() {
-	as_cluster "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
+	as_cluster "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1 || return 1
+	pid=$(postmaster_pid)
+	pid_alive "$pid" && return 0
+	# The postmaster died without removing its pid file (crash, SIGKILL).
+	# PostgreSQL refuses to start while that pid still exists, even as a zombie.
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		say "postmaster $pid has died; waiting for it to be reaped"
+		wait_gone "$pid"
+	fi
+	return 1
 }
 
 log_tail() {
@@ -244,17 +276,6 @@ cmd_start() {
 			say "warning: OS user $service_user does not exist yet (run contrib/create-users.sh); role $service_user is created anyway"
 	fi
 
-	mkdir -p "$run" "$logdir"
-	if [ "$as_root" -eq 1 ]; then
-		ensure_traversable "$cluster_user" "$dir"
-		chown "$cluster_user:" "$run" "$logdir"
-	fi
-	chmod 0755 "$run"
-	chmod 0750 "$logdir"
-	if [ "$as_root" -eq 1 ] && getent passwd "$service_user" >/dev/null; then
-		ensure_traversable "$service_user" "$run"
-	fi
-
 	if [ -d "$data" ] && { ! [ -r "$data" ] || ! [ -x "$data" ]; }; then
 		die "cannot read $data (owner: $(stat -c %U "$data")); run pg.sh as that user or as root"
 	fi
@@ -270,6 +291,20 @@ cmd_start() {
 			die "$data exists, is not empty and holds no PostgreSQL cluster (no PG_VERSION); remove it or use another DIR"
 		fi
 		find_bindir
+	fi
+
+	mkdir -p "$run" "$logdir"
+	if [ "$as_root" -eq 1 ]; then
+		ensure_traversable "$cluster_user" "$dir"
+		chown "$cluster_user:" "$run" "$logdir"
+	fi
+	chmod 0755 "$run"
+	chmod 0750 "$logdir"
+	if [ "$as_root" -eq 1 ] && getent passwd "$service_user" >/dev/null; then
+		ensure_traversable "$service_user" "$run"
+	fi
+
+	if [ -z "$version" ]; then
 		say "initialising PostgreSQL $bin_version cluster in $data (log: $logdir/initdb.log)"
 		mkdir -p "$data"
 		[ "$as_root" -eq 0 ] || chown "$cluster_user:" "$data"
@@ -355,7 +390,7 @@ cmd_stop() {
 		say "server in $data is not running"
 		return 0
 	fi
-	pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
+	pid=$(postmaster_pid)
 	say "stopping server in $data (fast shutdown)"
 	if ! as_cluster "$bindir/pg_ctl" -D "$data" -m fast -w -t "$timeout" stop >/dev/null; then
 		say "fast shutdown did not finish within ${timeout}s; trying immediate shutdown"
@@ -365,14 +400,7 @@ cmd_stop() {
 		}
 	fi
 	# pg_ctl returns once postmaster.pid is gone; make sure the process is too.
-	if [ -n "$pid" ]; then
-		waited=0
-		while kill -0 "$pid" 2>/dev/null; do
-			[ "$waited" -lt "$timeout" ] || die "postmaster $pid still alive ${timeout}s after shutdown"
-			sleep 1
-			waited=$((waited + 1))
-		done
-	fi
+	[ -z "$pid" ] || wait_gone "$pid"
 	say "stopped"
 }
 
