@@ -95,20 +95,18 @@ Test(codec, rejects_truncated_frame)
 
 Test(codec, rejects_trailing_bytes)
 {
-	struct ipc_msg m = {.type = IPC_T_PING}, d;
+	struct ipc_msg m = {.type = IPC_T_PEER_PING}, d;
 	uint8_t *f, *g;
 	size_t len;
 
-	m.u.ping.nonce = 1;
+	m.u.peer_ping.peer = "store";
 	f = encode(&m, &len);
-	/* header says one more byte than the fields use */
 	g = calloc(1, len + 1);
 	memcpy(g, f, len);
-	put32(g, 9);
+	/* the header claims one byte more than the fields use */
+	put32(g, (uint32_t)(len - IPC_HEADER_LEN + 1));
 	cr_assert_eq(ipc_decode(g, len + 1, IPC_ROLE_MASTER, &d), IPC_E_TRAILING);
-	/* frame longer than its header says */
-	cr_assert_eq(ipc_decode(f, len - 0, IPC_ROLE_MASTER, &d), IPC_OK);
-	ipc_msg_free(&d);
+	/* a buffer longer than the frame its header announces */
 	memcpy(g, f, len);
 	cr_assert_eq(ipc_decode(g, len + 1, IPC_ROLE_MASTER, &d), IPC_E_TRAILING);
 	free(g);
