@@ -83,8 +83,9 @@ static int make_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, bool ch
 		fprintf(stderr, "certwardd: cannot create %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	if (chown_it && chown(path, uid, gid) != 0) {
-		fprintf(stderr, "certwardd: cannot chown %s: %s\n", path, strerror(errno));
+	/* the umask must not decide who can traverse it */
+	if (chmod(path, mode) != 0 || (chown_it && chown(path, uid, gid) != 0)) {
+		fprintf(stderr, "certwardd: cannot set owner or mode of %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -121,7 +122,8 @@ static int prepare(void)
 			return -1;
 		}
 	}
-	if (make_dir(cfg_str(c, "master", "state_dir"), 0755, M.uid, M.gid, M.as_root) != 0)
+	/* 0711: the signer (another user) must reach its key directory below */
+	if (make_dir(cfg_str(c, "master", "state_dir"), 0711, M.uid, M.gid, M.as_root) != 0)
 		return -1;
 	if (cfg_is_set(c, "signer", "key_dir"))
 		snprintf(key_dir, sizeof key_dir, "%s", cfg_str(c, "signer", "key_dir"));
