@@ -253,11 +253,12 @@ static int cmd_ctl(int argc, char **argv)
 	} else if (strcmp(cmd, "metrics") == 0 && nargs == 1) {
 		m.type = IPC_T_CTL_METRICS;
 		m.u.ctl_metrics.worker = argv[i];
-	} else if (strcmp(cmd, "test-syscall") == 0 && nargs == 2) {
-		/* only test builds of the workers act on it */
-		m.type = IPC_T_CTL_TEST_SYSCALL;
-		m.u.ctl_test_syscall.worker = argv[i];
-		m.u.ctl_test_syscall.syscall = argv[i + 1];
+	} else if (strcmp(cmd, "test-hook") == 0 && nargs == 3) {
+		/* only builds with -Dtest_hooks=true act on it */
+		m.type = IPC_T_CTL_TEST_HOOK;
+		m.u.ctl_test_hook.worker = argv[i];
+		m.u.ctl_test_hook.hook = argv[i + 1];
+		m.u.ctl_test_hook.arg = argv[i + 2];
 	} else {
 		usage(stderr);
 		return 64;

@@ -418,3 +418,27 @@ int ipc_request(struct ipc_channel *ch, struct ipc_msg *m, int fd_pass, uint64_t
 	ch->npending++;
 	return 0;
 }
+
+#if CERTWARD_TEST_HOOKS
+int ipc_send_raw(struct ipc_channel *ch, const void *bytes, size_t len)
+{
+	struct write_req *w;
+	uv_buf_t b;
+
+	if (ch->closing)
+		return -EPIPE;
+	w = calloc(1, sizeof *w);
+	if (!w || !(w->frame = malloc(len))) {
+		free(w);
+		return -ENOMEM;
+	}
+	memcpy(w->frame, bytes, len);
+	b = uv_buf_init((char *)w->frame, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&ch->pipe, &b, 1, on_written) != 0) {
+		free(w->frame);
+		free(w);
+		return -EIO;
+	}
+	return 0;
+}
+#endif

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "build_config.h"
 #include "codec.h"
 
 struct ipc_channel;
@@ -38,6 +39,11 @@ void ipc_channel_close(struct ipc_channel *ch);
 const char *ipc_channel_peer(const struct ipc_channel *ch);
 unsigned ipc_channel_peer_role(const struct ipc_channel *ch);
 void *ipc_channel_userdata(const struct ipc_channel *ch);
+
+#if CERTWARD_TEST_HOOKS
+/* Test builds only: write raw bytes, bypassing the encoder. */
+int ipc_send_raw(struct ipc_channel *ch, const void *bytes, size_t len);
+#endif
 
 /* One-way message. fd_pass >= 0 is sent along and then closed here. */
 int ipc_send(struct ipc_channel *ch, struct ipc_msg *m, int fd_pass);

@@ -68,17 +68,21 @@ struct ipc_msg {
 
 enum ipc_status {
 	IPC_OK = 0,
-	IPC_E_TRUNCATED = -1,    /* fewer bytes than the header announces */
-	IPC_E_UNKNOWN_TYPE = -2,
-	IPC_E_OVERSIZE = -3,     /* frame longer than its type allows */
-	IPC_E_FIELD_SIZE = -4,   /* a field longer than its declared bound */
-	IPC_E_MISSING_FIELD = -5,/* payload ends before the last field */
-	IPC_E_TRAILING = -6,     /* bytes after the last field */
-	IPC_E_SENDER = -7,       /* the peer's role may not send this type */
-	IPC_E_BAD_STRING = -8,   /* NUL inside a STR field */
-	IPC_E_FLAGS = -9,        /* unknown flag bits */
-	IPC_E_NOMEM = -10,
+	IPC_E_TRUNCATED = -1001,    /* fewer bytes than the header announces */
+	IPC_E_UNKNOWN_TYPE = -1002,
+	IPC_E_OVERSIZE = -1003,     /* frame longer than its type allows */
+	IPC_E_FIELD_SIZE = -1004,   /* a field longer than its declared bound */
+	IPC_E_MISSING_FIELD = -1005,/* payload ends before the last field */
+	IPC_E_TRAILING = -1006,     /* bytes after the last field */
+	IPC_E_SENDER = -1007,       /* the peer's role may not send this type */
+	IPC_E_BAD_STRING = -1008,   /* NUL inside a STR field */
+	IPC_E_FLAGS = -1009,        /* unknown flag bits */
+	IPC_E_NOMEM = -1010,
 };
+
+/* Protocol errors are numbered apart from errno values so a channel's close
+ * reason tells a misbehaving peer from a dead one. */
+#define ipc_is_protocol_error(rc) ((rc) <= IPC_E_TRUNCATED && (rc) >= IPC_E_NOMEM)
 
 const char *ipc_strerror(int status);
 const char *ipc_type_name(unsigned type);

@@ -64,7 +64,8 @@ static const int exec_syscalls[] = {
  * /proc and may exec the symbolizer when they report. Test builds only. */
 static const int sanitizer_syscalls[] = {
 	SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid), SCMP_SYS(prctl),
-	SCMP_SYS(execve), SCMP_SYS(pipe), SCMP_SYS(vfork),
+	SCMP_SYS(execve), SCMP_SYS(pipe), SCMP_SYS(vfork), SCMP_SYS(open), SCMP_SYS(stat),
+	SCMP_SYS(lstat), SCMP_SYS(getdents), SCMP_SYS(arch_prctl),
 };
 
 static void on_sigsys(int sig, siginfo_t *si, void *uctx)
@@ -132,6 +133,8 @@ int harden_apply(const char *worker, unsigned flags, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
+	/* the kernel audit log names every denied syscall, too */
+	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
 	if (ALLOW(ctx, base_syscalls) != 0)
 		goto out;
 	/* threads only: a new process needs HARDEN_EXEC */

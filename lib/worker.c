@@ -142,15 +142,23 @@ static void on_peer_close(struct ipc_channel *ch, int reason, void *ud)
 	struct worker *w = ud;
 
 	for (size_t i = 0; i < w->npeers; i++) {
-		if (w->peers[i].ch == ch) {
-			w->peers[i].ch = NULL;
-			if (!w->stopping) {
-				w->peer_losses++;
-				log_event(LOG_WARN, NULL, NULL,
-					  "channel to %s closed (%s); waiting for its restart",
-					  w->peers[i].name, reason < -100 || reason >= 0 ?
-					  ipc_strerror(reason) : strerror(-reason));
-			}
+		if (w->peers[i].ch != ch)
+			continue;
+		w->peers[i].ch = NULL;
+		if (w->stopping)
+			continue;
+		w->peer_losses++;
+		if (ipc_is_protocol_error(reason)) {
+			struct ipc_msg f = {.type = IPC_T_PEER_FAULT};
+
+			/* the peer is not trustworthy any more: have the master restart it */
+			f.u.peer_fault.peer = w->peers[i].name;
+			f.u.peer_fault.reason = ipc_strerror(reason);
+			if (w->control)
+				ipc_send(w->control, &f, -1);
+		} else {
+			log_event(LOG_WARN, NULL, NULL, "channel to %s closed (%s); waiting for its restart",
+				  w->peers[i].name, reason ? strerror(-reason) : "closed");
 		}
 	}
 }
@@ -269,27 +277,45 @@ static void handle_metrics(struct worker *w, struct ipc_msg *m)
 	strbuf_free(&b);
 }
 
-static void handle_test_syscall(struct worker *w, struct ipc_msg *m)
+static void handle_test_hook(struct worker *w, struct ipc_msg *m)
 {
 #if CERTWARD_TEST_HOOKS
+	const char *hook = m->u.test_hook.hook, *arg = m->u.test_hook.arg;
 	char msg[128];
 	int rc = -1;
 
-	log_warn("test hook: trying syscall %s", m->u.test_syscall.syscall);
-	if (strcmp(m->u.test_syscall.syscall, "socket") == 0) {
+	log_warn("test hook: %s %s", hook, arg);
+	if (strcmp(hook, "bad-frame") == 0) {
+		struct peer *p = peer_by_name(w, arg);
+		/* a PING header announcing far more than a PING may carry */
+		static const uint8_t frame[IPC_HEADER_LEN] = {0, 1, 0, 0, 0, IPC_T_PING, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+		if (!p || !p->ch) {
+			ipc_reply_error(w->control, m, ENOENT, "no such peer, or its channel is down");
+			return;
+		}
+		rc = ipc_send_raw(p->ch, frame, sizeof frame);
+		snprintf(msg, sizeof msg, "bad frame sent to %s (%d)", arg, rc);
+		ipc_reply_error(w->control, m, 0, msg);
+		return;
+	}
+	if (strcmp(hook, "syscall") != 0) {
+		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame");
+		return;
+	}
+	if (strcmp(arg, "socket") == 0) {
 		rc = socket(AF_INET, SOCK_STREAM, 0);
 		if (rc >= 0)
 			close(rc);
-	} else if (strcmp(m->u.test_syscall.syscall, "execve") == 0) {
+	} else if (strcmp(arg, "execve") == 0) {
 		char *const argv[] = {(char *)"/bin/true", NULL};
 		rc = execve("/bin/true", argv, argv + 1);
 	} else {
-		ipc_reply_error(w->control, m, EINVAL, "test hook knows: socket, execve");
+		ipc_reply_error(w->control, m, EINVAL, "test hook syscall knows: socket, execve");
 		return;
 	}
 	/* still alive: the filter let it through */
-	snprintf(msg, sizeof msg, "syscall %s was allowed (returned %d)",
-		 m->u.test_syscall.syscall, rc);
+	snprintf(msg, sizeof msg, "syscall %s was allowed (returned %d)", arg, rc);
 	ipc_reply_error(w->control, m, 0, msg);
 #else
 	ipc_reply_error(w->control, m, ENOTSUP, "this build has no test hooks");
@@ -370,8 +396,8 @@ static void on_control_msg(struct ipc_channel *ch, struct ipc_msg *m, int fd, vo
 		log_info("shutdown requested by the master");
 		worker_stop(w, 0);
 		return;
-	case IPC_T_TEST_SYSCALL:
-		handle_test_syscall(w, m);
+	case IPC_T_TEST_HOOK:
+		handle_test_hook(w, m);
 		return;
 	default:
 		on_peer_msg(ch, m, fd, ud);

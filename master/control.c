@@ -217,10 +217,11 @@ static void on_client_msg(struct ipc_channel *ch, struct ipc_msg *m, int fd, voi
 		w.type = IPC_T_METRICS_GET;
 		forward(c, m, m->u.ctl_metrics.worker, &w);
 		return;
-	case IPC_T_CTL_TEST_SYSCALL:
-		w.type = IPC_T_TEST_SYSCALL;
-		w.u.test_syscall.syscall = m->u.ctl_test_syscall.syscall;
-		forward(c, m, m->u.ctl_test_syscall.worker, &w);
+	case IPC_T_CTL_TEST_HOOK:
+		w.type = IPC_T_TEST_HOOK;
+		w.u.test_hook.hook = m->u.ctl_test_hook.hook;
+		w.u.test_hook.arg = m->u.ctl_test_hook.arg;
+		forward(c, m, m->u.ctl_test_hook.worker, &w);
 		return;
 	default:
 		reply_err(c, m->id, ENOTSUP, "not a control request");

@@ -156,6 +156,16 @@ static void on_worker_msg(struct ipc_channel *ch, struct ipc_msg *m, int fd, voi
 				  m->u.ready.pid);
 		}
 		break;
+	case IPC_T_PEER_FAULT: {
+		struct slot *bad = slot_by_name(m->u.peer_fault.peer);
+
+		if (bad && bad->proc_active && bad->pid && !M.shutting_down) {
+			log_error("worker %s reports a protocol violation by %s (%s): restarting %s",
+				  s->name, bad->name, m->u.peer_fault.reason, bad->name);
+			uv_process_kill(&bad->proc, SIGKILL);
+		}
+		break;
+	}
 	default:
 		log_warn("unexpected %s from %s", ipc_type_name(m->type), s->name);
 	}
@@ -168,7 +178,7 @@ static void on_worker_channel_close(struct ipc_channel *ch, int reason, void *ud
 	if (s->control == ch)
 		s->control = NULL;
 	/* a protocol error from the worker: it is not trustworthy any more */
-	if (reason < 0 && reason >= IPC_E_NOMEM && s->proc_active) {
+	if (ipc_is_protocol_error(reason) && s->proc_active) {
 		log_error("worker %s broke the IPC protocol (%s): killing it", s->name,
 			  ipc_strerror(reason));
 		uv_process_kill(&s->proc, SIGKILL);

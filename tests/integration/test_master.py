@@ -139,7 +139,7 @@ def seccomp_kills_signer():
         log("  (skipped: build without -Dtest_hooks=true)")
         return
     before = wait_for("all running", cw.all_running, timeout=30)
-    out = cw.ctl("test-syscall", "signer", "socket", check_rc=False, timeout=30)
+    out = cw.ctl("test-hook", "signer", "syscall", "socket", check_rc=False, timeout=30)
     check(out.returncode != 0, "signer survived socket(): %r" % (out,))
 
     def back():
@@ -151,11 +151,42 @@ def seccomp_kills_signer():
     with open(os.path.join(cw.logs, "signer.log")) as f:
         check("forbidden syscall" in f.read(), "no log line about the forbidden syscall")
     # the same syscall is allowed where the worker needs it
-    out = cw.ctl("test-syscall", "store", "socket", check_rc=False)
+    out = cw.ctl("test-hook", "store", "syscall", "socket", check_rc=False)
     check("was allowed" in out.stderr, "store: %r" % (out,))
-    out = cw.ctl("test-syscall", "store", "execve", check_rc=False)
+    out = cw.ctl("test-hook", "store", "syscall", "execve", check_rc=False)
     check(out.returncode != 0, "store could exec")
     wait_for("store back", lambda: cw.status()["store"]["state"] == "running", timeout=20)
+
+
+def bad_frame_restarts_sender():
+    """A frame over its type's bound: the receiver drops the channel, and the
+    master restarts the sender."""
+    if not TEST_HOOKS:
+        log("  (skipped: build without -Dtest_hooks=true)")
+        return
+    before = wait_for("all running", cw.all_running, timeout=30)
+    out = cw.ctl("test-hook", "scheduler", "bad-frame", "store", check_rc=False)
+    check("bad frame sent" in out.stderr, "hook: %r" % (out,))
+
+    def back():
+        st = cw.status()
+        s = st["scheduler"]
+        return st if s["state"] == "running" and s["pid"] != before["scheduler"]["pid"] else None
+    st = wait_for("scheduler restarted", back, timeout=20)
+    check(st["store"]["pid"] == before["store"]["pid"], "the receiver was restarted instead")
+    check(st["scheduler"]["restarts"] == before["scheduler"]["restarts"] + 1, "restart not counted")
+    with open(os.path.join(cw.logs, "store.log")) as f:
+        check("ipc protocol error" in f.read(), "store did not log the bad frame")
+    with open(os.path.join(cw.logs, "master.log")) as f:
+        check("protocol violation by scheduler" in f.read(), "master did not report it")
+    wait_for("store <-> scheduler", lambda: cw.ctl("ping", "store", "scheduler", check_rc=False).returncode == 0, timeout=10)
+    check("pong" in cw.ctl("ping", "scheduler", "store").stdout, "channel not re-established")
+
+
+def status_shows_metrics():
+    out = cw.ctl("status", "--metrics").stdout
+    check("[store]" in out and "pg_connections_up 2" in out, "no store metrics: %r" % out)
+    check("[signer]" in out and "uptime_seconds" in out, "no signer metrics")
 
 
 def logs_per_worker():
@@ -236,9 +267,26 @@ def sigterm_leaves_nothing():
     check(not worker_pids_of_build(), "processes left: %r" % worker_pids_of_build())
     check(not os.path.exists(cw.sock), "control socket left behind")
     with open(os.path.join(cw.logs, "master.log")) as f:
+        final = f.read().split("stopping workers")[-1]
+    for w in WORKERS:
+        check('worker %s stopped" exit="exit 0"' % w in final, "%s did not exit 0 at shutdown" % w)
+    with open(os.path.join(cw.logs, "master.log")) as f:
         text = f.read()
     order = [text.rfind("worker %s stopped" % w) for w in ("api", "scheduler", "signer", "store")]
     check(all(o >= 0 for o in order) and order == sorted(order), "stop order wrong: %r" % order)
+
+
+def no_sanitizer_reports():
+    """Every worker ran under ASan/UBSan in the test build: any report in any
+    log is a failure, even when the worker was restarted afterwards."""
+    bad = []
+    for name in sorted(os.listdir(cw.logs)):
+        with open(os.path.join(cw.logs, name), errors="replace") as f:
+            for line in f:
+                if any(k in line for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                                            "UndefinedBehaviorSanitizer")):
+                    bad.append("%s: %s" % (name, line.strip()[:300]))
+    check(not bad, "sanitizer reports:\n" + "\n".join(bad[:20]))
 
 
 root = make_root("certward-it-")
@@ -254,10 +302,13 @@ try:
     case(store_reaches_postgres)
     case(kill_each_worker)
     case(seccomp_kills_signer)
+    case(bad_frame_restarts_sender)
+    case(status_shows_metrics)
     case(logs_per_worker)
     case(restart_and_reload)
     case(crashloop_reported)
     case(sigterm_leaves_nothing)
+    case(no_sanitizer_reports)
 finally:
     if cw:
         cw.kill_everything()
