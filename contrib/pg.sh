@@ -45,6 +45,7 @@ timeout=${PGSH_TIMEOUT:-60}
 
 say() { echo "$prog: $*" >&2; }
 die() { echo "$prog: error: $*" >&2; exit 1; }
+contrib=$(cd -P -- "$(dirname -- "$0")" && pwd) || die "cannot find the contrib directory"
 
 usage() {
 	cat >&2 <<'EOF'
@@ -235,33 +236,8 @@ log_tail() {
 
 # --- permissions (root only) ----------------------------------------------
 
-# Makes every directory from / down to TARGET traversable by USER, adding o+x
-# only on the directories where USER is refused today. Top-down, so that each
-# check only reflects the directory being looked at.
 ensure_traversable() {
-	user=$1
-	target=$2
-	path=
-	rest=${target#/}
-	traverse_one "$user" / "$target"
-	while [ -n "$rest" ]; do
-		comp=${rest%%/*}
-		case $rest in
-		*/*) rest=${rest#*/} ;;
-		*) rest= ;;
-		esac
-		[ -n "$comp" ] || continue
-		path=$path/$comp
-		traverse_one "$user" "$path" "$target"
-	done
-}
-
-traverse_one() {
-	runuser -u "$1" -- test -x "$2" 2>/dev/null && return 0
-	chmod o+x "$2" || die "cannot add search permission to $2"
-	say "added search permission (o+x) to $2 so that user $1 can reach $3"
-	runuser -u "$1" -- test -x "$2" 2>/dev/null ||
-		die "user $1 still cannot traverse $2 (group permissions or an ACL deny it); move DIR or fix $2 by hand"
+	"$contrib/ensure-traversable.sh" "$1" "$2" || exit 1
 }
 
 # --- commands ----------------------------------------------------------------

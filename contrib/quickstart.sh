@@ -41,28 +41,8 @@ pgdir=var/pg
 
 if [ "$(id -u)" -eq 0 ]; then as_root=1; else as_root=0; fi
 
-# Makes every directory from / down to TARGET traversable by USER, adding o+x
-# (search, not listing) only where USER is refused today. The workers run as
-# their own users, so they must reach state_dir, key_dir and libexec_dir.
 ensure_traversable() {
-	local user=$1 target=$2 path="" comp rest
-	rest=${target#/}
-	traverse_one "$user" / "$target"
-	while [ -n "$rest" ]; do
-		comp=${rest%%/*}
-		if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=""; fi
-		[ -n "$comp" ] || continue
-		path=$path/$comp
-		traverse_one "$user" "$path" "$target"
-	done
-}
-
-traverse_one() {
-	runuser -u "$1" -- test -x "$2" 2>/dev/null && return 0
-	chmod o+x "$2" || die "cannot add search permission to $2"
-	say "added search permission (o+x) to $2 so that user $1 can reach $3"
-	runuser -u "$1" -- test -x "$2" 2>/dev/null ||
-		die "user $1 still cannot traverse $2; fix its permissions by hand"
+	"$root/contrib/ensure-traversable.sh" "$1" "$2" || exit 1
 }
 
 # Prints the value of KEY in top-level SECTION of the (two-level) YAML config,

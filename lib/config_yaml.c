@@ -35,37 +35,19 @@ static int next(struct loader *L, yaml_event_t *ev, const char *where)
 			      "YAML syntax error: %s", L->parser.problem ? L->parser.problem : "unknown");
 		return -1;
 	}
-	switch (ev->type) {
-	case YAML_ALIAS_EVENT:
+	if (ev->type == YAML_ALIAS_EVENT) {
 		cfg_error_set(L->err, L->file, line_of(ev), where, "YAML aliases are not allowed");
 		yaml_event_delete(ev);
 		return -1;
-	case YAML_SCALAR_EVENT:
-		if (ev->data.scalar.anchor || ev->data.scalar.tag) {
-			cfg_error_set(L->err, L->file, line_of(ev), where,
-				      "YAML anchors and tags are not allowed");
-			yaml_event_delete(ev);
-			return -1;
-		}
-		break;
-	case YAML_MAPPING_START_EVENT:
-		if (ev->data.mapping_start.anchor || ev->data.mapping_start.tag) {
-			cfg_error_set(L->err, L->file, line_of(ev), where,
-				      "YAML anchors and tags are not allowed");
-			yaml_event_delete(ev);
-			return -1;
-		}
-		break;
-	case YAML_SEQUENCE_START_EVENT:
-		if (ev->data.sequence_start.anchor || ev->data.sequence_start.tag) {
-			cfg_error_set(L->err, L->file, line_of(ev), where,
-				      "YAML anchors and tags are not allowed");
-			yaml_event_delete(ev);
-			return -1;
-		}
-		break;
-	default:
-		break;
+	}
+	if ((ev->type == YAML_SCALAR_EVENT && (ev->data.scalar.anchor || ev->data.scalar.tag)) ||
+	    (ev->type == YAML_MAPPING_START_EVENT &&
+	     (ev->data.mapping_start.anchor || ev->data.mapping_start.tag)) ||
+	    (ev->type == YAML_SEQUENCE_START_EVENT &&
+	     (ev->data.sequence_start.anchor || ev->data.sequence_start.tag))) {
+		cfg_error_set(L->err, L->file, line_of(ev), where, "YAML anchors and tags are not allowed");
+		yaml_event_delete(ev);
+		return -1;
 	}
 	return 0;
 }
