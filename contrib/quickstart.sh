@@ -182,9 +182,9 @@ $prog: ----------------------------------------------------------------------
 $prog: starting certwardd in the foreground; Ctrl-C stops it and PostgreSQL
 $prog:   config          $config
 $prog:   logs            $(shorten "$log_dir")/<worker>.log (PostgreSQL: $pgdir/log/postgresql.log)
-$prog:   control socket  $control_socket
+$prog:   listening on    $control_socket (the control socket)
 $prog:   status          build/certward ctl -s $control_socket status
-$prog:   api             https://${listen:-?} (api.listen)
+$prog:   api.listen      ${listen:-?} (the HTTPS front end is not served by this version yet)
 $prog:   database        $dsn
 $prog: ----------------------------------------------------------------------
 EOF

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct peer {
 	char name[32];
 	unsigned role;
 	int inherited_fd; /* until the loop opens the channel */
+	bool had_channel; /* to tell a first channel from a replacement */
 	struct ipc_channel *ch;
 };
 
@@ -157,8 +159,10 @@ static void on_peer_close(struct ipc_channel *ch, int reason, void *ud)
 			if (w->control)
 				ipc_send(w->control, &f, -1);
 		} else {
-			log_event(LOG_WARN, NULL, NULL, "channel to %s closed (%s); waiting for its restart",
-				  w->peers[i].name, reason ? strerror(-reason) : "closed");
+			log_event(LOG_WARN, NULL, NULL,
+				  "channel to %s closed (%s); a new one comes when it restarts",
+				  w->peers[i].name, reason == -EPIPE || !reason ? "peer went away" :
+				  strerror(-reason));
 		}
 	}
 }
@@ -254,8 +258,13 @@ static void handle_peer_up(struct worker *w, struct ipc_msg *m, int fd)
 		log_error("cannot open the new channel to %s", p->name);
 		return;
 	}
-	w->peer_changes++;
-	log_info("channel to %s re-established", p->name);
+	if (p->had_channel) {
+		w->peer_changes++;
+		log_info("channel to %s re-established", p->name);
+	} else {
+		log_debug("channel to %s up", p->name);
+	}
+	p->had_channel = true;
 }
 
 static void handle_metrics(struct worker *w, struct ipc_msg *m)
@@ -541,6 +550,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 	for (size_t i = 0; i < w->npeers; i++) {
 		if (w->peers[i].inherited_fd < 0)
 			continue;
+		w->peers[i].had_channel = true;
 		w->peers[i].ch = ipc_channel_open(&w->loop, w->peers[i].inherited_fd, w->peers[i].role, w->peers[i].name,
 						  on_peer_msg, on_peer_close, w);
 	}

@@ -1,5 +1,6 @@
-"""Each executable links only what it needs (DESIGN.md §1): the store is the
-only one with libpq and has no BoringSSL; the master has neither."""
+"""Every executable answers --version and --help, and links only what it needs
+(DESIGN.md §1): the store is the only one with libpq and has no BoringSSL;
+the master has neither."""
 import os
 import subprocess
 import sys
@@ -39,6 +40,21 @@ for exe, want in rules.items():
     for k, v in want.items():
         if got[k] != v:
             print("FAIL %s: %s linked=%s, want %s (NEEDED: %s)" % (exe, k, got[k], v, ", ".join(libs)))
+            ok = False
+    passed += ok
+    failed += not ok
+for exe in rules:
+    ok = True
+    for flag, want in (("--version", exe + " "), ("--help", "usage: " + exe)):
+        out = subprocess.run([os.path.join(BUILD, exe), flag], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0 or want not in out.stdout:
+            print("FAIL %s %s: rc=%d stdout=%r stderr=%r" % (exe, flag, out.returncode, out.stdout, out.stderr))
+            ok = False
+    # a worker started by hand explains itself instead of misbehaving
+    if exe.startswith("certward-") and exe != "certward-agent":
+        out = subprocess.run([os.path.join(BUILD, exe)], capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 or "must be started by certwardd" not in out.stderr:
+            print("FAIL %s without certwardd: rc=%d stderr=%r" % (exe, out.returncode, out.stderr))
             ok = False
     passed += ok
     failed += not ok
