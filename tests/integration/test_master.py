@@ -88,6 +88,10 @@ def workers_are_separate_processes():
             status = f.read()
         check("NoNewPrivs:\t1" in status, "%s lacks no_new_privs" % w)
         check("Seccomp:\t2" in status, "%s has no seccomp filter" % w)
+        if w == "signer":
+            with open("/proc/%d/limits" % pid) as f:
+                core = [l for l in f if l.startswith("Max core file size")][0].split()
+            check(core[4] == "0" and core[5] == "0", "signer may dump core: %r" % core)
     check(len(pids) == len(WORKERS), "workers share a process")
     check(cw.proc.pid not in pids, "master is not a worker")
 
