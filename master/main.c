@@ -125,11 +125,12 @@ static int prepare(void)
 	/* 0711: the signer (another user) must reach its key directory below */
 	if (make_dir(cfg_str(c, "master", "state_dir"), 0711, M.uid, M.gid, M.as_root) != 0)
 		return -1;
-	if (cfg_is_set(c, "signer", "key_dir"))
-		snprintf(key_dir, sizeof key_dir, "%s", cfg_str(c, "signer", "key_dir"));
-	else
-		snprintf(key_dir, sizeof key_dir, "%s/signer", cfg_str(c, "master", "state_dir"));
+	signer_dir(c, "key_dir", key_dir, sizeof key_dir);
 	if (make_dir(key_dir, 0700, M.signer_uid, M.signer_gid, M.as_root) != 0)
+		return -1;
+	/* public certificates: written by the signer, read by anyone */
+	signer_dir(c, "cert_dir", key_dir, sizeof key_dir);
+	if (make_dir(key_dir, 0755, M.signer_uid, M.signer_gid, M.as_root) != 0)
 		return -1;
 	snprintf(run_dir, sizeof run_dir, "%s", cfg_str(c, "master", "control_socket"));
 	slash = strrchr(run_dir, '/');

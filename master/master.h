@@ -71,6 +71,8 @@ struct slot *slot_by_name(const char *name);
 int slot_restart(struct slot *s);
 const char *slot_state_name(const struct slot *s);
 char *section_for(const struct cfg *cfg, unsigned role, size_t *len);
+/* signer.key_dir or signer.cert_dir as configured, else their place in state_dir */
+void signer_dir(const struct cfg *cfg, const char *key, char *out, size_t outlen);
 
 /* logs.c */
 int logs_open(const char *dir);

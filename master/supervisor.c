@@ -106,17 +106,29 @@ static char *section_set(char *text, size_t *len, const char *key, const char *v
 	return text;
 }
 
+void signer_dir(const struct cfg *cfg, const char *key, char *out, size_t outlen)
+{
+	if (cfg_is_set(cfg, "signer", key))
+		snprintf(out, outlen, "%s", cfg_str(cfg, "signer", key));
+	else
+		snprintf(out, outlen, "%s/%s", cfg_str(cfg, "master", "state_dir"),
+			 strcmp(key, "key_dir") == 0 ? "signer" : "tls");
+}
+
 char *section_for(const struct cfg *cfg, unsigned role, size_t *len)
 {
 	char *text = NULL;
 
 	if (cfg_section_serialize(cfg, ipc_role_name(role), &text, len) != 0)
 		return NULL;
-	if (role == IPC_ROLE_SIGNER && !cfg_is_set(cfg, "signer", "key_dir")) {
+	if (role == IPC_ROLE_SIGNER) {
+		/* the signer does not see the master section: resolve its defaults here */
 		char dir[1100];
 
-		snprintf(dir, sizeof dir, "%s/signer", cfg_str(cfg, "master", "state_dir"));
+		signer_dir(cfg, "key_dir", dir, sizeof dir);
 		text = section_set(text, len, "key_dir", dir);
+		signer_dir(cfg, "cert_dir", dir, sizeof dir);
+		text = section_set(text, len, "cert_dir", dir);
 	}
 	return text;
 }

@@ -10,10 +10,13 @@
 #include "codec.h"
 #include "harden.h"
 #include "log.h"
+#include "tlskey.h"
 #include "worker.h"
 
 struct signer {
 	int key_dir_fd;
+	struct tls_key *api_key;
+	uint64_t refused;
 };
 
 static struct signer signer = {.key_dir_fd = -1};
@@ -53,7 +56,59 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	}
 	umask(077);
 	signer.key_dir_fd = open_key_dir(dir);
-	return signer.key_dir_fd < 0 ? -1 : 0;
+	if (signer.key_dir_fd < 0)
+		return -1;
+	signer.api_key = tls_key_open(section, dir, cfg_str(section, "signer", "cert_dir"));
+	return signer.api_key ? 0 : -1;
+}
+
+static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
+{
+	struct ipc_msg r = {0};
+
+	if (fd >= 0)
+		close(fd);
+	switch (m->type) {
+	case IPC_T_TLS_CERT_GET: {
+		size_t len;
+		const char *pem = tls_key_chain_pem(signer.api_key, &len);
+
+		r.type = IPC_T_TLS_CERT;
+		r.u.tls_cert.chain_pem.ptr = (const uint8_t *)pem;
+		r.u.tls_cert.chain_pem.len = (uint32_t)len;
+		ipc_reply(from, m, &r);
+		return;
+	}
+	case IPC_T_TLS_SIGN: {
+		uint8_t sig[1024];
+		long n;
+
+		if (m->u.tls_sign.algorithm > 0xffff ||
+		    (n = tls_key_sign(signer.api_key, (uint16_t)m->u.tls_sign.algorithm,
+				      m->u.tls_sign.input.ptr, m->u.tls_sign.input.len, sig,
+				      sizeof sig)) < 0) {
+			signer.refused++;
+			log_event(LOG_WARN, NULL, NULL, "refused a TLS signature (scheme 0x%04x) for %s",
+				  m->u.tls_sign.algorithm & 0xffff, ipc_channel_peer(from));
+			ipc_reply_error(from, m, EINVAL, "signature scheme does not fit the key");
+			return;
+		}
+		r.type = IPC_T_TLS_SIGNATURE;
+		r.u.tls_signature.signature.ptr = sig;
+		r.u.tls_signature.signature.len = (uint32_t)n;
+		ipc_reply(from, m, &r);
+		return;
+	}
+	default:
+		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
+	}
+}
+
+static void signer_metrics(struct worker *w, struct strbuf *out)
+{
+	strbuf_printf(out, "tls_signatures_total %llu\n",
+		      (unsigned long long)(signer.api_key ? tls_key_signatures(signer.api_key) : 0));
+	strbuf_printf(out, "tls_signatures_refused_total %llu\n", (unsigned long long)signer.refused);
 }
 
 static void signer_stop(struct worker *w)
@@ -61,6 +116,8 @@ static void signer_stop(struct worker *w)
 	if (signer.key_dir_fd >= 0)
 		close(signer.key_dir_fd);
 	signer.key_dir_fd = -1;
+	tls_key_free(signer.api_key);
+	signer.api_key = NULL;
 }
 
 static const struct worker_ops ops = {
@@ -68,6 +125,8 @@ static const struct worker_ops ops = {
 	.summary = "certward-signer: holds CA, OCSP and TLS private keys and makes every signature.",
 	.harden = HARDEN_SECRETS,
 	.init = signer_init,
+	.on_message = signer_message,
+	.metrics = signer_metrics,
 	.stop = signer_stop,
 };
 
