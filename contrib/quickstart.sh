@@ -184,7 +184,7 @@ $prog:   config          $config
 $prog:   logs            $(shorten "$log_dir")/<worker>.log (PostgreSQL: $pgdir/log/postgresql.log)
 $prog:   listening on    $control_socket (the control socket)
 $prog:   status          build/certward ctl -s $control_socket status
-$prog:   api.listen      ${listen:-?} (the HTTPS front end is not served by this version yet)
+$prog:   api             https://${listen:-?}  (GET /health, /ready, /metrics)
 $prog:   database        $dsn
 $prog: ----------------------------------------------------------------------
 EOF
@@ -211,10 +211,30 @@ trap 'forward HUP TERM' HUP
 # terminal then reaches only this script, which forwards it exactly once, and
 # certwardd starts with default signal dispositions (without job control,
 # bash would start it with SIGINT ignored).
+# The signer (re)publishes the api certificate at each start; print its path
+# and fingerprint once the fresh one is there, so clients can pin it.
+cert_marker=$(mktemp)
+announce_cert() {
+	local crt fp
+	crt=$(config_get signer cert_dir)
+	crt=${crt:-$var/state/tls}/api.crt
+	for _ in $(seq 1 60); do
+		if [ -s "$crt" ] && [ "$crt" -nt "$cert_marker" ]; then
+			fp=$(openssl x509 -in "$crt" -noout -fingerprint -sha256 | cut -d= -f2)
+			say "api certificate $(shorten "$crt") SHA-256 $fp"
+			say "try: curl --cacert $(shorten "$crt") https://${listen:-?}/health"
+			break
+		fi
+		sleep 0.5
+	done
+	rm -f "$cert_marker"
+}
+sleep 1 # a coarse mtime must still tell the new certificate from an old one
 set -m
 "$build/certwardd" -f -c "$config" </dev/null &
 cw_pid=$!
 set +m
+announce_cert &
 if [ -n "$pending_signal" ]; then
 	say "stopping certwardd (PID $cw_pid) with SIG$pending_signal"
 	kill -s "$pending_signal" "$cw_pid" 2>/dev/null || true

@@ -12,6 +12,7 @@
 /* Stop queueing writes to a peer that does not read. */
 #define WRITE_QUEUE_MAX (16u << 20)
 #define READ_CHUNK 65536
+#define INITIAL_BUF (IPC_HEADER_LEN + 65536)
 
 struct pending {
 	uint64_t id;
@@ -166,7 +167,7 @@ static void protocol_error(struct ipc_channel *ch, int rc, const struct ipc_head
 /* Consume every complete frame in the buffer. */
 static void drain(struct ipc_channel *ch)
 {
-	size_t off = 0;
+	size_t off = 0, need = 0;
 
 	while (!ch->closing && ch->len - off >= IPC_HEADER_LEN) {
 		struct ipc_header h;
@@ -180,8 +181,10 @@ static void drain(struct ipc_channel *ch)
 			return;
 		}
 		flen = IPC_HEADER_LEN + (size_t)h.len;
-		if (ch->len - off < flen)
+		if (ch->len - off < flen) {
+			need = flen;
 			break;
+		}
 		rc = ipc_decode(ch->buf + off, flen, ch->peer_role, &m);
 		if (rc != IPC_OK) {
 			protocol_error(ch, rc, &h);
@@ -204,6 +207,18 @@ static void drain(struct ipc_channel *ch)
 	if (off) {
 		memmove(ch->buf, ch->buf + off, ch->len - off);
 		ch->len -= off;
+	}
+	/* the buffer grows to the frame being assembled, never past what its
+	 * (already validated) header announced */
+	if (need > ch->cap) {
+		uint8_t *p = realloc(ch->buf, need);
+
+		if (!p) {
+			protocol_error(ch, IPC_E_NOMEM, NULL);
+			return;
+		}
+		ch->buf = p;
+		ch->cap = need;
 	}
 }
 
@@ -257,7 +272,8 @@ struct ipc_channel *ipc_channel_open(uv_loop_t *loop, int fd, unsigned peer_role
 	ch->on_close = on_close;
 	ch->ud = ud;
 	ch->max_frame = IPC_HEADER_LEN + ipc_payload_bound_max();
-	ch->cap = ch->max_frame;
+	/* most frames are small: start there and grow for a large one */
+	ch->cap = ch->max_frame < INITIAL_BUF ? ch->max_frame : INITIAL_BUF;
 	ch->buf = malloc(ch->cap);
 	ch->chunk = malloc(READ_CHUNK);
 	ch->next_id = 1;

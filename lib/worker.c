@@ -77,6 +77,11 @@ struct ipc_channel *worker_peer(struct worker *w, unsigned role)
 	return NULL;
 }
 
+struct ipc_channel *worker_control(struct worker *w)
+{
+	return w->control;
+}
+
 static struct peer *peer_by_name(struct worker *w, const char *name)
 {
 	for (size_t i = 0; i < w->npeers; i++)

@@ -43,6 +43,8 @@ uv_loop_t *worker_loop(struct worker *w);
 const char *worker_name(const struct worker *w);
 /* The current channel to a wired peer by role, or NULL while it restarts. */
 struct ipc_channel *worker_peer(struct worker *w, unsigned role);
+/* The channel to the master, or NULL while stopping. */
+struct ipc_channel *worker_control(struct worker *w);
 void *worker_data(struct worker *w);
 void worker_set_data(struct worker *w, void *data);
 /* Deadline for requests this worker makes (master.ipc_timeout). */

@@ -38,6 +38,7 @@ struct slot {
 	size_t section_len;
 	bool restart_now;    /* restart as soon as it exits (ctl restart, reload) */
 	bool retired;        /* removed by a reload (fewer api processes) */
+	unsigned generation; /* bumped at each start: tells one process of the slot from the next */
 };
 
 #define MAX_SLOTS 72
@@ -81,6 +82,10 @@ void logs_close(void);
 /* Starts reading a worker's stderr from fd (the read end of its pipe). */
 void logs_attach(const struct slot *s, int fd);
 void logs_master_sink(const char *line, size_t len);
+
+/* metrics.c: answers to the api's WORKERS_GET and METRICS_ALL_GET */
+void metrics_gather(struct slot *asker, const struct ipc_msg *req);
+void workers_report(struct ipc_channel *reply_to, const struct ipc_msg *req);
 
 /* control.c */
 int control_open(const char *path, char *err, size_t errlen);

@@ -168,6 +168,12 @@ static void on_worker_msg(struct ipc_channel *ch, struct ipc_msg *m, int fd, voi
 				  m->u.ready.pid);
 		}
 		break;
+	case IPC_T_WORKERS_GET:
+		workers_report(ch, m);
+		break;
+	case IPC_T_METRICS_ALL_GET:
+		metrics_gather(s, m);
+		break;
 	case IPC_T_PEER_FAULT: {
 		struct slot *bad = slot_by_name(m->u.peer_fault.peer);
 
@@ -388,6 +394,7 @@ static int spawn(struct slot *s)
 		return -1;
 	}
 	s->proc_active = true;
+	s->generation++;
 	s->pid = s->proc.pid;
 	s->started_ms = now_ms();
 	s->state = SLOT_STARTING;

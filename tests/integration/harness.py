@@ -54,8 +54,10 @@ class Postgres:
 
 
 class Certward:
-    def __init__(self, root, dsn, extra=""):
+    def __init__(self, root, dsn, extra="", api_extra=""):
         self.root = root
+        self.api_port = free_port()
+        self.api_extra = api_extra
         self.state = os.path.join(root, "state")
         self.logs = os.path.join(root, "log")
         self.sock = os.path.join(root, "run", "control.sock")
@@ -80,7 +82,11 @@ class Certward:
                     "  stop_timeout: 5s\n"
                     "store:\n"
                     "  dsn: \"%s\"\n"
-                    "  pool_size: 2\n" % (BUILD, self.state, self.logs, self.sock, self.dsn))
+                    "  pool_size: 2\n"
+                    "api:\n"
+                    "  listen: 127.0.0.1:%d\n" % (BUILD, self.state, self.logs, self.sock, self.dsn,
+                                                   self.api_port))
+            f.write(self.api_extra)
             f.write(extra)
 
     def start(self):
@@ -153,6 +159,14 @@ class Certward:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def exe_of(pid):

@@ -1,14 +1,60 @@
 /* certward-api: the network-facing front end. It holds no private key and no
  * database credentials; it reaches the store, the signer and the scheduler
- * only through its IPC channels. */
+ * only through its IPC channels. TLS handshake signatures are made by the
+ * signer (tls_server.c). */
+#include <stdlib.h>
+
 #include "codec.h"
 #include "harden.h"
+#include "http.h"
+#include "log.h"
+#include "tls_server.h"
 #include "worker.h"
+
+struct api {
+	struct tls_server *tls;
+	struct http_service *http;
+};
+
+static struct api api;
+
+static int api_init(struct worker *w, const struct cfg *section)
+{
+	api.http = http_service_new(w, section);
+	if (!api.http)
+		return -1;
+	api.tls = tls_server_new(w, section, http_tls_app());
+	if (!api.tls)
+		return -1;
+	/* the certificate arrives from the signer once the loop runs */
+	tls_server_start(api.tls);
+	return 0;
+}
+
+static void api_metrics(struct worker *w, struct strbuf *out)
+{
+	if (api.tls)
+		tls_server_metrics(api.tls, out);
+	if (api.http)
+		http_service_metrics(api.http, out);
+}
+
+static void api_stop(struct worker *w)
+{
+	if (api.tls)
+		tls_server_stop(api.tls);
+	api.tls = NULL;
+	http_service_free(api.http);
+	api.http = NULL;
+}
 
 static const struct worker_ops ops = {
 	.role = IPC_ROLE_API,
 	.summary = "certward-api: HTTPS front end of certward (REST API and protocol endpoints).",
 	.harden = HARDEN_NET_ACCEPT,
+	.init = api_init,
+	.metrics = api_metrics,
+	.stop = api_stop,
 };
 
 int main(int argc, char **argv)

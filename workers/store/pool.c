@@ -7,7 +7,7 @@
 #include "log.h"
 
 #define RETRY_MIN_MS 250
-#define RETRY_MAX_MS 30000
+#define RETRY_MAX_MS 5000
 
 struct pg_conn {
 	struct pg_pool *pool;
@@ -214,6 +214,11 @@ void pg_pool_stop(struct pg_pool *p)
 unsigned pg_pool_connected(const struct pg_pool *p)
 {
 	return p ? p->connected : 0;
+}
+
+unsigned pg_pool_size(const struct pg_pool *p)
+{
+	return p ? p->size : 0;
 }
 
 void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out)

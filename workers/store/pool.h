@@ -14,6 +14,7 @@ struct pg_pool *pg_pool_start(uv_loop_t *loop, const char *dsn, unsigned size,
 			      uint64_t connect_timeout_ms);
 void pg_pool_stop(struct pg_pool *p);
 unsigned pg_pool_connected(const struct pg_pool *p);
+unsigned pg_pool_size(const struct pg_pool *p);
 void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out);
 
 #endif

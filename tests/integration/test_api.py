@@ -1,0 +1,282 @@
+"""The api's TLS front end against a real certwardd: TLS 1.3 only by default,
+the key kept in the signer (a memory scan proves it), handshakes surviving a
+signer restart, handshake timeout and connection limit."""
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Certward, Postgres, check, log, make_root, remove_root, wait_for)
+
+passed = 0
+failed = 0
+
+
+def case(fn):
+    global passed, failed
+    t0 = time.monotonic()
+    try:
+        fn()
+        passed += 1
+        log("PASS %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+    except Exception as e:
+        failed += 1
+        log("FAIL %s: %s" % (fn.__name__, e))
+        if cw is not None:
+            log("certwardd output tail:\n" + cw.tail())
+
+
+def cert_path():
+    return os.path.join(cw.state, "tls", "api.crt")
+
+
+def s_client(*args):
+    return subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % cw.api_port,
+                           "-servername", "localhost", "-CAfile", cert_path()] + list(args),
+                          input="Q\n", capture_output=True, text=True, timeout=30)
+
+
+def tls_context():
+    ctx = ssl.create_default_context(cafile=cert_path())
+    ctx.check_hostname = False  # the certificate names 127.0.0.1 as an IP SAN; keep it simple
+    return ctx
+
+
+def handshake_once(ctx, timeout=5):
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.version()
+
+
+def tls13_only_by_default():
+    wait_for("certificate published", lambda: os.path.exists(cert_path()), timeout=30)
+    out = wait_for("TLS 1.3 handshake", lambda: (lambda o: o if "Verify return code: 0 (ok)" in o.stdout else None)(s_client("-tls1_3")), timeout=20)
+    check("TLSv1.3" in out.stdout, "not TLS 1.3: %s" % out.stdout[-500:])
+    out = s_client("-tls1_2")
+    check("Cipher is (NONE)" in out.stdout or "alert protocol version" in out.stderr,
+          "TLS 1.2 accepted by default: %s" % out.stdout[-300:])
+    # the fingerprint the signer logged is the published certificate's
+    fp = subprocess.run(["openssl", "x509", "-in", cert_path(), "-noout", "-fingerprint", "-sha256"],
+                        capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+    with open(os.path.join(cw.logs, "signer.log")) as f:
+        check("sha256=" + fp in f.read(), "signer.log does not show fingerprint %s" % fp)
+
+
+def private_key_scalar():
+    key = os.path.join(cw.state, "signer", "api-tls.key")
+    txt = subprocess.run(["openssl", "pkey", "-in", key, "-noout", "-text"], capture_output=True,
+                         text=True, check=True).stdout
+    m = re.search(r"priv:\s*((?:[0-9a-f]{2}:?\s*)+)pub:", txt, re.S)
+    check(m, "cannot read the private scalar")
+    b = bytes.fromhex(re.sub(r"[^0-9a-f]", "", m.group(1)))
+    return b[-32:] if len(b) > 32 else b
+
+
+def memory_contains(pid, needles):
+    """Scans the writable mappings of pid for any of the byte strings."""
+    found = False
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            if "w" not in parts[1]:
+                continue
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            if end - start > (1 << 31):
+                continue  # sanitizer shadow reservations: nothing of ours lives there
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if any(n in chunk for n in needles):
+                found = True
+                break
+    return found
+
+
+def key_only_in_signer():
+    st = wait_for("all running", cw.all_running, timeout=30)
+    scalar = private_key_scalar()
+    # BoringSSL keeps scalars as little-endian machine words: look for both orders
+    needles = [scalar, scalar[::-1]]
+    check(memory_contains(st["signer"]["pid"], needles), "scan did not find the key in the signer: the scan is broken")
+    check(not memory_contains(st["api"]["pid"], needles), "the api's memory holds the TLS private key")
+    with open("/proc/%d/maps" % st["api"]["pid"]) as f:
+        check("libpq" not in f.read(), "libpq mapped in the api")
+    with open("/proc/%d/maps" % st["store"]["pid"]) as f:
+        maps = f.read()
+        check("libssl.so.0" not in maps and "libcrypto.so.0" not in maps, "BoringSSL mapped in the store")
+
+
+def handshakes_survive_signer_restart():
+    ctx = tls_context()
+    stop = threading.Event()
+    results = []
+
+    def storm():
+        while not stop.is_set():
+            try:
+                handshake_once(ctx, timeout=3)
+                results.append((time.monotonic(), True))
+            except (OSError, ssl.SSLError):
+                results.append((time.monotonic(), False))
+
+    threads = [threading.Thread(target=storm) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        before = cw.status()["signer"]["pid"]
+        os.kill(before, signal.SIGKILL)
+        wait_for("signer back", lambda: (lambda s: s["signer"]["state"] == "running" and s["signer"]["pid"] != before)(cw.status()), timeout=20)
+        t_back = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    ok_before = sum(1 for t, ok in results if ok and t < t_back - 1.0)
+    ok_after = sum(1 for t, ok in results if ok and t > t_back + 0.5)
+    failures = sum(1 for _, ok in results if not ok)
+    log("  handshakes: %d ok before the kill, %d failed around it, %d ok after" % (ok_before, failures, ok_after))
+    check(ok_before > 0 and ok_after > 0, "handshakes did not recover: %r" % ((ok_before, failures, ok_after),))
+    handshake_once(ctx)
+
+
+def slow_client_is_cut_off():
+    # handshake_timeout is 1s in this test's config; a silent client is dropped
+    ctx = tls_context()
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as slow:
+        t0 = time.monotonic()
+        handshake_once(ctx)  # others are served meanwhile
+        slow.settimeout(10)
+        data = slow.recv(100)
+        took = time.monotonic() - t0
+    check(data == b"" and took < 5, "silent client kept for %.1fs (got %r)" % (took, data))
+
+
+def connection_limit():
+    ctx = tls_context()
+    held = []
+    try:
+        for _ in range(4):  # max_connections is 4 in this test's config
+            raw = socket.create_connection(("127.0.0.1", cw.api_port), timeout=5)
+            held.append(ctx.wrap_socket(raw, server_hostname="localhost"))
+        try:
+            handshake_once(ctx, timeout=5)
+            check(False, "a fifth connection was served")
+        except (OSError, ssl.SSLError):
+            pass
+        m = cw.metrics("api")
+        check(m["tls_connections_refused_total"] >= 1, "refusal not counted: %r" % m)
+    finally:
+        for s in held:
+            s.close()
+    wait_for("slots free again", lambda: cw.metrics("api")["tls_connections_open"] == 0, timeout=10)
+    handshake_once(ctx)
+
+
+def curl(path, *extra):
+    out = subprocess.run(["curl", "-sS", "--cacert", cert_path(), "-o", "-", "-w", "\n%{http_code}",
+                          "https://127.0.0.1:%d%s" % (cw.api_port, path)] + list(extra),
+                         capture_output=True, text=True, timeout=30)
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def http_endpoints():
+    code, body = curl("/health")
+    check(code == 200 and '"ok"' in body, "/health: %r" % ((code, body),))
+    code, body = wait_for("ready", lambda: (lambda r: r if r[0] == 200 else None)(curl("/ready")), timeout=20)
+    check('"ready"' in body, "/ready: %r" % body)
+    code, body = curl("/metrics")
+    check(code == 200 and 'certward_worker_up{worker="store"} 1' in body and
+          "# TYPE certward_http_requests counter" in body, "/metrics: %r" % body[:400])
+    code, body = curl("/nope")
+    check(code == 404 and "problem" not in body and '"status":404' in body, "/nope: %r" % ((code, body),))
+    code, _ = curl("/health", "-X", "POST")
+    check(code == 405, "POST /health gave %d" % code)
+    # a header section over the limit
+    code, _ = curl("/health", "-H", "X-Big: " + "a" * 20000)
+    check(code == 431, "oversize header gave %d" % code)
+    with open(os.path.join(cw.logs, "api.log")) as f:
+        log_text = f.read()
+    check(re.search(r'reqid=[0-9a-f]{16} msg="request" method=GET path="/health" status=200 bytes=\d+ '
+                    r'duration_us=\d+ client=127\.0\.0\.1', log_text), "no access-log line for /health")
+
+
+def pipelined_keepalive():
+    ctx = tls_context()
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            s.sendall(req * 3 + b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    check(data.count(b"HTTP/1.1 200 OK") == 4, "pipelined answers: %r" % data[:600])
+    check(data.rfind(b'"ready"') > data.rfind(b'{"status":"ok"}'), "answers out of order")
+
+
+def ready_follows_postgres():
+    subprocess.run([os.path.join(os.environ["CERTWARD_SOURCE_DIR"], "contrib", "pg.sh"), "stop", pg.dir],
+                   capture_output=True, timeout=120)
+    code, body = wait_for("503", lambda: (lambda r: r if r[0] == 503 else None)(curl("/ready")), timeout=15)
+    check("postgresql" in body, "503 body does not name postgresql: %r" % body)
+    check(curl("/health")[0] == 200, "liveness must not depend on the database")
+    pid = cw.status()["store"]["pid"]
+    Postgres(root, pg.port)
+    wait_for("200 again", lambda: curl("/ready")[0] == 200, timeout=30)
+    check(cw.status()["store"]["pid"] == pid, "the store was restarted")
+
+
+def tls12_when_configured():
+    cw.api_extra = "  tls_min_version: \"1.2\"\n  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.write_config()
+    before = cw.status()["api"]["pid"]
+    out = cw.ctl("reload").stdout
+    check("api restarted" in out, "reload: %r" % out)
+    wait_for("api back", lambda: (lambda s: s["api"]["state"] == "running" and s["api"]["pid"] != before)(cw.status()), timeout=20)
+    out = wait_for("TLS 1.2 handshake", lambda: (lambda o: o if "Verify return code: 0 (ok)" in o.stdout else None)(s_client("-tls1_2")), timeout=20)
+    check("TLSv1.2" in out.stdout, "TLS 1.2 refused although configured")
+
+
+root = make_root("certward-api-")
+cw = None
+pg = None
+try:
+    pg = Postgres(root, 15900 + os.getpid() % 90)
+    cw = Certward(root, pg.dsn, api_extra="  handshake_timeout: 1s\n  max_connections: 4\n")
+    cw.start()
+    wait_for("all running", cw.all_running, timeout=60)
+    case(tls13_only_by_default)
+    case(http_endpoints)
+    case(pipelined_keepalive)
+    case(ready_follows_postgres)
+    case(key_only_in_signer)
+    case(handshakes_survive_signer_restart)
+    case(slow_client_is_cut_off)
+    case(connection_limit)
+    case(tls12_when_configured)
+    rc = cw.stop()
+    if rc != 0:
+        failed += 1
+        log("FAIL certwardd exit status %r" % rc)
+finally:
+    if cw:
+        cw.kill_everything()
+    if pg:
+        pg.stop()
+    remove_root(root)
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

@@ -1,0 +1,222 @@
+#include "handlers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "util.h"
+
+/* A pending answer that needs IPC: /ready asks the master and the store,
+ * /metrics asks the master. */
+struct handler_reply {
+	struct worker *w;
+	respond_fn respond;
+	void *ctx;
+	int cancelled;
+	unsigned waiting;
+	int is_metrics;
+	/* /ready */
+	char *workers_text;
+	int workers_failed;
+	int store_failed;
+	unsigned store_up, store_size;
+	/* /metrics */
+	char *metrics;
+	size_t metrics_len;
+};
+
+static void reply_free(struct handler_reply *r)
+{
+	free(r->workers_text);
+	free(r->metrics);
+	free(r);
+}
+
+void handler_cancel(struct handler_reply *r)
+{
+	if (r)
+		r->cancelled = 1;
+}
+
+const char *handler_route(const char *path)
+{
+	static const char *const known[] = {"/health", "/ready", "/metrics"};
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(path, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+static void json_error(respond_fn respond, void *ctx, int status, const char *title)
+{
+	char body[256];
+	int n = snprintf(body, sizeof body,
+			 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d}\n", title, status);
+
+	respond(ctx, status, "application/problem+json", body, (size_t)n);
+}
+
+/* /ready: 200 when every worker runs and the store reaches PostgreSQL,
+ * else 503 naming what is not ready. */
+static void ready_finish(struct handler_reply *r)
+{
+	struct strbuf items, out;
+
+	strbuf_init(&items, 16384);
+	if (r->workers_text) {
+		char *save = NULL, *line;
+
+		for (line = strtok_r(r->workers_text, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char name[33], state[17];
+
+			if (sscanf(line, "%32s %16s", name, state) == 2 && strcmp(state, "running") != 0)
+				strbuf_printf(&items, "%s{\"component\":\"%s\",\"state\":\"%s\"}",
+					      items.len ? "," : "", name, state);
+		}
+	}
+	if (r->workers_failed)
+		strbuf_printf(&items, "%s{\"component\":\"master\",\"state\":\"unreachable\"}",
+			      items.len ? "," : "");
+	if (r->store_failed || r->store_up == 0)
+		strbuf_printf(&items, "%s{\"component\":\"postgresql\",\"state\":\"%s\"}",
+			      items.len ? "," : "",
+			      r->store_failed ? "store unreachable" : "not connected");
+	strbuf_init(&out, 16500);
+	strbuf_printf(&out, "{\"status\":\"%s\",\"not_ready\":[%s]}\n",
+		      items.len ? "not ready" : "ready", items.p ? items.p : "");
+	r->respond(r->ctx, items.len ? 503 : 200, "application/json", out.p, out.len);
+	strbuf_free(&out);
+	strbuf_free(&items);
+}
+
+static void finish_one(struct handler_reply *r)
+{
+	if (--r->waiting > 0)
+		return;
+	if (!r->cancelled) {
+		if (r->is_metrics) {
+			if (r->metrics)
+				r->respond(r->ctx, 200, "text/plain; version=0.0.4; charset=utf-8",
+					   r->metrics, r->metrics_len);
+			else
+				json_error(r->respond, r->ctx, 503, "metrics unavailable");
+		} else {
+			ready_finish(r);
+		}
+	}
+	reply_free(r);
+}
+
+static void on_workers(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct handler_reply *r = arg;
+
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m->type == IPC_T_WORKERS)
+		r->workers_text = strndup((const char *)m->u.workers.text.ptr, m->u.workers.text.len);
+	else
+		r->workers_failed = 1;
+	finish_one(r);
+}
+
+static void on_store(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct handler_reply *r = arg;
+
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m->type == IPC_T_STORE_HEALTH) {
+		r->store_up = m->u.store_health.connections_up;
+		r->store_size = m->u.store_health.pool_size;
+	} else {
+		r->store_failed = 1;
+	}
+	finish_one(r);
+}
+
+static void on_metrics(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct handler_reply *r = arg;
+
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m->type == IPC_T_METRICS_ALL) {
+		r->metrics = malloc(m->u.metrics_all.text.len + 1);
+		if (r->metrics) {
+			memcpy(r->metrics, m->u.metrics_all.text.ptr, m->u.metrics_all.text.len);
+			r->metrics_len = m->u.metrics_all.text.len;
+		}
+	}
+	finish_one(r);
+}
+
+static void ask(struct handler_reply *r, struct ipc_channel *ch, uint16_t type, ipc_reply_cb cb,
+		int *failed)
+{
+	struct ipc_msg m = {.type = type};
+
+	r->waiting++;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(r->w), cb, r) != 0) {
+		if (failed)
+			*failed = 1;
+		r->waiting--;
+	}
+}
+
+struct handler_reply *handle_request(struct worker *w, const char *method, const char *path,
+				     respond_fn respond, void *ctx)
+{
+	const char *route = handler_route(path);
+	struct handler_reply *r;
+	int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+	if (strcmp(route, "other") == 0) {
+		json_error(respond, ctx, 404, "Not Found");
+		return NULL;
+	}
+	if (!is_get) {
+		json_error(respond, ctx, 405, "Method Not Allowed");
+		return NULL;
+	}
+	if (strcmp(route, "/health") == 0) {
+		respond(ctx, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+		return NULL;
+	}
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		json_error(respond, ctx, 503, "out of memory");
+		return NULL;
+	}
+	r->w = w;
+	r->respond = respond;
+	r->ctx = ctx;
+	r->waiting = 1; /* held until every question is out */
+	if (strcmp(route, "/metrics") == 0) {
+		r->is_metrics = 1;
+		ask(r, worker_control(w), IPC_T_METRICS_ALL_GET, on_metrics, NULL);
+	} else {
+		ask(r, worker_control(w), IPC_T_WORKERS_GET, on_workers, &r->workers_failed);
+		ask(r, worker_peer(w, IPC_ROLE_STORE), IPC_T_STORE_HEALTH_GET, on_store, &r->store_failed);
+	}
+	/* the caller may cancel from inside respond(); keep the handle valid until
+	 * we return it by finishing after the caller has it when answers are out */
+	if (r->waiting == 1) {
+		r->waiting = 0;
+		if (!r->cancelled) {
+			if (r->is_metrics)
+				json_error(respond, ctx, 503, "metrics unavailable");
+			else
+				ready_finish(r);
+		}
+		reply_free(r);
+		return NULL;
+	}
+	r->waiting--;
+	return r;
+}

@@ -1,0 +1,255 @@
+/* HTTP/1.1 over the api's TLS connections (lib/http1 does the framing),
+ * with the built-in endpoints of handlers.c and one access-log line per
+ * request. */
+#include "http.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "handlers.h"
+#include "http1.h"
+#include "log.h"
+
+/* bytes received while the HTTP layer pauses (pipelining backpressure) */
+#define PENDING_MAX (256u * 1024u)
+
+struct http_service {
+	struct worker *w;
+	struct http1_limits limits;
+	uint64_t requests, by_class[6], errors_framing;
+};
+
+static struct http_service *service; /* one per process */
+
+struct hconn {
+	struct tls_conn *tc;
+	struct http1_conn *h;
+	uint8_t *pending;
+	size_t pending_len;
+	int in_feed;
+};
+
+struct exchange {
+	struct hconn *hc;
+	struct http1_exchange *ex;
+	struct handler_reply *reply;
+	uint64_t t0;
+	char method[16];
+	char path[128];
+	char reqid[20];
+};
+
+static void pump(struct hconn *hc)
+{
+	const uint8_t *p;
+	size_t len;
+
+	while (http1_output(hc->h, &p, &len)) {
+		if (tls_conn_send(hc->tc, p, len) != 0)
+			return; /* the connection is closing */
+		http1_output_consumed(hc->h, len);
+	}
+	if (http1_should_close(hc->h))
+		tls_conn_close(hc->tc, 1);
+	/* flushes what was queued (and closes after it, when asked to) */
+	tls_conn_resume(hc->tc);
+}
+
+static void access_log(struct hconn *hc, const char *method, const char *path, int status,
+		       size_t bytes, uint64_t t0, const char *reqid)
+{
+	char kv[512], qpath[300];
+
+	log_quote(qpath, sizeof qpath, path, strlen(path));
+	snprintf(kv, sizeof kv, "method=%s path=%s status=%d bytes=%zu duration_us=%" PRIu64
+		 " client=%s", method, qpath, status, bytes, now_us() - t0, tls_conn_peer(hc->tc));
+	log_event(LOG_INFO, reqid, kv, "request");
+	service->requests++;
+	if (status >= 100 && status < 600)
+		service->by_class[status / 100]++;
+}
+
+static void respond(void *arg, int status, const char *content_type, const char *body, size_t len)
+{
+	struct exchange *x = arg;
+	struct hconn *hc = x->hc;
+	struct http1_header h[2] = {{"Content-Type", content_type}, {"X-Request-Id", x->reqid}};
+
+	if (http1_respond(x->ex, status, h, 2, body, len) != 0)
+		http1_respond(x->ex, 500, NULL, 0, NULL, 0);
+	access_log(hc, x->method, x->path, status, len, x->t0, x->reqid);
+	free(x);
+	if (!hc->in_feed)
+		pump(hc);
+}
+
+static void on_request(struct http1_conn *c, struct http1_exchange *ex,
+		       const struct http1_request *req, void *ud)
+{
+	struct hconn *hc = ud;
+	struct exchange *x = calloc(1, sizeof *x);
+	uint8_t rnd[8];
+
+	if (!x) {
+		http1_respond(ex, 503, NULL, 0, NULL, 0);
+		return;
+	}
+	x->hc = hc;
+	x->ex = ex;
+	x->t0 = now_us();
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		memset(rnd, 0, sizeof rnd);
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(x->reqid + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(x->method, sizeof x->method, "%s", req->method);
+	snprintf(x->path, sizeof x->path, "%s", req->path);
+	http1_exchange_set_data(ex, x);
+	/* respond() may run before this returns (and free x) */
+	{
+		struct handler_reply *r = handle_request(service->w, req->method, req->path, respond, x);
+
+		if (r)
+			x->reply = r;
+	}
+}
+
+static void on_abandon(struct http1_conn *c, struct http1_exchange *ex, void *ud)
+{
+	struct exchange *x = http1_exchange_data(ex);
+
+	if (x) {
+		handler_cancel(x->reply);
+		free(x);
+	}
+}
+
+static const struct http1_handler handler = {
+	.on_request = on_request,
+	.on_abandon = on_abandon,
+};
+
+static void feed(struct hconn *hc)
+{
+	size_t used = 0;
+	int rc;
+
+	if (!hc->pending_len || !http1_wants_read(hc->h))
+		return;
+	hc->in_feed = 1;
+	rc = http1_feed(hc->h, hc->pending, hc->pending_len, &used);
+	hc->in_feed = 0;
+	memmove(hc->pending, hc->pending + used, hc->pending_len - used);
+	hc->pending_len -= used;
+	if (rc != 0) {
+		service->errors_framing++;
+		http1_error_response(hc->h, rc);
+		access_log(hc, "-", "-", rc, 0, now_us(), NULL);
+		hc->pending_len = 0;
+	}
+}
+
+static void *app_open(struct tls_conn *tc, const char *alpn)
+{
+	struct hconn *hc = calloc(1, sizeof *hc);
+
+	if (!hc)
+		return NULL;
+	hc->tc = tc;
+	hc->h = http1_conn_new(&service->limits, &handler, hc);
+	hc->pending = malloc(PENDING_MAX);
+	if (!hc->h || !hc->pending) {
+		if (hc->h)
+			http1_conn_free(hc->h);
+		free(hc->pending);
+		free(hc);
+		return NULL;
+	}
+	return hc;
+}
+
+static void app_data(struct tls_conn *tc, void *state, const uint8_t *p, size_t len)
+{
+	struct hconn *hc = state;
+
+	if (len > PENDING_MAX - hc->pending_len) {
+		/* the tls layer stops reading when we do not want input, so this is a
+		 * peer pushing past every bound */
+		tls_conn_close(tc, 0);
+		return;
+	}
+	memcpy(hc->pending + hc->pending_len, p, len);
+	hc->pending_len += len;
+	feed(hc);
+	pump(hc);
+}
+
+static int app_wants_read(struct tls_conn *tc, void *state)
+{
+	struct hconn *hc = state;
+
+	return http1_wants_read(hc->h) && hc->pending_len < PENDING_MAX / 2;
+}
+
+static void app_drained(struct tls_conn *tc, void *state)
+{
+	struct hconn *hc = state;
+
+	/* answers went out: the parser may take the input it paused on */
+	if (hc->pending_len && http1_wants_read(hc->h)) {
+		feed(hc);
+		pump(hc);
+	}
+}
+
+static void app_close(struct tls_conn *tc, void *state)
+{
+	struct hconn *hc = state;
+
+	http1_conn_free(hc->h);
+	free(hc->pending);
+	free(hc);
+}
+
+static const struct tls_app app = {
+	.open = app_open,
+	.data = app_data,
+	.wants_read = app_wants_read,
+	.drained = app_drained,
+	.close = app_close,
+};
+
+const struct tls_app *http_tls_app(void)
+{
+	return &app;
+}
+
+struct http_service *http_service_new(struct worker *w, const struct cfg *section)
+{
+	struct http_service *h = calloc(1, sizeof *h);
+
+	if (!h)
+		return NULL;
+	h->w = w;
+	http1_limits_default(&h->limits);
+	service = h;
+	return h;
+}
+
+void http_service_free(struct http_service *h)
+{
+	if (service == h)
+		service = NULL;
+	free(h);
+}
+
+void http_service_metrics(const struct http_service *h, struct strbuf *out)
+{
+	strbuf_printf(out, "http_requests_total %llu\n", (unsigned long long)h->requests);
+	for (int c = 2; c <= 5; c++)
+		strbuf_printf(out, "http_responses_%dxx_total %llu\n", c,
+			      (unsigned long long)h->by_class[c]);
+	strbuf_printf(out, "http_framing_errors_total %llu\n", (unsigned long long)h->errors_framing);
+}
