@@ -205,3 +205,16 @@ def make_root(prefix):
 
 def remove_root(root):
     shutil.rmtree(root, ignore_errors=True)
+
+
+def sanitizer_reports(log_dir):
+    """Lines of any ASan/LSan/UBSan report in the per-worker logs: the test
+    build runs every worker under the sanitizers."""
+    bad = []
+    for name in sorted(os.listdir(log_dir)):
+        with open(os.path.join(log_dir, name), errors="replace") as f:
+            for line in f:
+                if any(k in line for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                                            "UndefinedBehaviorSanitizer")):
+                    bad.append("%s: %s" % (name, line.strip()[:300]))
+    return bad

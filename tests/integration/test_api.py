@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (sanitizer_reports, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 passed = 0
 failed = 0
@@ -205,6 +205,28 @@ def http_endpoints():
     # a header section over the limit
     code, _ = curl("/health", "-H", "X-Big: " + "a" * 20000)
     check(code == 431, "oversize header gave %d" % code)
+    code, _ = curl("/health", "-H", "X-%d: 1" % 0, *sum((["-H", "X-%d: 1" % i] for i in range(1, 80)), []))
+    check(code == 431, "too many headers gave %d" % code)
+    code, _ = curl("/" + "a" * 9000)
+    check(code == 414, "oversize URI gave %d" % code)
+    big = os.path.join(cw.root, "big.bin")
+    with open(big, "wb") as f:
+        f.write(b"x" * (2 << 20))
+    code, _ = curl("/health", "-X", "POST", "--data-binary", "@" + big)
+    check(code == 413, "oversize body gave %d" % code)
+    # malformed: the connection gets 400 and is closed; the server keeps serving
+    ctx = tls_context()
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    check(data.startswith(b"HTTP/1.1 400"), "malformed request: %r" % data[:100])
+    check(curl("/health")[0] == 200, "server hurt by a malformed request")
     with open(os.path.join(cw.logs, "api.log")) as f:
         log_text = f.read()
     check(re.search(r'reqid=[0-9a-f]{16} msg="request" method=GET path="/health" status=200 bytes=\d+ '
@@ -271,6 +293,10 @@ try:
     if rc != 0:
         failed += 1
         log("FAIL certwardd exit status %r" % rc)
+    reports = sanitizer_reports(cw.logs)
+    if reports:
+        failed += 1
+        log("FAIL sanitizer reports:\n" + "\n".join(reports[:20]))
 finally:
     if cw:
         cw.kill_everything()

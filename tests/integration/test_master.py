@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
+from harness import (AS_ROOT, sanitizer_reports, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
                      exe_of, log, make_root, remove_root, uid_of, wait_for,
                      worker_pids_of_build)
 
@@ -283,13 +283,7 @@ def sigterm_leaves_nothing():
 def no_sanitizer_reports():
     """Every worker ran under ASan/UBSan in the test build: any report in any
     log is a failure, even when the worker was restarted afterwards."""
-    bad = []
-    for name in sorted(os.listdir(cw.logs)):
-        with open(os.path.join(cw.logs, name), errors="replace") as f:
-            for line in f:
-                if any(k in line for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                                            "UndefinedBehaviorSanitizer")):
-                    bad.append("%s: %s" % (name, line.strip()[:300]))
+    bad = sanitizer_reports(cw.logs)
     check(not bad, "sanitizer reports:\n" + "\n".join(bad[:20]))
 
 

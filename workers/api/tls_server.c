@@ -69,7 +69,22 @@ struct tls_server {
 	struct tls_conn *conns;
 	int stopping;
 	uint64_t accepted, refused, handshakes, handshake_failures, sign_requests, sign_failures;
+	uint64_t last_fail_log_ms, fail_logs_suppressed;
 };
+
+/* Failed handshakes can come by the thousand (a scanner, or a signer
+ * restart): one line per second, with the count of those not logged. */
+static int fail_log_allowed(struct tls_server *s)
+{
+	uint64_t now = now_ms();
+
+	if (now - s->last_fail_log_ms < 1000) {
+		s->fail_logs_suppressed++;
+		return 0;
+	}
+	s->last_fail_log_ms = now;
+	return 1;
+}
 
 static void drive(struct tls_conn *c);
 
@@ -270,9 +285,13 @@ static void drive_once(struct tls_conn *c)
 
 				ERR_error_string_n(ERR_peek_error(), err, sizeof err);
 				ERR_clear_error();
-				snprintf(kv, sizeof kv, "client=%s", c->peer);
 				c->srv->handshake_failures++;
-				log_event(LOG_INFO, NULL, kv, "TLS handshake failed: %s", err);
+				if (fail_log_allowed(c->srv)) {
+					snprintf(kv, sizeof kv, "client=%s suppressed=%llu", c->peer,
+						 (unsigned long long)c->srv->fail_logs_suppressed);
+					c->srv->fail_logs_suppressed = 0;
+					log_event(LOG_INFO, NULL, kv, "TLS handshake failed: %s", err);
+				}
 				tls_conn_close(c, 0);
 				return;
 			}
