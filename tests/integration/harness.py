@@ -218,3 +218,17 @@ def sanitizer_reports(log_dir):
                                             "UndefinedBehaviorSanitizer")):
                     bad.append("%s: %s" % (name, line.strip()[:300]))
     return bad
+
+
+def teardown(cw, pg, root):
+    """Whatever happened: no certward process, no PostgreSQL, no files left."""
+    if cw:
+        cw.kill_everything()
+    if pg:
+        pg.stop()
+    remove_root(root)
+
+
+def finish(passed, failed):
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (sanitizer_reports, Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (finish, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 passed = 0
 failed = 0
@@ -215,16 +215,7 @@ def http_endpoints():
     code, _ = curl("/health", "-X", "POST", "--data-binary", "@" + big)
     check(code == 413, "oversize body gave %d" % code)
     # malformed: the connection gets 400 and is closed; the server keeps serving
-    ctx = tls_context()
-    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+    data = raw_exchange(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
     check(data.startswith(b"HTTP/1.1 400"), "malformed request: %r" % data[:100])
     check(curl("/health")[0] == 200, "server hurt by a malformed request")
     with open(os.path.join(cw.logs, "api.log")) as f:
@@ -233,18 +224,23 @@ def http_endpoints():
                     r'duration_us=\d+ client=127\.0\.0\.1', log_text), "no access-log line for /health")
 
 
-def pipelined_keepalive():
+def raw_exchange(request):
+    """Sends bytes over one TLS connection and reads until the server closes it."""
     ctx = tls_context()
+    data = b""
     with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-            s.sendall(req * 3 + b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
+            s.sendall(request)
             while True:
                 chunk = s.recv(65536)
                 if not chunk:
-                    break
+                    return data
                 data += chunk
+
+
+def pipelined_keepalive():
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = raw_exchange(req * 3 + b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     check(data.count(b"HTTP/1.1 200 OK") == 4, "pipelined answers: %r" % data[:600])
     check(data.rfind(b'"ready"') > data.rfind(b'{"status":"ok"}'), "answers out of order")
 
@@ -298,11 +294,5 @@ try:
         failed += 1
         log("FAIL sanitizer reports:\n" + "\n".join(reports[:20]))
 finally:
-    if cw:
-        cw.kill_everything()
-    if pg:
-        pg.stop()
-    remove_root(root)
-
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+    teardown(cw, pg, root)
+finish(passed, failed)

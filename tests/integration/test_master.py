@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, sanitizer_reports, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
+from harness import (AS_ROOT, finish, sanitizer_reports, teardown, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
                      exe_of, log, make_root, remove_root, uid_of, wait_for,
                      worker_pids_of_build)
 
@@ -308,11 +308,5 @@ try:
     case(sigterm_leaves_nothing)
     case(no_sanitizer_reports)
 finally:
-    if cw:
-        cw.kill_everything()
-    if pg:
-        pg.stop()
-    remove_root(root)
-
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+    teardown(cw, pg, root)
+finish(passed, failed)
