@@ -249,6 +249,16 @@ static void handle_peer_up(struct worker *w, struct ipc_msg *m, int fd)
 {
 	struct peer *p = peer_by_name(w, m->u.peer_up.peer);
 
+	/* a worker added later (another api instance after a reload) */
+	if (!p && fd >= 0 && m->u.peer_up.role > IPC_ROLE_MASTER && m->u.peer_up.role < IPC_ROLE_CLI &&
+	    w->npeers < MAX_PEERS) {
+		p = &w->peers[w->npeers++];
+		snprintf(p->name, sizeof p->name, "%s", m->u.peer_up.peer);
+		p->role = m->u.peer_up.role;
+		p->inherited_fd = -1;
+		p->had_channel = false;
+		p->ch = NULL;
+	}
 	if (!p || fd < 0) {
 		if (fd >= 0)
 			close(fd);

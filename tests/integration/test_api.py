@@ -257,6 +257,24 @@ def ready_follows_postgres():
     check(cw.status()["store"]["pid"] == pid, "the store was restarted")
 
 
+def two_api_processes_share_the_port():
+    cw.api_extra = "  processes: 2\n  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.write_config()
+    out = cw.ctl("reload").stdout
+    check("api.1 started" in out, "reload: %r" % out)
+    wait_for("api.1 running", lambda: cw.status().get("api.1", {}).get("state") == "running", timeout=20)
+    check("pong" in cw.ctl("ping", "api.1", "signer").stdout, "api.1 has no channel to the signer")
+    check("pong" in cw.ctl("ping", "signer", "api.1").stdout, "the signer has no channel to api.1")
+    for _ in range(40):
+        check(curl("/health")[0] == 200, "a request failed with two api processes")
+    served = [cw.metrics(a)["tls_handshakes_total"] for a in ("api", "api.1")]
+    check(all(n > 0 for n in served), "the kernel did not spread connections: %r" % served)
+    cw.api_extra = "  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.write_config()
+    check("api.1 retired" in cw.ctl("reload").stdout, "api.1 not retired")
+    wait_for("api.1 gone", lambda: "api.1" not in cw.status(), timeout=20)
+
+
 def tls12_when_configured():
     cw.api_extra = "  tls_min_version: \"1.2\"\n  handshake_timeout: 1s\n  max_connections: 4\n"
     cw.write_config()
@@ -284,6 +302,7 @@ try:
     case(handshakes_survive_signer_restart)
     case(slow_client_is_cut_off)
     case(connection_limit)
+    case(two_api_processes_share_the_port)
     case(tls12_when_configured)
     rc = cw.stop()
     if rc != 0:
