@@ -161,6 +161,37 @@ def slow_client_is_cut_off():
     check(data == b"" and took < 5, "silent client kept for %.1fs (got %r)" % (took, data))
 
 
+def slowloris_gets_408():
+    """A client trickling its request head is answered 408 and dropped after
+    request_timeout (1s here), however often it sends a byte; others are served."""
+    ctx = tls_context()
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            t0 = time.monotonic()
+            got = b""
+            for i in range(len(req)):
+                try:
+                    s.sendall(req[i:i + 1])
+                except OSError:
+                    break
+                if i % 5 == 0:
+                    check(curl("/health")[0] == 200, "another client was not served")
+                time.sleep(0.1)
+                s.settimeout(0.01)
+                try:
+                    got += s.recv(4096)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    pass
+                except OSError:
+                    break
+                if got:
+                    break
+            took = time.monotonic() - t0
+    check(got.startswith(b"HTTP/1.1 408"), "slow client got %r" % got[:80])
+    check(took < 4, "slow client kept %.1fs" % took)
+
+
 def connection_limit():
     ctx = tls_context()
     held = []
@@ -258,7 +289,7 @@ def ready_follows_postgres():
 
 
 def two_api_processes_share_the_port():
-    cw.api_extra = "  processes: 2\n  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = "  processes: 2\n  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
     cw.write_config()
     out = cw.ctl("reload").stdout
     check("api.1 started" in out, "reload: %r" % out)
@@ -269,14 +300,14 @@ def two_api_processes_share_the_port():
         check(curl("/health")[0] == 200, "a request failed with two api processes")
     served = [cw.metrics(a)["tls_handshakes_total"] for a in ("api", "api.1")]
     check(all(n > 0 for n in served), "the kernel did not spread connections: %r" % served)
-    cw.api_extra = "  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = "  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
     cw.write_config()
     check("api.1 retired" in cw.ctl("reload").stdout, "api.1 not retired")
     wait_for("api.1 gone", lambda: "api.1" not in cw.status(), timeout=20)
 
 
 def tls12_when_configured():
-    cw.api_extra = "  tls_min_version: \"1.2\"\n  handshake_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = "  tls_min_version: \"1.2\"\n  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
     cw.write_config()
     before = cw.status()["api"]["pid"]
     out = cw.ctl("reload").stdout
@@ -291,7 +322,7 @@ cw = None
 pg = None
 try:
     pg = Postgres(root, 15900 + os.getpid() % 90)
-    cw = Certward(root, pg.dsn, api_extra="  handshake_timeout: 1s\n  max_connections: 4\n")
+    cw = Certward(root, pg.dsn, api_extra="  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n")
     cw.start()
     wait_for("all running", cw.all_running, timeout=60)
     case(tls13_only_by_default)
@@ -301,6 +332,7 @@ try:
     case(key_only_in_signer)
     case(handshakes_survive_signer_restart)
     case(slow_client_is_cut_off)
+    case(slowloris_gets_408)
     case(connection_limit)
     case(two_api_processes_share_the_port)
     case(tls12_when_configured)

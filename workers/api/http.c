@@ -19,6 +19,7 @@
 struct http_service {
 	struct worker *w;
 	struct http1_limits limits;
+	uint64_t request_timeout_ms;
 	uint64_t requests, by_class[6], errors_framing;
 };
 
@@ -27,6 +28,10 @@ static struct http_service *service; /* one per process */
 struct hconn {
 	struct tls_conn *tc;
 	struct http1_conn *h;
+	/* runs while a request is arriving: a client that trickles its request
+	 * (slowloris) gets 408 however often it sends a byte */
+	uv_timer_t request_timer;
+	int timing;
 	uint8_t *pending;
 	size_t pending_len;
 	int in_feed;
@@ -131,6 +136,34 @@ static const struct http1_handler handler = {
 	.on_abandon = on_abandon,
 };
 
+static void on_request_timeout(uv_timer_t *t)
+{
+	struct hconn *hc = t->data;
+
+	hc->timing = 0;
+	if (!hc->h)
+		return;
+	service->errors_framing++;
+	if (http1_error_response(hc->h, 408) == 0)
+		access_log(hc, "-", "-", 408, 0, now_us(), NULL);
+	hc->pending_len = 0;
+	pump(hc);
+}
+
+/* Starts the clock when a request begins to arrive, stops it between requests. */
+static void watch_request(struct hconn *hc)
+{
+	enum http1_read_state st = http1_read_state(hc->h);
+
+	if ((st == HTTP1_HEAD || st == HTTP1_BODY) && !hc->timing) {
+		hc->timing = 1;
+		uv_timer_start(&hc->request_timer, on_request_timeout, service->request_timeout_ms, 0);
+	} else if (st != HTTP1_HEAD && st != HTTP1_BODY && hc->timing) {
+		hc->timing = 0;
+		uv_timer_stop(&hc->request_timer);
+	}
+}
+
 static void feed(struct hconn *hc)
 {
 	size_t used = 0;
@@ -151,6 +184,11 @@ static void feed(struct hconn *hc)
 	}
 }
 
+static void hconn_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 static void *app_open(struct tls_conn *tc, const char *alpn)
 {
 	struct hconn *hc = calloc(1, sizeof *hc);
@@ -158,13 +196,16 @@ static void *app_open(struct tls_conn *tc, const char *alpn)
 	if (!hc)
 		return NULL;
 	hc->tc = tc;
+	uv_timer_init(worker_loop(service->w), &hc->request_timer);
+	hc->request_timer.data = hc;
 	hc->h = http1_conn_new(&service->limits, &handler, hc);
 	hc->pending = malloc(PENDING_MAX);
 	if (!hc->h || !hc->pending) {
 		if (hc->h)
 			http1_conn_free(hc->h);
+		hc->h = NULL;
 		free(hc->pending);
-		free(hc);
+		uv_close((uv_handle_t *)&hc->request_timer, hconn_closed);
 		return NULL;
 	}
 	return hc;
@@ -183,6 +224,7 @@ static void app_data(struct tls_conn *tc, void *state, const uint8_t *p, size_t 
 	memcpy(hc->pending + hc->pending_len, p, len);
 	hc->pending_len += len;
 	feed(hc);
+	watch_request(hc);
 	pump(hc);
 }
 
@@ -200,6 +242,7 @@ static void app_drained(struct tls_conn *tc, void *state)
 	/* answers went out: the parser may take the input it paused on */
 	if (hc->pending_len && http1_wants_read(hc->h)) {
 		feed(hc);
+		watch_request(hc);
 		pump(hc);
 	}
 }
@@ -209,8 +252,10 @@ static void app_close(struct tls_conn *tc, void *state)
 	struct hconn *hc = state;
 
 	http1_conn_free(hc->h);
+	hc->h = NULL;
 	free(hc->pending);
-	free(hc);
+	uv_timer_stop(&hc->request_timer);
+	uv_close((uv_handle_t *)&hc->request_timer, hconn_closed);
 }
 
 static const struct tls_app app = {
@@ -233,6 +278,7 @@ struct http_service *http_service_new(struct worker *w, const struct cfg *sectio
 	if (!h)
 		return NULL;
 	h->w = w;
+	h->request_timeout_ms = cfg_duration_ms(section, "api", "request_timeout");
 	http1_limits_default(&h->limits);
 	service = h;
 	return h;
