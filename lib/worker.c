@@ -14,6 +14,7 @@
 #include "build_config.h"
 #include "harden.h"
 #include "log.h"
+#include "metrics.h"
 
 #define MAX_PEERS 72 /* 64 api instances + the other workers */
 
@@ -40,9 +41,15 @@ struct worker {
 	uint64_t ipc_timeout_ms;
 	uint64_t started_ms;
 	uint64_t pings, peer_changes, peer_losses;
+	struct metrics *metrics;
 	uv_signal_t sigterm;
 	void *data;
 };
+
+struct metrics *worker_metrics(struct worker *w)
+{
+	return w->metrics;
+}
 
 uv_loop_t *worker_loop(struct worker *w)
 {
@@ -287,7 +294,7 @@ static void handle_metrics(struct worker *w, struct ipc_msg *m)
 	struct strbuf b;
 	struct ipc_msg r = {.type = IPC_T_METRICS};
 
-	strbuf_init(&b, 16384);
+	strbuf_init(&b, 262144);
 	strbuf_printf(&b, "uptime_seconds %llu\n",
 		      (unsigned long long)((now_ms() - w->started_ms) / 1000));
 	strbuf_printf(&b, "pings_answered_total %llu\n", (unsigned long long)w->pings);
@@ -295,6 +302,7 @@ static void handle_metrics(struct worker *w, struct ipc_msg *m)
 	strbuf_printf(&b, "peer_channels_replaced_total %llu\n", (unsigned long long)w->peer_changes);
 	if (w->ops->metrics)
 		w->ops->metrics(w, &b);
+	metrics_write(w->metrics, &b);
 	r.u.metrics.text.ptr = (const uint8_t *)(b.p ? b.p : "");
 	r.u.metrics.text.len = (uint32_t)b.len;
 	ipc_reply(w->control, m, &r);
@@ -556,6 +564,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 	close_fds_except(keep, nkeep);
 
 	w->started_ms = now_ms();
+	w->metrics = metrics_new();
 	uv_loop_init(&w->loop);
 	uv_signal_init(&w->loop, &w->sigterm);
 	w->sigterm.data = w;
@@ -581,6 +590,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 		log_debug("loop closed with handles still open");
 	code = w->exit_code;
 	cfg_free(w->cfg);
+	metrics_free(w->metrics);
 	free(w);
 	return code;
 }

@@ -31,7 +31,8 @@ struct worker_ops {
 	int (*init)(struct worker *w, const struct cfg *section);
 	/* A message the runtime does not handle itself (may be NULL). */
 	void (*on_message)(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd);
-	/* Append "name value" lines (may be NULL). */
+	/* Append snapshot lines (lib/metrics.h format) for figures kept outside
+	 * the registry, such as gauges read at snapshot time (may be NULL). */
 	void (*metrics)(struct worker *w, struct strbuf *out);
 	/* Graceful stop: close what init opened (may be NULL). */
 	void (*stop)(struct worker *w);
@@ -46,6 +47,8 @@ struct ipc_channel *worker_peer(struct worker *w, unsigned role);
 /* The channel to the master, or NULL while stopping. */
 struct ipc_channel *worker_control(struct worker *w);
 void *worker_data(struct worker *w);
+/* This worker's metrics registry (lib/metrics.h), written into every snapshot. */
+struct metrics *worker_metrics(struct worker *w);
 void worker_set_data(struct worker *w, void *data);
 /* Deadline for requests this worker makes (master.ipc_timeout). */
 uint64_t worker_ipc_timeout_ms(const struct worker *w);

@@ -6,6 +6,7 @@
  * `worker` label, families sorted by name.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +14,21 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "master.h"
 #include "util.h"
 
-#define SAMPLES_MAX 4096
+#define SAMPLES_MAX 65536
 #define NAME_MAX_LEN 96
+#define FAMILIES_MAX 256
 
 struct sample {
-	char name[NAME_MAX_LEN];
+	char name[NAME_MAX_LEN];   /* the sample's name: family or family_bucket/_sum/_count */
+	char family[NAME_MAX_LEN]; /* what HELP/TYPE and sorting use */
 	char worker[32];
+	char labels[METRICS_LABELS_MAX];
+	bool histogram;
+	size_t seq; /* arrival order, kept within a family and worker (bucket order) */
 	double value;
 };
 
@@ -33,17 +40,37 @@ struct gather {
 	uint64_t req_id;
 	unsigned waiting;
 	struct sample *samples;
-	size_t n;
+	size_t n, cap;
 };
+
+static struct sample *add_labeled(struct gather *g, const char *name, const char *worker,
+				  const char *labels, double v)
+{
+	struct sample *s;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 1024;
+
+		if (cap > SAMPLES_MAX || !(s = realloc(g->samples, cap * sizeof *s)))
+			return NULL;
+		g->samples = s;
+		g->cap = cap;
+	}
+	s = &g->samples[g->n];
+	snprintf(s->name, NAME_MAX_LEN, "%s", name);
+	snprintf(s->family, NAME_MAX_LEN, "%s", name);
+	snprintf(s->worker, sizeof s->worker, "%s", worker);
+	snprintf(s->labels, sizeof s->labels, "%s", labels);
+	s->histogram = false;
+	s->seq = g->n;
+	s->value = v;
+	g->n++;
+	return s;
+}
 
 static void add(struct gather *g, const char *name, const char *worker, double v)
 {
-	if (g->n >= SAMPLES_MAX)
-		return;
-	snprintf(g->samples[g->n].name, NAME_MAX_LEN, "%s", name);
-	snprintf(g->samples[g->n].worker, sizeof g->samples[0].worker, "%s", worker);
-	g->samples[g->n].value = v;
-	g->n++;
+	add_labeled(g, name, worker, "", v);
 }
 
 static int valid_name(const char *s)
@@ -56,30 +83,115 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-/* "name value" lines from a worker; anything else is skipped, not trusted */
+/* k="v",... with lowercase label names, escaped values, no `worker` label */
+static int valid_labels(const char *s)
+{
+	while (*s) {
+		const char *k = s;
+
+		while ((*s >= 'a' && *s <= 'z') || *s == '_')
+			s++;
+		if (s == k || (s - k == 6 && strncmp(k, "worker", 6) == 0) || *s++ != '=' || *s++ != '"')
+			return 0;
+		while (*s && *s != '"') {
+			if ((unsigned char)*s < 0x20)
+				return 0;
+			if (*s == '\\') {
+				s++;
+				if (*s != '\\' && *s != '"' && *s != 'n')
+					return 0;
+			}
+			s++;
+		}
+		if (*s++ != '"')
+			return 0;
+		if (*s == ',')
+			s++;
+		else if (*s)
+			return 0;
+	}
+	return 1;
+}
+
+static bool is_histogram_family(char hist[][NAME_MAX_LEN], size_t nhist, const char *name,
+				char *family)
+{
+	static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+
+	for (size_t i = 0; i < nhist; i++) {
+		size_t fl = strlen(hist[i]);
+
+		if (strncmp(name, hist[i], fl) != 0)
+			continue;
+		for (size_t k = 0; k < 3; k++)
+			if (strcmp(name + fl, suffixes[k]) == 0) {
+				memcpy(family, hist[i], fl + 1);
+				return true;
+			}
+	}
+	return false;
+}
+
+/* Snapshot lines from a worker (lib/metrics.h); anything else is skipped, not trusted. */
 static void parse_snapshot(struct gather *g, const char *worker, const uint8_t *p, size_t len)
 {
-	char line[256];
+	static char hist[FAMILIES_MAX][NAME_MAX_LEN];
+	size_t nhist = 0;
+	char line[512];
 	size_t i = 0;
 
 	while (i < len) {
 		size_t j = i;
-		char name[NAME_MAX_LEN], *end;
-		double v;
 
 		while (j < len && p[j] != '\n')
 			j++;
 		if (j - i < sizeof line) {
+			char name[NAME_MAX_LEN], labels[METRICS_LABELS_MAX + 32] = "", family[NAME_MAX_LEN];
+			const char *rest;
+			char *end;
+			size_t nl;
+			double v;
+
 			memcpy(line, p + i, j - i);
 			line[j - i] = '\0';
-			if (sscanf(line, "%95s", name) == 1 && valid_name(name)) {
-				const char *val = line + strlen(name);
+			if (strncmp(line, "# TYPE ", 7) == 0) {
+				if (sscanf(line + 7, "%95s histogram", name) == 1 && valid_name(name) &&
+				    nhist < FAMILIES_MAX && strstr(line + 7, " histogram"))
+					memcpy(hist[nhist++], name, strlen(name) + 1);
+				goto next;
+			}
+			nl = strspn(line, "abcdefghijklmnopqrstuvwxyz0123456789_");
+			if (nl == 0 || nl >= NAME_MAX_LEN)
+				goto next;
+			memcpy(name, line, nl);
+			name[nl] = '\0';
+			rest = line + nl;
+			if (*rest == '{') {
+				const char *close = strrchr(rest, '}');
+				size_t ll;
 
-				v = strtod(val, &end);
-				if (end != val && (*end == '\0' || *end == ' '))
-					add(g, name, worker, v);
+				if (!close || (ll = (size_t)(close - rest - 1)) >= METRICS_LABELS_MAX)
+					goto next;
+				memcpy(labels, rest + 1, ll);
+				labels[ll] = '\0';
+				rest = close + 1;
+				if (!valid_labels(labels))
+					goto next;
+			}
+			if (*rest != ' ' || !valid_name(name))
+				goto next;
+			v = strtod(rest, &end);
+			if (end == rest || *end != '\0') {
+				goto next;
+			}
+			struct sample *s = add_labeled(g, name, worker, labels, v);
+
+			if (s && is_histogram_family(hist, nhist, name, family)) {
+				memcpy(s->family, family, strlen(family) + 1);
+				s->histogram = true;
 			}
 		}
+	next:
 		i = j + 1;
 	}
 }
@@ -116,12 +228,14 @@ static void process_figures(struct gather *g, const struct slot *s)
 	}
 }
 
-static int by_name(const void *a, const void *b)
+static int by_family(const void *a, const void *b)
 {
 	const struct sample *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
+	int c = strcmp(x->family, y->family);
 
-	return c ? c : strcmp(x->worker, y->worker);
+	if (!c)
+		c = strcmp(x->worker, y->worker);
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static int is_counter(const char *name)
@@ -131,30 +245,33 @@ static int is_counter(const char *name)
 	return n > 6 && strcmp(name + n - 6, "_total") == 0;
 }
 
+static void family_header(struct strbuf *b, const struct sample *s)
+{
+	const char *type = s->histogram ? "histogram" : is_counter(s->family) ? "counter" : "gauge";
+	/* counters are named *_total; Prometheus wants the family without it */
+	int len = (int)strlen(s->family) - (is_counter(s->family) && !s->histogram ? 6 : 0);
+
+	strbuf_printf(b, "# HELP certward_%.*s certward %s %s.\n", len, s->family, s->family, type);
+	strbuf_printf(b, "# TYPE certward_%.*s %s\n", len, s->family, type);
+}
+
 static void finish(struct gather *g)
 {
 	struct strbuf b;
 	struct ipc_msg req = {.id = g->req_id}, r = {.type = IPC_T_METRICS_ALL};
 
-	qsort(g->samples, g->n, sizeof g->samples[0], by_name);
+	qsort(g->samples, g->n, sizeof g->samples[0], by_family);
 	strbuf_init(&b, 1048576);
 	for (size_t i = 0; i < g->n; i++) {
 		const struct sample *s = &g->samples[i];
 
-		if (i == 0 || strcmp(s->name, g->samples[i - 1].name) != 0) {
-			/* counters are named *_total; Prometheus wants the family without it */
-			if (is_counter(s->name)) {
-				strbuf_printf(&b, "# HELP certward_%.*s certward %s counter.\n",
-					      (int)(strlen(s->name) - 6), s->name, s->name);
-				strbuf_printf(&b, "# TYPE certward_%.*s counter\n", (int)(strlen(s->name) - 6),
-					      s->name);
-			} else {
-				strbuf_printf(&b, "# HELP certward_%s certward %s gauge.\n", s->name, s->name);
-				strbuf_printf(&b, "# TYPE certward_%s gauge\n", s->name);
-			}
-		}
-		strbuf_printf(&b, "certward_%s{worker=\"%s\"} %.17g\n", s->name, s->worker, s->value);
+		if (i == 0 || strcmp(s->family, g->samples[i - 1].family) != 0)
+			family_header(&b, s);
+		strbuf_printf(&b, "certward_%s{worker=\"%s\"%s%s} %.17g\n", s->name, s->worker,
+			      *s->labels ? "," : "", s->labels, s->value);
 	}
+	if (b.truncated)
+		log_warn("metrics: the exposition exceeds %zu bytes and was cut", b.limit);
 	if (g->asker->control && g->asker->generation == g->asker_generation) {
 		r.u.metrics_all.text.ptr = (const uint8_t *)(b.p ? b.p : "");
 		r.u.metrics_all.text.len = (uint32_t)b.len;
@@ -189,8 +306,7 @@ void metrics_gather(struct slot *asker, const struct ipc_msg *req)
 	struct gather *g = calloc(1, sizeof *g);
 	uint64_t timeout = cfg_duration_ms(M.cfg, "master", "ipc_timeout");
 
-	if (!g || !(g->samples = calloc(SAMPLES_MAX, sizeof g->samples[0]))) {
-		free(g);
+	if (!g) {
 		ipc_reply_error(asker->control, req, ENOMEM, "out of memory");
 		return;
 	}

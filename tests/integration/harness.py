@@ -132,8 +132,10 @@ class Certward:
     def metrics(self, worker):
         out = {}
         for line in self.ctl("metrics", worker).stdout.splitlines():
-            k, v = line.split()
-            out[k] = int(v)
+            if line.startswith("#"):
+                continue
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v) if "." in v or "e" in v else int(v)
         return out
 
     def stop(self, timeout=30):
