@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 /* Stop queueing writes to a peer that does not read. */
 #define WRITE_QUEUE_MAX (16u << 20)
@@ -21,7 +22,17 @@ struct pending {
 	void *arg;
 	struct ipc_channel *ch;
 	struct pending *prev, *next;
+	uint64_t t0_us;
 };
+
+static ipc_request_observer observer;
+static void *observer_arg;
+
+void ipc_set_request_observer(ipc_request_observer fn, void *arg)
+{
+	observer = fn;
+	observer_arg = arg;
+}
 
 struct ipc_channel {
 	uv_pipe_t pipe;
@@ -83,6 +94,9 @@ static void pending_finish(struct pending *p, int status, struct ipc_msg *reply,
 		p->next->prev = p->prev;
 	ch->npending--;
 	uv_timer_stop(&p->timer);
+	if (observer)
+		observer(ch, status == 0 && reply && reply->type == IPC_T_ERROR ? -EPROTO : status,
+			 now_us() - p->t0_us, observer_arg);
 	p->cb(status, reply, fd, p->arg);
 	uv_close((uv_handle_t *)&p->timer, pending_timer_closed);
 }
@@ -422,6 +436,7 @@ int ipc_request(struct ipc_channel *ch, struct ipc_msg *m, int fd_pass, uint64_t
 	}
 	p->id = m->id;
 	p->cb = cb;
+	p->t0_us = now_us();
 	p->arg = arg;
 	p->ch = ch;
 	uv_timer_init(ch->pipe.loop, &p->timer);

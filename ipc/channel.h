@@ -27,6 +27,13 @@ typedef void (*ipc_close_cb)(struct ipc_channel *ch, int reason, void *ud);
  * errno and reply is NULL. `reply` is released after the callback. */
 typedef void (*ipc_reply_cb)(int status, struct ipc_msg *reply, int fd, void *arg);
 
+/* Told of every request's outcome in this process, before its callback:
+ * status 0, -EPROTO (an ERROR reply), -ETIMEDOUT or -ECONNRESET (the channel
+ * closed), with the time since it was sent. For metrics. */
+typedef void (*ipc_request_observer)(const struct ipc_channel *ch, int status, uint64_t duration_us,
+				     void *arg);
+void ipc_set_request_observer(ipc_request_observer fn, void *arg);
+
 #define IPC_MAX_PENDING 1024
 
 struct ipc_channel *ipc_channel_open(uv_loop_t *loop, int fd, unsigned peer_role,

@@ -51,6 +51,25 @@ struct metrics *worker_metrics(struct worker *w)
 	return w->metrics;
 }
 
+/* Every request this worker makes, by peer and outcome (lib/metrics.h). */
+static void observe_ipc(const struct ipc_channel *ch, int status, uint64_t duration_us, void *arg)
+{
+	struct worker *w = arg;
+	char labels[METRICS_LABELS_MAX];
+	const char *result = status == 0		? "ok"
+			     : status == -EPROTO	? "error"
+			     : status == -ETIMEDOUT	? "timeout"
+							: "closed";
+
+	metrics_add(w->metrics, "ipc_requests_total",
+		    metrics_labels(labels, sizeof labels, "peer", ipc_channel_peer(ch), "result", result,
+				   NULL),
+		    1);
+	metrics_observe(w->metrics, "ipc_request_duration_seconds",
+			metrics_labels(labels, sizeof labels, "peer", ipc_channel_peer(ch), NULL),
+			(double)duration_us / 1e6);
+}
+
 uv_loop_t *worker_loop(struct worker *w)
 {
 	return &w->loop;
@@ -565,6 +584,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 
 	w->started_ms = now_ms();
 	w->metrics = metrics_new();
+	ipc_set_request_observer(observe_ipc, w);
 	uv_loop_init(&w->loop);
 	uv_signal_init(&w->loop, &w->sigterm);
 	w->sigterm.data = w;

@@ -4,6 +4,7 @@ signer restart, handshake timeout and connection limit."""
 import os
 import re
 import signal
+import struct
 import socket
 import ssl
 import subprocess
@@ -12,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (finish, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (finish, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 passed = 0
 failed = 0
@@ -205,54 +206,163 @@ def connection_limit():
         except (OSError, ssl.SSLError):
             pass
         m = cw.metrics("api")
-        check(m["tls_connections_refused_total"] >= 1, "refusal not counted: %r" % m)
+        check(m['connections_refused_total{listener="https"}'] >= 1, "refusal not counted: %r" % m)
     finally:
         for s in held:
             s.close()
-    wait_for("slots free again", lambda: cw.metrics("api")["tls_connections_open"] == 0, timeout=10)
+    wait_for("slots free again", lambda: cw.metrics("api")['connections_open{listener="https"}'] == 0, timeout=10)
     handshake_once(ctx)
 
 
-def curl(path, *extra):
-    out = subprocess.run(["curl", "-sS", "--cacert", cert_path(), "-o", "-", "-w", "\n%{http_code}",
-                          "https://127.0.0.1:%d%s" % (cw.api_port, path)] + list(extra),
+def curl_full(path, *extra, proto="--http1.1", base=None):
+    """(status, HTTP version, body) of one curl request."""
+    base = base or "https://127.0.0.1:%d" % cw.api_port
+    out = subprocess.run(["curl", "-sS", proto, "--cacert", cert_path(), "-o", "-", "-w",
+                          "\n%{http_code} %{http_version}", base + path] + list(extra),
                          capture_output=True, text=True, timeout=30)
-    body, _, code = out.stdout.rpartition("\n")
-    return int(code or 0), body
+    body, _, tail = out.stdout.rpartition("\n")
+    code, _, version = tail.partition(" ")
+    return int(code or 0), version, body
 
 
-def http_endpoints():
-    code, body = curl("/health")
+def curl(path, *extra, proto="--http1.1"):
+    code, _, body = curl_full(path, *extra, proto=proto)
+    return code, body
+
+
+def endpoint_checks(proto):
+    """The endpoints and every request limit, over HTTP/1.1 or HTTP/2."""
+    code, version, body = curl_full("/health", proto=proto)
     check(code == 200 and '"ok"' in body, "/health: %r" % ((code, body),))
-    code, body = wait_for("ready", lambda: (lambda r: r if r[0] == 200 else None)(curl("/ready")), timeout=20)
+    check(version == ("2" if proto == "--http2" else "1.1"), "%s negotiated HTTP/%s" % (proto, version))
+    code, body = wait_for("ready", lambda: (lambda r: r if r[0] == 200 else None)(curl("/ready", proto=proto)), timeout=20)
     check('"ready"' in body, "/ready: %r" % body)
-    code, body = curl("/metrics")
+    code, body = curl("/metrics", proto=proto)
     check(code == 200 and 'certward_worker_up{worker="store"} 1' in body and
           "# TYPE certward_http_requests counter" in body, "/metrics: %r" % body[:400])
-    code, body = curl("/nope")
+    code, body = curl("/nope", proto=proto)
     check(code == 404 and "problem" not in body and '"status":404' in body, "/nope: %r" % ((code, body),))
-    code, _ = curl("/health", "-X", "POST")
+    code, _ = curl("/health", "-X", "POST", proto=proto)
     check(code == 405, "POST /health gave %d" % code)
     # a header section over the limit
-    code, _ = curl("/health", "-H", "X-Big: " + "a" * 20000)
+    code, _ = curl("/health", "-H", "X-Big: " + "a" * 20000, proto=proto)
     check(code == 431, "oversize header gave %d" % code)
-    code, _ = curl("/health", "-H", "X-%d: 1" % 0, *sum((["-H", "X-%d: 1" % i] for i in range(1, 80)), []))
+    code, _ = curl("/health", "-H", "X-%d: 1" % 0, *sum((["-H", "X-%d: 1" % i] for i in range(1, 80)), []), proto=proto)
     check(code == 431, "too many headers gave %d" % code)
-    code, _ = curl("/" + "a" * 9000)
+    code, _ = curl("/" + "a" * 9000, proto=proto)
     check(code == 414, "oversize URI gave %d" % code)
     big = os.path.join(cw.root, "big.bin")
     with open(big, "wb") as f:
         f.write(b"x" * (2 << 20))
-    code, _ = curl("/health", "-X", "POST", "--data-binary", "@" + big)
+    code, _ = curl("/health", "-X", "POST", "--data-binary", "@" + big, proto=proto)
     check(code == 413, "oversize body gave %d" % code)
+
+
+def http_endpoints():
+    endpoint_checks("--http1.1")
     # malformed: the connection gets 400 and is closed; the server keeps serving
     data = raw_exchange(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
     check(data.startswith(b"HTTP/1.1 400"), "malformed request: %r" % data[:100])
     check(curl("/health")[0] == 200, "server hurt by a malformed request")
     with open(os.path.join(cw.logs, "api.log")) as f:
         log_text = f.read()
-    check(re.search(r'reqid=[0-9a-f]{16} msg="request" method=GET path="/health" status=200 bytes=\d+ '
+    check(re.search(r'reqid=[0-9a-f]{16} msg="request" proto=h1 method=GET path="/health" status=200 bytes=\d+ '
                     r'duration_us=\d+ client=127\.0\.0\.1', log_text), "no access-log line for /health")
+
+
+def http2_endpoints():
+    out = s_client("-alpn", "h2,http/1.1")
+    check("ALPN protocol: h2" in out.stdout, "ALPN did not choose h2: %s" % out.stdout[-400:])
+    endpoint_checks("--http2")
+    with open(os.path.join(cw.logs, "api.log")) as f:
+        check(re.search(r'msg="request" proto=h2 method=GET path="/health" status=200', f.read()),
+              "no HTTP/2 access-log line")
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def h2_get(path):
+    """A HEADERS block for GET path: indexed :method GET and :scheme https,
+    literal :path and :authority (HPACK without Huffman coding)."""
+    p, a = path.encode(), b"localhost"
+    return b"\x82\x87\x04" + bytes([len(p)]) + p + b"\x01" + bytes([len(a)]) + a
+
+
+def h2_read_frames(s, until):
+    """Frames (type, flags, stream, payload) until until(frames) or EOF."""
+    frames, buf = [], b""
+    while not until(frames):
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n]))
+            buf = buf[9 + n:]
+    return frames
+
+
+def h2_stream_limit():
+    """A client opening more streams than h2_max_streams (4) at once: the
+    first four are answered, the others refused, the connection survives."""
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            check(s.selected_alpn_protocol() == "h2", "no h2")
+            out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
+            ids = [1, 3, 5, 7, 9, 11]
+            for sid in ids:  # END_STREAM | END_HEADERS
+                out += h2_frame(1, 0x5, sid, h2_get("/ready"))
+            s.sendall(out)
+            settled = lambda fr: {f[2] for f in fr if f[0] == 1} | {f[2] for f in fr if f[0] == 3} >= set(ids)
+            frames = h2_read_frames(s, settled)
+            answered = sorted({f[2] for f in frames if f[0] == 1})
+            refused = sorted(f[2] for f in frames if f[0] == 3)
+            check(answered == [1, 3, 5, 7], "answered streams %r (frames %r)" % (answered, [f[:3] for f in frames]))
+            check(refused == [9, 11], "refused streams %r" % refused)
+            codes = {int.from_bytes(f[3], "big") for f in frames if f[0] == 3}
+            check(codes == {7}, "RST_STREAM codes %r, expected REFUSED_STREAM (7)" % codes)
+            # the same connection still serves once streams are free
+            s.sendall(h2_frame(4, 1, 0) + h2_frame(1, 0x5, 13, h2_get("/health")))
+            frames = h2_read_frames(s, lambda fr: any(f[0] == 1 and f[2] == 13 for f in fr))
+            check(any(f[0] == 1 and f[2] == 13 for f in frames), "stream 13 not answered")
+
+
+def h2_malformed():
+    """Garbage after the preface ends in GOAWAY, and nothing is hurt."""
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            # a HEADERS frame on stream 0 is a connection error (RFC 9113 6.2)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) +
+                      h2_frame(1, 0x5, 0, h2_get("/health")))
+            frames = h2_read_frames(s, lambda fr: any(f[0] == 7 for f in fr))
+            check(any(f[0] == 7 for f in frames), "no GOAWAY: %r" % [f[:3] for f in frames])
+    check(curl("/health", proto="--http2")[0] == 200, "server hurt by a malformed HTTP/2 client")
+
+
+def plain_listener():
+    base = "http://127.0.0.1:%d" % cw.plain_port
+    code, _, body = curl_full("/health", base=base)
+    check(code == 200 and '"ok"' in body, "plain /health: %r" % ((code, body),))
+    for path in ("/ready", "/metrics"):
+        code, _, _ = curl_full(path, base=base)
+        check(code == 404, "plain %s gave %d, expected 404" % (path, code))
+        check(curl(path)[0] == 200, "https %s not served" % path)
+    check(subprocess.run(["curl", "-sS", "-o", "/dev/null", "https://127.0.0.1:%d/health" % cw.plain_port, "-k"],
+                         capture_output=True, timeout=30).returncode != 0, "TLS spoken on the plain port")
+    with open(os.path.join(cw.logs, "api.log")) as f:
+        check('proto=plain method=GET path="/health" status=200' in f.read(), "no plain access-log line")
 
 
 def raw_exchange(request):
@@ -289,7 +399,7 @@ def ready_follows_postgres():
 
 
 def two_api_processes_share_the_port():
-    cw.api_extra = "  processes: 2\n  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = "  processes: 2\n" + BASE_API
     cw.write_config()
     out = cw.ctl("reload").stdout
     check("api.1 started" in out, "reload: %r" % out)
@@ -298,16 +408,16 @@ def two_api_processes_share_the_port():
     check("pong" in cw.ctl("ping", "signer", "api.1").stdout, "the signer has no channel to api.1")
     for _ in range(40):
         check(curl("/health")[0] == 200, "a request failed with two api processes")
-    served = [cw.metrics(a)["tls_handshakes_total"] for a in ("api", "api.1")]
+    served = [cw.metrics(a)['tls_handshakes_total{listener="https"}'] for a in ("api", "api.1")]
     check(all(n > 0 for n in served), "the kernel did not spread connections: %r" % served)
-    cw.api_extra = "  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = BASE_API
     cw.write_config()
     check("api.1 retired" in cw.ctl("reload").stdout, "api.1 not retired")
     wait_for("api.1 gone", lambda: "api.1" not in cw.status(), timeout=20)
 
 
 def tls12_when_configured():
-    cw.api_extra = "  tls_min_version: \"1.2\"\n  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n"
+    cw.api_extra = "  tls_min_version: \"1.2\"\n" + BASE_API
     cw.write_config()
     before = cw.status()["api"]["pid"]
     out = cw.ctl("reload").stdout
@@ -317,16 +427,25 @@ def tls12_when_configured():
     check("TLSv1.2" in out.stdout, "TLS 1.2 refused although configured")
 
 
+PLAIN_PORT = free_port()
+BASE_API = ("  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n  h2_max_streams: 4\n"
+            "  plain_listen: 127.0.0.1:%d\n" % PLAIN_PORT)
+
 root = make_root("certward-api-")
 cw = None
 pg = None
 try:
     pg = Postgres(root, 15900 + os.getpid() % 90)
-    cw = Certward(root, pg.dsn, api_extra="  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n")
+    cw = Certward(root, pg.dsn, api_extra=BASE_API)
+    cw.plain_port = PLAIN_PORT
     cw.start()
     wait_for("all running", cw.all_running, timeout=60)
     case(tls13_only_by_default)
     case(http_endpoints)
+    case(http2_endpoints)
+    case(h2_stream_limit)
+    case(h2_malformed)
+    case(plain_listener)
     case(pipelined_keepalive)
     case(ready_follows_postgres)
     case(key_only_in_signer)

@@ -1,6 +1,7 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,14 +170,28 @@ static void ask(struct handler_reply *r, struct ipc_channel *ch, uint16_t type, 
 	}
 }
 
-struct handler_reply *handle_request(struct worker *w, const char *method, const char *path,
-				     respond_fn respond, void *ctx)
+/* What the plain-HTTP listener serves: what clients must reach without TLS
+ * (liveness probes, CRL and OCSP fetches, ACME HTTP-01 validation). */
+static bool plain_allowed(const char *path)
+{
+	static const char *const prefixes[] = {"/crl/", "/ocsp/", "/.well-known/acme-challenge/"};
+
+	if (strcmp(path, "/health") == 0 || strcmp(path, "/ocsp") == 0)
+		return true;
+	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+		if (strncmp(path, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+struct handler_reply *handle_request(struct worker *w, bool plain, const char *method,
+				     const char *path, respond_fn respond, void *ctx)
 {
 	const char *route = handler_route(path);
 	struct handler_reply *r;
 	int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
-	if (strcmp(route, "other") == 0) {
+	if (strcmp(route, "other") == 0 || (plain && !plain_allowed(path))) {
 		json_error(respond, ctx, 404, "Not Found");
 		return NULL;
 	}

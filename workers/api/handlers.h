@@ -4,6 +4,7 @@
 #ifndef CERTWARD_API_HANDLERS_H
 #define CERTWARD_API_HANDLERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "worker.h"
@@ -13,10 +14,12 @@ typedef void (*respond_fn)(void *ctx, int status, const char *content_type, cons
 			   size_t len);
 
 /* Dispatches GET /health, /ready, /metrics; other paths get 404, other
- * methods on known paths 405. `respond` is called exactly once, unless
- * handler_cancel() was called first. Returns a handle for cancelling. */
-struct handler_reply *handle_request(struct worker *w, const char *method, const char *path,
-				     respond_fn respond, void *ctx);
+ * methods on known paths 405. On the plain-HTTP listener (plain) only the
+ * paths that must work without TLS are served; the rest get 404.
+ * `respond` is called exactly once, unless handler_cancel() was called
+ * first. Returns a handle for cancelling. */
+struct handler_reply *handle_request(struct worker *w, bool plain, const char *method,
+				     const char *path, respond_fn respond, void *ctx);
 /* The connection went away: do not call respond. */
 void handler_cancel(struct handler_reply *r);
 /* The route label used in metrics and the access log ("/health", ..., "other"). */

@@ -1,6 +1,6 @@
-/* HTTP/1.1 over the api's TLS connections (lib/http1 does the framing),
- * with the built-in endpoints of handlers.c and one access-log line per
- * request. */
+/* HTTP/1.1 over the api's connections (lib/http1 does the framing), the
+ * choice between HTTP/1.1 and HTTP/2 by ALPN, and what both share: limits,
+ * request ids, one access-log line and the metrics of every request. */
 #include "http.h"
 
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "http1.h"
 #include "log.h"
+#include "metrics.h"
 
 /* bytes received while the HTTP layer pauses (pipelining backpressure) */
 #define PENDING_MAX (256u * 1024u)
@@ -20,12 +21,14 @@ struct http_service {
 	struct worker *w;
 	struct http1_limits limits;
 	uint64_t request_timeout_ms;
-	uint64_t requests, by_class[6], errors_framing;
+	unsigned h2_max_streams;
+	uint64_t errors_framing;
 };
 
 static struct http_service *service; /* one per process */
 
 struct hconn {
+	int kind; /* HTTP_CONN_H1 */
 	struct tls_conn *tc;
 	struct http1_conn *h;
 	/* runs while a request is arriving: a client that trickles its request
@@ -44,7 +47,7 @@ struct exchange {
 	uint64_t t0;
 	char method[16];
 	char path[128];
-	char reqid[20];
+	char reqid[17];
 };
 
 static void pump(struct hconn *hc)
@@ -63,18 +66,79 @@ static void pump(struct hconn *hc)
 	tls_conn_resume(hc->tc);
 }
 
-static void access_log(struct hconn *hc, const char *method, const char *path, int status,
-		       size_t bytes, uint64_t t0, const char *reqid)
+/* Methods by name in metrics; anything else is "other", so a client cannot
+ * grow the label set. */
+static const char *method_label(const char *m)
 {
-	char kv[512], qpath[300];
+	static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+void http_request_done(const struct tls_conn *c, const char *proto, const char *method,
+		       const char *path, int status, size_t bytes, uint64_t t0_us,
+		       const char *reqid)
+{
+	char kv[600], qpath[300], labels[METRICS_LABELS_MAX], st[8];
+	uint64_t dur = now_us() - t0_us;
+	const char *route = strcmp(path, "-") == 0 ? "-" : handler_route(path);
+	struct metrics *m = worker_metrics(service->w);
 
 	log_quote(qpath, sizeof qpath, path, strlen(path));
-	snprintf(kv, sizeof kv, "method=%s path=%s status=%d bytes=%zu duration_us=%" PRIu64
-		 " client=%s", method, qpath, status, bytes, now_us() - t0, tls_conn_peer(hc->tc));
+	snprintf(kv, sizeof kv, "proto=%s method=%s path=%s status=%d bytes=%zu duration_us=%" PRIu64
+		 " client=%s", proto, method, qpath, status, bytes, dur, tls_conn_peer(c));
 	log_event(LOG_INFO, reqid, kv, "request");
-	service->requests++;
-	if (status >= 100 && status < 600)
-		service->by_class[status / 100]++;
+	snprintf(st, sizeof st, "%d", status);
+	metrics_add(m, "http_requests_total",
+		    metrics_labels(labels, sizeof labels, "route", route, "method", method_label(method),
+				   "status", st, NULL), 1);
+	metrics_observe(m, "http_request_duration_seconds",
+			metrics_labels(labels, sizeof labels, "route", route, "method",
+				       method_label(method), NULL),
+			(double)dur / 1e6);
+}
+
+void http_framing_error(void)
+{
+	service->errors_framing++;
+}
+
+void http_request_id(char id[17])
+{
+	uint8_t rnd[8];
+
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		memset(rnd, 0, sizeof rnd);
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+}
+
+struct worker *http_worker(void)
+{
+	return service->w;
+}
+
+const struct http1_limits *http_limits(void)
+{
+	return &service->limits;
+}
+
+uint64_t http_request_timeout_ms(void)
+{
+	return service->request_timeout_ms;
+}
+
+unsigned http_h2_max_streams(void)
+{
+	return service->h2_max_streams;
+}
+
+static const char *h1_proto(const struct hconn *hc)
+{
+	return tls_conn_is_plain(hc->tc) ? "plain" : "h1";
 }
 
 static void respond(void *arg, int status, const char *content_type, const char *body, size_t len)
@@ -85,7 +149,7 @@ static void respond(void *arg, int status, const char *content_type, const char 
 
 	if (http1_respond(x->ex, status, h, 2, body, len) != 0)
 		http1_respond(x->ex, 500, NULL, 0, NULL, 0);
-	access_log(hc, x->method, x->path, status, len, x->t0, x->reqid);
+	http_request_done(hc->tc, h1_proto(hc), x->method, x->path, status, len, x->t0, x->reqid);
 	free(x);
 	if (!hc->in_feed)
 		pump(hc);
@@ -96,7 +160,6 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 {
 	struct hconn *hc = ud;
 	struct exchange *x = calloc(1, sizeof *x);
-	uint8_t rnd[8];
 
 	if (!x) {
 		http1_respond(ex, 503, NULL, 0, NULL, 0);
@@ -105,16 +168,14 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 	x->hc = hc;
 	x->ex = ex;
 	x->t0 = now_us();
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-		memset(rnd, 0, sizeof rnd);
-	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(x->reqid + 2 * i, 3, "%02x", rnd[i]);
+	http_request_id(x->reqid);
 	snprintf(x->method, sizeof x->method, "%s", req->method);
 	snprintf(x->path, sizeof x->path, "%s", req->path);
 	http1_exchange_set_data(ex, x);
 	/* respond() may run before this returns (and free x) */
 	{
-		struct handler_reply *r = handle_request(service->w, req->method, req->path, respond, x);
+		struct handler_reply *r = handle_request(service->w, tls_conn_is_plain(hc->tc),
+							 req->method, req->path, respond, x);
 
 		if (r)
 			x->reply = r;
@@ -145,7 +206,7 @@ static void on_request_timeout(uv_timer_t *t)
 		return;
 	service->errors_framing++;
 	if (http1_error_response(hc->h, 408) == 0)
-		access_log(hc, "-", "-", 408, 0, now_us(), NULL);
+		http_request_done(hc->tc, h1_proto(hc), "-", "-", 408, 0, now_us(), NULL);
 	hc->pending_len = 0;
 	pump(hc);
 }
@@ -179,7 +240,7 @@ static void feed(struct hconn *hc)
 	if (rc != 0) {
 		service->errors_framing++;
 		http1_error_response(hc->h, rc);
-		access_log(hc, "-", "-", rc, 0, now_us(), NULL);
+		http_request_done(hc->tc, h1_proto(hc), "-", "-", rc, 0, now_us(), NULL);
 		hc->pending_len = 0;
 	}
 }
@@ -191,10 +252,13 @@ static void hconn_closed(uv_handle_t *h)
 
 static void *app_open(struct tls_conn *tc, const char *alpn)
 {
-	struct hconn *hc = calloc(1, sizeof *hc);
+	struct hconn *hc;
 
-	if (!hc)
+	if (strcmp(alpn, "h2") == 0)
+		return h2_open(tc);
+	if (!(hc = calloc(1, sizeof *hc)))
 		return NULL;
+	hc->kind = HTTP_CONN_H1;
 	hc->tc = tc;
 	uv_timer_init(worker_loop(service->w), &hc->request_timer);
 	hc->request_timer.data = hc;
@@ -215,6 +279,10 @@ static void app_data(struct tls_conn *tc, void *state, const uint8_t *p, size_t 
 {
 	struct hconn *hc = state;
 
+	if (hc->kind == HTTP_CONN_H2) {
+		h2_data(tc, state, p, len);
+		return;
+	}
 	if (len > PENDING_MAX - hc->pending_len) {
 		/* the tls layer stops reading when we do not want input, so this is a
 		 * peer pushing past every bound */
@@ -232,6 +300,8 @@ static int app_wants_read(struct tls_conn *tc, void *state)
 {
 	struct hconn *hc = state;
 
+	if (hc->kind == HTTP_CONN_H2)
+		return h2_wants_read(tc, state);
 	return http1_wants_read(hc->h) && hc->pending_len < PENDING_MAX / 2;
 }
 
@@ -239,6 +309,10 @@ static void app_drained(struct tls_conn *tc, void *state)
 {
 	struct hconn *hc = state;
 
+	if (hc->kind == HTTP_CONN_H2) {
+		h2_drained(tc, state);
+		return;
+	}
 	/* answers went out: the parser may take the input it paused on */
 	if (hc->pending_len && http1_wants_read(hc->h)) {
 		feed(hc);
@@ -251,6 +325,10 @@ static void app_close(struct tls_conn *tc, void *state)
 {
 	struct hconn *hc = state;
 
+	if (hc->kind == HTTP_CONN_H2) {
+		h2_close(tc, state);
+		return;
+	}
 	http1_conn_free(hc->h);
 	hc->h = NULL;
 	free(hc->pending);
@@ -279,7 +357,12 @@ struct http_service *http_service_new(struct worker *w, const struct cfg *sectio
 		return NULL;
 	h->w = w;
 	h->request_timeout_ms = cfg_duration_ms(section, "api", "request_timeout");
+	h->h2_max_streams = (unsigned)cfg_int(section, "api", "h2_max_streams");
 	http1_limits_default(&h->limits);
+	h->limits.max_request_line = (size_t)cfg_size(section, "api", "max_request_line");
+	h->limits.max_header_bytes = (size_t)cfg_size(section, "api", "max_header_bytes");
+	h->limits.max_headers = (unsigned)cfg_int(section, "api", "max_headers");
+	h->limits.max_body = (size_t)cfg_size(section, "api", "max_body");
 	service = h;
 	return h;
 }
@@ -293,9 +376,5 @@ void http_service_free(struct http_service *h)
 
 void http_service_metrics(const struct http_service *h, struct strbuf *out)
 {
-	strbuf_printf(out, "http_requests_total %llu\n", (unsigned long long)h->requests);
-	for (int c = 2; c <= 5; c++)
-		strbuf_printf(out, "http_responses_%dxx_total %llu\n", c,
-			      (unsigned long long)h->by_class[c]);
 	strbuf_printf(out, "http_framing_errors_total %llu\n", (unsigned long long)h->errors_framing);
 }

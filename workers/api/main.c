@@ -13,6 +13,7 @@
 
 struct api {
 	struct tls_server *tls;
+	struct tls_server *plain; /* optional plain-HTTP listener */
 	struct http_service *http;
 };
 
@@ -23,9 +24,15 @@ static int api_init(struct worker *w, const struct cfg *section)
 	api.http = http_service_new(w, section);
 	if (!api.http)
 		return -1;
-	api.tls = tls_server_new(w, section, http_tls_app());
+	api.tls = tls_server_new(w, section, http_tls_app(), 0);
 	if (!api.tls)
 		return -1;
+	if (*cfg_str(section, "api", "plain_listen")) {
+		api.plain = tls_server_new(w, section, http_tls_app(), 1);
+		if (!api.plain)
+			return -1;
+		tls_server_start(api.plain);
+	}
 	/* the certificate arrives from the signer once the loop runs */
 	tls_server_start(api.tls);
 	return 0;
@@ -35,6 +42,8 @@ static void api_metrics(struct worker *w, struct strbuf *out)
 {
 	if (api.tls)
 		tls_server_metrics(api.tls, out);
+	if (api.plain)
+		tls_server_metrics(api.plain, out);
 	if (api.http)
 		http_service_metrics(api.http, out);
 }
@@ -43,7 +52,9 @@ static void api_stop(struct worker *w)
 {
 	if (api.tls)
 		tls_server_stop(api.tls);
-	api.tls = NULL;
+	if (api.plain)
+		tls_server_stop(api.plain);
+	api.tls = api.plain = NULL;
 	http_service_free(api.http);
 	api.http = NULL;
 }

@@ -39,6 +39,7 @@ struct tls_conn {
 	struct tls_server *srv;
 	struct tls_conn *prev, *next;
 	int fd;
+	int plain; /* the plain-HTTP listener's: no TLS, ssl is NULL */
 	uv_poll_t poll;
 	uv_timer_t timer;
 	int handles_open;
@@ -58,6 +59,8 @@ struct tls_server {
 	struct worker *w;
 	uv_loop_t *loop;
 	const struct tls_app *app;
+	int plain;
+	const char *label; /* "https" or "plain", in metrics */
 	int listen_fd;
 	uv_poll_t listen_poll;
 	int listening;
@@ -136,7 +139,7 @@ void tls_conn_close(struct tls_conn *c, int graceful)
 		c->graceful_close = 1; /* drive() closes once the output is out */
 		return;
 	}
-	if (c->state == CONN_OPEN)
+	if (c->state == CONN_OPEN && c->ssl)
 		SSL_shutdown(c->ssl); /* best effort close_notify; never waits */
 	conn_free(c);
 }
@@ -144,6 +147,16 @@ void tls_conn_close(struct tls_conn *c, int graceful)
 const char *tls_conn_peer(const struct tls_conn *c)
 {
 	return c->peer;
+}
+
+int tls_conn_is_plain(const struct tls_conn *c)
+{
+	return c->plain;
+}
+
+size_t tls_conn_queued(const struct tls_conn *c)
+{
+	return c->out_len;
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -192,8 +205,17 @@ static void watch(struct tls_conn *c, int events)
 static int flush(struct tls_conn *c)
 {
 	while (c->out_len) {
-		int n = SSL_write(c->ssl, c->out, (int)(c->out_len > INT32_MAX ? INT32_MAX : c->out_len));
+		int n;
 
+		if (c->plain) {
+			ssize_t w = write(c->fd, c->out, c->out_len);
+
+			if (w < 0)
+				return errno == EAGAIN || errno == EINTR ? UV_WRITABLE : -1;
+			n = (int)w;
+		} else {
+			n = SSL_write(c->ssl, c->out, (int)(c->out_len > INT32_MAX ? INT32_MAX : c->out_len));
+		}
 		if (n > 0) {
 			memmove(c->out, c->out + n, c->out_len - (size_t)n);
 			c->out_len -= (size_t)n;
@@ -324,6 +346,23 @@ static void drive_once(struct tls_conn *c)
 			continue; /* the drained callback queued more */
 		if (c->graceful_close || !c->srv->app->wants_read(c, c->app_state))
 			break;
+		if (c->plain) {
+			ssize_t r = read(c->fd, buf, sizeof buf);
+
+			if (r > 0) {
+				tls_conn_touch(c);
+				c->srv->app->data(c, c->app_state, buf, (size_t)r);
+				if (c->state != CONN_OPEN)
+					return;
+				continue;
+			}
+			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+				want |= UV_READABLE;
+				break;
+			}
+			tls_conn_close(c, 0); /* EOF or error */
+			return;
+		}
 		n = SSL_read(c->ssl, buf, sizeof buf);
 		if (n > 0) {
 			tls_conn_touch(c);
@@ -444,7 +483,7 @@ static void accept_one(struct tls_server *s, int fd, const struct sockaddr_stora
 	char host[INET6_ADDRSTRLEN] = "?";
 	int one = 1;
 
-	if (!c || !(c->ssl = SSL_new(s->ctx))) {
+	if (!c || (!s->plain && !(c->ssl = SSL_new(s->ctx)))) {
 		free(c);
 		close(fd);
 		return;
@@ -457,9 +496,12 @@ static void accept_one(struct tls_server *s, int fd, const struct sockaddr_stora
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->srv = s;
 	c->fd = fd;
-	SSL_set_fd(c->ssl, fd);
-	SSL_set_accept_state(c->ssl);
-	SSL_set_app_data(c->ssl, c);
+	c->plain = s->plain;
+	if (c->ssl) {
+		SSL_set_fd(c->ssl, fd);
+		SSL_set_accept_state(c->ssl);
+		SSL_set_app_data(c->ssl, c);
+	}
 	uv_poll_init(s->loop, &c->poll, fd);
 	uv_timer_init(s->loop, &c->timer);
 	c->poll.data = c->timer.data = c;
@@ -470,7 +512,18 @@ static void accept_one(struct tls_server *s, int fd, const struct sockaddr_stora
 	s->conns = c;
 	s->nconns++;
 	s->accepted++;
-	uv_timer_start(&c->timer, on_timeout, s->handshake_timeout_ms, 0);
+	if (c->plain) {
+		c->state = CONN_OPEN;
+		c->app_state = s->app->open(c, "");
+		if (!c->app_state) {
+			tls_conn_close(c, 0);
+			return;
+		}
+		c->app_open = 1;
+		tls_conn_touch(c);
+	} else {
+		uv_timer_start(&c->timer, on_timeout, s->handshake_timeout_ms, 0);
+	}
 	drive(c);
 }
 
@@ -504,7 +557,8 @@ static void on_listen(uv_poll_t *p, int status, int events)
 static int select_alpn(SSL *ssl, const uint8_t **out, uint8_t *outlen, const uint8_t *in,
 		       unsigned inlen, void *arg)
 {
-	static const uint8_t ours[] = "\x08http/1.1";
+	/* in our order of preference */
+	static const uint8_t ours[] = "\x02h2\x08http/1.1";
 
 	if (SSL_select_next_proto((uint8_t **)out, outlen, ours, sizeof ours - 1, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
@@ -608,7 +662,7 @@ static void request_cert(struct tls_server *s)
 
 /* ---- setup ---- */
 
-static int open_listener(const char *addr)
+static int open_listener(const char *key, const char *addr)
 {
 	char host[300], port[8];
 	const char *colon;
@@ -630,7 +684,7 @@ static int open_listener(const char *addr)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
-		log_error("api.listen %s: cannot resolve", addr);
+		log_error("api.%s %s: cannot resolve", key, addr);
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -638,7 +692,7 @@ static int open_listener(const char *addr)
 	    /* every api process binds the same port; the kernel spreads connections */
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
-		log_error("api.listen %s: %s", addr, strerror(errno));
+		log_error("api.%s %s: %s", key, addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -648,7 +702,7 @@ static int open_listener(const char *addr)
 }
 
 struct tls_server *tls_server_new(struct worker *w, const struct cfg *section,
-				  const struct tls_app *app)
+				  const struct tls_app *app, int plain)
 {
 	struct tls_server *s = calloc(1, sizeof *s);
 	const char *minv = cfg_str(section, "api", "tls_min_version");
@@ -667,10 +721,13 @@ struct tls_server *tls_server_new(struct worker *w, const struct cfg *section,
 	s->w = w;
 	s->loop = worker_loop(w);
 	s->app = app;
+	s->plain = plain;
+	s->label = plain ? "plain" : "https";
 	s->max_conns = (unsigned)cfg_int(section, "api", "max_connections");
 	s->handshake_timeout_ms = cfg_duration_ms(section, "api", "handshake_timeout");
 	s->idle_timeout_ms = cfg_duration_ms(section, "api", "idle_timeout");
-	s->listen_fd = open_listener(cfg_str(section, "api", "listen"));
+	s->listen_fd = plain ? open_listener("plain_listen", cfg_str(section, "api", "plain_listen"))
+			     : open_listener("listen", cfg_str(section, "api", "listen"));
 	if (s->listen_fd < 0) {
 		free(s);
 		return NULL;
@@ -684,7 +741,13 @@ struct tls_server *tls_server_new(struct worker *w, const struct cfg *section,
 
 void tls_server_start(struct tls_server *s)
 {
-	request_cert(s);
+	if (!s->plain) {
+		request_cert(s); /* listens once the certificate is there */
+		return;
+	}
+	uv_poll_start(&s->listen_poll, UV_READABLE, on_listen);
+	s->listening = 1;
+	log_info("serving plain HTTP for /health, CRL, OCSP and ACME HTTP-01 paths");
 }
 
 static void server_handle_closed(uv_handle_t *h)
@@ -711,12 +774,21 @@ void tls_server_stop(struct tls_server *s)
 
 void tls_server_metrics(const struct tls_server *s, struct strbuf *out)
 {
-	strbuf_printf(out, "tls_connections_open %u\n", s->nconns);
-	strbuf_printf(out, "tls_connections_accepted_total %llu\n", (unsigned long long)s->accepted);
-	strbuf_printf(out, "tls_connections_refused_total %llu\n", (unsigned long long)s->refused);
-	strbuf_printf(out, "tls_handshakes_total %llu\n", (unsigned long long)s->handshakes);
-	strbuf_printf(out, "tls_handshake_failures_total %llu\n",
-		      (unsigned long long)s->handshake_failures);
-	strbuf_printf(out, "tls_sign_requests_total %llu\n", (unsigned long long)s->sign_requests);
-	strbuf_printf(out, "tls_sign_failures_total %llu\n", (unsigned long long)s->sign_failures);
+	const struct {
+		const char *name;
+		unsigned long long v;
+	} figures[] = {
+		{"connections_open", s->nconns},
+		{"connections_accepted_total", s->accepted},
+		{"connections_refused_total", s->refused},
+		{"tls_handshakes_total", s->handshakes},
+		{"tls_handshake_failures_total", s->handshake_failures},
+		{"tls_sign_requests_total", s->sign_requests},
+		{"tls_sign_failures_total", s->sign_failures},
+	};
+
+	for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+		if (!s->plain || strncmp(figures[i].name, "tls_", 4) != 0)
+			strbuf_printf(out, "%s{listener=\"%s\"} %llu\n", figures[i].name, s->label,
+				      figures[i].v);
 }

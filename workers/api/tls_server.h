@@ -33,9 +33,11 @@ struct tls_app {
 	void (*close)(struct tls_conn *c, void *state);
 };
 
-/* Opens the listening socket (before hardening). */
+/* Opens the listening socket (before hardening): api.listen with TLS, or
+ * with plain set api.plain_listen without (a plain connection has no
+ * handshake; the app sees its bytes as they come). */
 struct tls_server *tls_server_new(struct worker *w, const struct cfg *section,
-				  const struct tls_app *app);
+				  const struct tls_app *app, int plain);
 /* Fetches the certificate from the signer and starts accepting. */
 void tls_server_start(struct tls_server *s);
 void tls_server_stop(struct tls_server *s);
@@ -49,6 +51,9 @@ void tls_conn_close(struct tls_conn *c, int graceful);
 /* Re-evaluate reading after the app's backpressure changed. */
 void tls_conn_resume(struct tls_conn *c);
 const char *tls_conn_peer(const struct tls_conn *c);
+int tls_conn_is_plain(const struct tls_conn *c);
+/* Bytes queued for the peer and not yet written. */
+size_t tls_conn_queued(const struct tls_conn *c);
 /* Restart the idle timer (activity seen by the app). */
 void tls_conn_touch(struct tls_conn *c);
 
