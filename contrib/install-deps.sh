@@ -9,7 +9,7 @@ libuv1-dev android-libboringssl-dev libpq-dev libnghttp2-dev
 libhttp-parser-dev libjansson-dev libyaml-dev libseccomp-dev
 libcriterion-dev libfuzzer-14-dev libclang-rt-14-dev
 postgresql postgresql-contrib openssl curl procps psmisc util-linux
-python3
+python3 prometheus
 "
 
 missing=""
@@ -34,7 +34,22 @@ fi
 
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as postgresql and prometheus start a system service when
+# installed; certward runs its own instances, so keep those from starting
+# (policy-rc.d, see invoke-rc.d(8)) unless the machine already has a policy.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	own_policy=1
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
+if [ "$own_policy" -eq 1 ]; then
+	rm -f "$policy"
+	trap - EXIT
+fi
 echo "install-deps: done"

@@ -247,7 +247,9 @@ int cfg_value_set(const struct cfg_key *k, const char *text, size_t len, struct 
 			snprintf(msg, msglen, "longer than %lld bytes", (long long)k->max);
 			return -1;
 		}
-		if (k->type == CFG_ADDRESS && (len > 300 || parse_address(text, len) != 0)) {
+		/* an optional address may be empty: "not set" */
+		if (k->type == CFG_ADDRESS && (len > 0 || (k->flags & CFG_REQUIRED)) &&
+		    (len > 300 || parse_address(text, len) != 0)) {
 			snprintf(msg, msglen, "expected %s", type_name(k->type));
 			return -1;
 		}

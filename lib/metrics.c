@@ -178,10 +178,10 @@ static void sample(struct strbuf *out, const char *name, const char *suffix, con
 	const char *sep = *labels && extra ? "," : "";
 
 	if (*labels || extra)
-		strbuf_printf(out, "%s%s{%s%s%s} %.17g\n", name, suffix, labels, sep, extra ? extra : "",
+		strbuf_printf(out, "%s%s{%s%s%s} %.15g\n", name, suffix, labels, sep, extra ? extra : "",
 			      v);
 	else
-		strbuf_printf(out, "%s%s %.17g\n", name, suffix, v);
+		strbuf_printf(out, "%s%s %.15g\n", name, suffix, v);
 }
 
 void metrics_write(const struct metrics *m, struct strbuf *out)

@@ -245,14 +245,13 @@ static int is_counter(const char *name)
 	return n > 6 && strcmp(name + n - 6, "_total") == 0;
 }
 
+/* Text format 0.0.4: a counter's family is named like its samples (*_total). */
 static void family_header(struct strbuf *b, const struct sample *s)
 {
 	const char *type = s->histogram ? "histogram" : is_counter(s->family) ? "counter" : "gauge";
-	/* counters are named *_total; Prometheus wants the family without it */
-	int len = (int)strlen(s->family) - (is_counter(s->family) && !s->histogram ? 6 : 0);
 
-	strbuf_printf(b, "# HELP certward_%.*s certward %s %s.\n", len, s->family, s->family, type);
-	strbuf_printf(b, "# TYPE certward_%.*s %s\n", len, s->family, type);
+	strbuf_printf(b, "# HELP certward_%s certward %s %s.\n", s->family, s->family, type);
+	strbuf_printf(b, "# TYPE certward_%s %s\n", s->family, type);
 }
 
 static void finish(struct gather *g)
@@ -267,7 +266,7 @@ static void finish(struct gather *g)
 
 		if (i == 0 || strcmp(s->family, g->samples[i - 1].family) != 0)
 			family_header(&b, s);
-		strbuf_printf(&b, "certward_%s{worker=\"%s\"%s%s} %.17g\n", s->name, s->worker,
+		strbuf_printf(&b, "certward_%s{worker=\"%s\"%s%s} %.15g\n", s->name, s->worker,
 			      *s->labels ? "," : "", s->labels, s->value);
 	}
 	if (b.truncated)

@@ -3,6 +3,7 @@ the key kept in the signer (a memory scan proves it), handshakes surviving a
 signer restart, handshake timeout and connection limit."""
 import os
 import re
+import json
 import signal
 import struct
 import socket
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (finish, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
@@ -239,7 +242,7 @@ def endpoint_checks(proto):
     check('"ready"' in body, "/ready: %r" % body)
     code, body = curl("/metrics", proto=proto)
     check(code == 200 and 'certward_worker_up{worker="store"} 1' in body and
-          "# TYPE certward_http_requests counter" in body, "/metrics: %r" % body[:400])
+          "# TYPE certward_http_requests_total counter" in body, "/metrics: %r" % body[:400])
     code, body = curl("/nope", proto=proto)
     check(code == 404 and "problem" not in body and '"status":404' in body, "/nope: %r" % ((code, body),))
     code, _ = curl("/health", "-X", "POST", proto=proto)
@@ -379,6 +382,72 @@ def raw_exchange(request):
                 data += chunk
 
 
+def metrics_exposition():
+    """/metrics passes promtool and carries the figures an operator graphs."""
+    for _ in range(3):
+        curl("/ready", proto="--http2")
+    code, body = curl("/metrics")
+    check(code == 200, "/metrics gave %d" % code)
+    out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(),
+          "promtool check metrics: rc=%d %s%s" % (out.returncode, out.stdout, out.stderr))
+    for needle in ['certward_http_requests_total{worker="api",route="/ready",method="GET",status="200"}',
+                   '# TYPE certward_http_request_duration_seconds histogram',
+                   'certward_http_request_duration_seconds_bucket{worker="api",route="/ready",method="GET",le="+Inf"}',
+                   'certward_ipc_requests_total{worker="api",peer="store",result="ok"}',
+                   'certward_ipc_request_duration_seconds_count{worker="api",peer="signer"}',
+                   'certward_worker_up{worker="signer"} 1',
+                   'certward_process_open_fds{worker="store"}',
+                   'certward_process_resident_memory_bytes{worker="api"}',
+                   'certward_worker_restarts_total{worker="api"}']:
+        check(needle in body, "/metrics lacks %s" % needle)
+    m = re.search(r'certward_http_requests_total\{worker="api",route="/ready",method="GET",status="200"\} (\d+)', body)
+    check(int(m.group(1)) >= 3, "requests not counted: %s" % m.group(0))
+
+
+def prometheus_scrapes():
+    """Debian's Prometheus scrapes /metrics over TLS: up == 1 and certward_
+    series in its query API."""
+    port = free_port()
+    pdir = os.path.join(root, "prometheus")
+    os.makedirs(pdir, exist_ok=True)
+    conf = os.path.join(pdir, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: certward\n    scheme: https\n"
+                "    tls_config:\n      ca_file: %s\n      server_name: localhost\n"
+                "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % (cert_path(), cw.api_port))
+    plog = open(os.path.join(pdir, "prometheus.log"), "w")
+    prom = subprocess.Popen(["prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + os.path.join(pdir, "data"),
+                             "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
+                            stdout=plog, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def query(q):
+        url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)["data"]["result"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    try:
+        up = wait_for("target up", lambda: (lambda r: r if r and r[0]["value"][1] == "1" else None)(query('up{job="certward"}')), timeout=60)
+        check(up[0]["metric"]["instance"] == "127.0.0.1:%d" % cw.api_port, "unexpected target %r" % up)
+        series = wait_for("certward_ series", lambda: query('certward_worker_up{worker="signer"}'), timeout=30)
+        check(series[0]["value"][1] == "1", "certward_worker_up for the signer: %r" % series)
+        check(query('count({__name__=~"certward_.+"})')[0]["value"][1] not in ("0", None), "no certward_ series")
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        plog.close()
+    # its keep-alive connection is gone before the connection-limit case
+    wait_for("prometheus connection closed",
+             lambda: cw.metrics("api")['connections_open{listener="https"}'] == 0, timeout=10)
+
+
 def pipelined_keepalive():
     req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     data = raw_exchange(req * 3 + b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -396,6 +465,40 @@ def ready_follows_postgres():
     Postgres(root, pg.port)
     wait_for("200 again", lambda: curl("/ready")[0] == 200, timeout=30)
     check(cw.status()["store"]["pid"] == pid, "the store was restarted")
+
+
+def ready_when_store_hangs():
+    """A store that stops answering (SIGSTOP) makes /ready 503 after the IPC
+    deadline instead of hanging; it is ready again once the store resumes."""
+    pid = cw.status()["store"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        code, body = curl("/ready")
+        took = time.monotonic() - t0
+        check(code == 503 and "store unreachable" in body, "/ready with a hung store: %r" % ((code, body),))
+        check(took < 5 + 3, "/ready took %.1fs with a hung store" % took)
+        check(curl("/health")[0] == 200, "liveness must not depend on the store")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for("ready again", lambda: curl("/ready")[0] == 200, timeout=15)
+
+
+def h2_slowloris():
+    """An HTTP/2 client that opens a stream and never finishes its request
+    loses the connection after api.request_timeout (1s)."""
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            t0 = time.monotonic()
+            # HEADERS with END_HEADERS but without END_STREAM: a body is due
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) + h2_frame(1, 0x4, 1, h2_get("/health")))
+            check(curl("/health", proto="--http2")[0] == 200, "another client waited on the slow one")
+            frames = h2_read_frames(s, lambda fr: any(f[0] == 7 for f in fr))
+            took = time.monotonic() - t0
+            check(any(f[0] == 7 for f in frames), "no GOAWAY for a stalled request")
+            check(0.8 < took < 5, "cut off after %.1fs, expected about 1s" % took)
 
 
 def two_api_processes_share_the_port():
@@ -446,12 +549,16 @@ try:
     case(h2_stream_limit)
     case(h2_malformed)
     case(plain_listener)
+    case(metrics_exposition)
+    case(prometheus_scrapes)
     case(pipelined_keepalive)
     case(ready_follows_postgres)
+    case(ready_when_store_hangs)
     case(key_only_in_signer)
     case(handshakes_survive_signer_restart)
     case(slow_client_is_cut_off)
     case(slowloris_gets_408)
+    case(h2_slowloris)
     case(connection_limit)
     case(two_api_processes_share_the_port)
     case(tls12_when_configured)

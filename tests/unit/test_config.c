@@ -216,6 +216,31 @@ Test(config, section_round_trip)
 	cfg_free(cfg);
 }
 
+/* every section of a default configuration reaches its worker intact,
+ * including optional values left unset (an empty address) */
+Test(config, default_sections_round_trip)
+{
+	static const char *const sections[] = {"master", "api", "store", "signer"};
+	struct cfg *cfg, *back;
+	struct cfg_error err;
+	char *a;
+	size_t alen;
+
+	cr_assert_null(load("store:\n  dsn: 'host=/x'\n", NULL, &cfg));
+	cr_assert_str_eq(cfg_str(cfg, "api", "plain_listen"), "");
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+		cr_assert_eq(cfg_section_serialize(cfg, sections[i], &a, &alen), 0);
+		cr_assert_eq(cfg_section_parse(sections[i], a, alen, &back, &err), 0, "%s: %s",
+			     sections[i], err.msg);
+		cfg_free(back);
+		free(a);
+	}
+	cfg_free(cfg);
+	cfg = NULL;
+	cr_assert_not_null(load("store:\n  dsn: x\napi:\n  plain_listen: 'nonsense'\n", NULL, &cfg),
+			   "a malformed address is still refused");
+}
+
 Test(config, section_parse_is_strict)
 {
 	struct cfg *cfg;

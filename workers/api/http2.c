@@ -172,8 +172,7 @@ static void on_request_timeout(uv_timer_t *t)
 	http_framing_error();
 	http_request_done(hc->tc, "h2", "-", "-", 408, 0, now_us(), NULL);
 	nghttp2_session_terminate_session(hc->s, NGHTTP2_NO_ERROR);
-	pump(hc);
-	tls_conn_close(hc->tc, 1);
+	pump(hc); /* sends the GOAWAY, then closes */
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -300,9 +299,9 @@ static void pump(struct h2conn *hc)
 	}
 	if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s)) {
 		hc->dead = 1;
-		tls_conn_close(hc->tc, 1);
-		return;
+		tls_conn_close(hc->tc, 1); /* once the queued output is written */
 	}
+	/* writes what was queued (from a timer, nothing else would) */
 	tls_conn_resume(hc->tc);
 }
 
