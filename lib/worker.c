@@ -15,6 +15,7 @@
 #include "harden.h"
 #include "log.h"
 #include "metrics.h"
+#include "store_client.h"
 
 #define MAX_PEERS 72 /* 64 api instances + the other workers */
 
@@ -350,8 +351,14 @@ static void handle_test_hook(struct worker *w, struct ipc_msg *m)
 		ipc_reply_error(w->control, m, 0, msg);
 		return;
 	}
+	if (strcmp(hook, "store-call") == 0) {
+		/* arg "OP" or "OP:P1,P2": call the store, log the outcome when it comes */
+		rc = store_call_test_hook(w, arg, msg, sizeof msg);
+		ipc_reply_error(w->control, m, -rc, msg);
+		return;
+	}
 	if (strcmp(hook, "syscall") != 0) {
-		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame");
+		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame, store-call");
 		return;
 	}
 	if (strcmp(arg, "socket") == 0) {
