@@ -2,6 +2,7 @@
  * them together, files their logs and serves the control socket. It holds no
  * key, no database connection and no network listener. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -24,6 +26,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: certwardd [-c FILE] [-f] [--check-config]\n"
+		"       certwardd migrate [-c FILE] [--status]\n"
 		"       certwardd --version | --help\n"
 		"\n"
 		"  -c, --config FILE   configuration file (default /etc/certward/certward.yml)\n"
@@ -31,6 +34,14 @@ static void usage(FILE *out)
 		"      --check-config  validate the configuration and exit\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
+		"\n"
+		"certwardd migrate applies the pending database migrations and exits (the\n"
+		"store also applies them at start unless store.migrate_on_start is false);\n"
+		"with --status it lists every migration (version, name, applied or pending,\n"
+		"applied at, checksum ok / CHANGED / unknown-to-this-binary) and changes\n"
+		"nothing. Exit status: 0 done and consistent, 65 a CHANGED checksum or a\n"
+		"migration unknown to this binary, 69 PostgreSQL unreachable, 78 bad\n"
+		"configuration, 1 other failures.\n"
 		"\n"
 		"Signals: TERM/INT stop, HUP reloads the configuration, USR1 reopens log files.\n");
 }
@@ -142,20 +153,126 @@ static int prepare(void)
 	return 0;
 }
 
+/* ---- certwardd migrate ---- */
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Runs certward-store --migrate[=status] as the store would run (the service
+ * user when we are root), with the store's section on its stdin: the
+ * connection string is a secret and never goes on a command line or into the
+ * environment. Its stdout and stderr are ours; its exit status becomes ours.
+ */
+static int run_store_migrate(bool status)
+{
+	char path[1100], *section;
+	char *argv[3];
+	char *env[8];
+	size_t len, nenv = 0;
+	int in[2], wstatus;
+	pid_t pid;
+	static const char *const passthrough[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+						  "TZ", NULL};
+	static char envbuf[4][1024];
+
+	snprintf(path, sizeof path, "%s/certward-store", cfg_str(M.cfg, "master", "libexec_dir"));
+	if (access(path, X_OK) != 0) {
+		fprintf(stderr, "certwardd: %s: master.libexec_dir: %s: %s\n", M.config_path, path,
+			strerror(errno));
+		return 78;
+	}
+	if (geteuid() == 0 && lookup_user("user", cfg_str(M.cfg, "master", "user"), &M.uid, &M.gid) != 0)
+		return 78;
+	section = section_for(M.cfg, IPC_ROLE_STORE, &len);
+	if (!section || pipe2(in, O_CLOEXEC) != 0) {
+		fprintf(stderr, "certwardd: cannot prepare the store's configuration: %s\n", strerror(errno));
+		free(section);
+		return 1;
+	}
+	env[nenv++] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	for (size_t i = 0; passthrough[i]; i++) {
+		const char *v = getenv(passthrough[i]);
+
+		if (v) {
+			snprintf(envbuf[i], sizeof envbuf[i], "%s=%s", passthrough[i], v);
+			env[nenv++] = envbuf[i];
+		}
+	}
+	env[nenv] = NULL;
+	argv[0] = path;
+	argv[1] = (char *)(status ? "--migrate=status" : "--migrate");
+	argv[2] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "certwardd: fork: %s\n", strerror(errno));
+		explicit_bzero(section, len);
+		free(section);
+		close(in[0]);
+		close(in[1]);
+		return 1;
+	}
+	if (pid == 0) {
+		if (dup2(in[0], STDIN_FILENO) < 0)
+			_exit(127);
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) != 0 || setgid(M.gid) != 0 || setuid(M.uid) != 0)) {
+			fprintf(stderr, "certwardd: cannot become the store's user: %s\n", strerror(errno));
+			_exit(127);
+		}
+		execve(path, argv, env);
+		fprintf(stderr, "certwardd: cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	if (write_all(in[1], section, len) != 0)
+		fprintf(stderr, "certwardd: cannot hand the configuration to the store: %s\n",
+			strerror(errno));
+	close(in[1]);
+	explicit_bzero(section, len);
+	free(section);
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "certwardd: waitpid: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+	if (WIFSIGNALED(wstatus)) {
+		fprintf(stderr, "certwardd: certward-store --migrate killed by SIG%s\n",
+			sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+		return 1;
+	}
+	return WEXITSTATUS(wstatus);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"check-config", no_argument, NULL, 'C'},
+		{"status", no_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cfg_error err;
 	char line[1024];
-	bool check_only = false;
-	int opt;
+	bool check_only = false, migrate = false, status = false;
+	int opt, rc;
 
 	M.config_path = "/etc/certward/certward.yml";
 	while ((opt = getopt_long(argc, argv, "c:fVh", longopts, NULL)) != -1) {
@@ -163,12 +280,18 @@ int main(int argc, char **argv)
 		case 'c': M.config_path = optarg; break;
 		case 'f': M.foreground = true; break;
 		case 'C': check_only = true; break;
+		case 'S': status = true; break;
 		case 'V': printf("certwardd %s\n", CERTWARD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 64;
 		}
 	}
-	if (optind != argc) {
+	/* the one subcommand: certwardd [-c FILE] migrate [--status] */
+	if (optind + 1 == argc && strcmp(argv[optind], "migrate") == 0) {
+		migrate = true;
+		optind++;
+	}
+	if (optind != argc || (status && !migrate) || (migrate && check_only)) {
 		usage(stderr);
 		return 64;
 	}
@@ -184,6 +307,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (migrate) {
+		rc = run_store_migrate(status);
+		cfg_free(M.cfg);
+		return rc;
+	}
 	umask(027);
 	if (prepare() != 0 || logs_open(cfg_str(M.cfg, "master", "log_dir")) != 0) {
 		cfg_free(M.cfg);

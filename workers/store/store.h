@@ -1,0 +1,41 @@
+/* certward-store internals shared by main.c and ops.c. */
+#ifndef CERTWARD_STORE_STORE_H
+#define CERTWARD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "callers.h"
+#include "channel.h"
+#include "pool.h"
+#include "worker.h"
+
+enum schema_state {
+	SCHEMA_UNKNOWN,   /* not checked yet: PostgreSQL not reached so far */
+	SCHEMA_MIGRATING, /* a migration run is going on */
+	SCHEMA_PENDING,   /* migrations pending and store.migrate_on_start is false */
+	SCHEMA_READY,     /* every embedded migration applied: operations are served */
+};
+
+struct store {
+	struct worker *w;
+	struct pg_pool *pool;
+	struct callers callers;
+	enum schema_state schema;
+	char schema_why[256]; /* why operations are refused while not READY */
+	bool migrate_on_start;
+	bool stopping;
+	bool migrations_known;
+	unsigned migrations_applied, migrations_pending;
+	uv_timer_t schema_timer; /* the next migration run or check */
+	uint64_t schema_retry_ms;
+	bool warned_unavailable, warned_pending;
+};
+
+/* ops.c: a STORE_CALL from a wired worker. */
+void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg *m);
+
+/* migrate_cli.c: certward-store --migrate[=status], run by certwardd migrate. */
+int migrate_cli(const char *mode);
+
+#endif
