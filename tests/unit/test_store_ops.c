@@ -1,0 +1,87 @@
+/* The store operation catalogue (schema/store_ops.def) keeps its promises:
+ * unique well-formed names, callers only among the workers wired to the
+ * store, and SQL whose placeholders are exactly $1..$nparams. */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "store_wire.h"
+
+struct op {
+	const char *name;
+	unsigned callers;
+	int nparams;
+	const char *result;
+	const char *sql;
+};
+
+static const struct op ops[] = {
+#define R(role) (1u << IPC_ROLE_##role)
+#define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, #result, sql},
+#include "store_ops.def"
+#undef STORE_OP
+#undef R
+};
+
+#define NOPS (sizeof ops / sizeof ops[0])
+
+Test(store_ops, names)
+{
+	for (size_t i = 0; i < NOPS; i++) {
+		const char *n = ops[i].name, *dot = strchr(n, '.');
+
+		cr_assert(strlen(n) <= STORE_OP_NAME_MAX, "%s: name too long", n);
+		cr_assert(dot && dot != n && dot[1], "%s: not noun.verb", n);
+		for (const char *c = n; *c; c++)
+			cr_assert(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '.' || *c == '_',
+				  "%s: character %c", n, *c);
+		for (size_t j = 0; j < i; j++)
+			cr_assert(strcmp(ops[j].name, n) != 0, "%s declared twice", n);
+	}
+}
+
+Test(store_ops, callers_are_wired_workers)
+{
+	const unsigned wired = 1u << IPC_ROLE_API | 1u << IPC_ROLE_SCHEDULER | 1u << IPC_ROLE_DEPLOY |
+			       1u << IPC_ROLE_NOTIFIER;
+	unsigned somebody_refused = 0;
+
+	for (size_t i = 0; i < NOPS; i++) {
+		cr_assert(ops[i].callers != 0, "%s: nobody may call it", ops[i].name);
+		cr_assert((ops[i].callers & ~wired) == 0, "%s: a caller not wired to the store", ops[i].name);
+		somebody_refused |= wired & ~ops[i].callers;
+	}
+	/* the permission check is real: some wired worker is refused something */
+	cr_assert(somebody_refused != 0);
+	/* every caller may send STORE_CALL at all */
+	for (unsigned r = 0; r < IPC_ROLE_COUNT; r++)
+		if (wired & 1u << r)
+			cr_assert(ipc_sender_allowed(IPC_T_STORE_CALL, r));
+}
+
+Test(store_ops, placeholders_match_nparams)
+{
+	for (size_t i = 0; i < NOPS; i++) {
+		int highest = 0;
+		unsigned seen = 0;
+
+		cr_assert(ops[i].nparams >= 0 && ops[i].nparams <= STORE_PARAMS_MAX, "%s", ops[i].name);
+		cr_assert(strchr(ops[i].sql, ';') == NULL, "%s: one statement only", ops[i].name);
+		for (const char *p = ops[i].sql; (p = strchr(p, '$')); p++) {
+			int n = atoi(p + 1);
+
+			cr_assert(n >= 1 && n <= STORE_PARAMS_MAX, "%s: bad placeholder", ops[i].name);
+			seen |= 1u << n;
+			if (n > highest)
+				highest = n;
+		}
+		cr_assert_eq(highest, ops[i].nparams, "%s: uses $%d, declares %d parameters", ops[i].name,
+			     highest, ops[i].nparams);
+		cr_assert_eq(seen, ((1u << (highest + 1)) - 1) & ~1u, "%s: a placeholder is skipped",
+			     ops[i].name);
+		cr_assert(strcmp(ops[i].result, "NONE") == 0 || strstr(ops[i].sql, "json") != NULL,
+			  "%s: results are JSON built by PostgreSQL", ops[i].name);
+	}
+}
