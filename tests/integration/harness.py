@@ -150,13 +150,16 @@ class Certward:
         return self.proc.returncode if self.proc else None
 
     def kill_everything(self):
-        """Last-resort cleanup so a failed test leaves nothing behind."""
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in worker_pids_of_build():
+        """Last-resort cleanup so a failed test leaves nothing behind: this
+        certwardd and its workers, not another test's."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        children = children_of(self.proc.pid)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for pid in children:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -176,6 +179,20 @@ def exe_of(pid):
         return os.readlink("/proc/%d/exe" % pid)
     except OSError:
         return None
+
+
+def children_of(ppid):
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid:
+                pids.append(int(d))
+    return pids
 
 
 def worker_pids_of_build():
