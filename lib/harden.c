@@ -49,6 +49,8 @@ static const int base_syscalls[] = {
 
 static const int net_client_syscalls[] = {
 	SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind),
+	/* glibc's resolver sends its A and AAAA queries together */
+	SCMP_SYS(sendmmsg),
 };
 
 static const int accept_syscalls[] = {

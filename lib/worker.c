@@ -175,6 +175,8 @@ static void on_peer_close(struct ipc_channel *ch, int reason, void *ud)
 {
 	struct worker *w = ud;
 
+	if (w->ops->peer_closed)
+		w->ops->peer_closed(w, ch);
 	for (size_t i = 0; i < w->npeers; i++) {
 		if (w->peers[i].ch != ch)
 			continue;

@@ -34,6 +34,9 @@ struct worker_ops {
 	/* Append snapshot lines (lib/metrics.h format) for figures kept outside
 	 * the registry, such as gauges read at snapshot time (may be NULL). */
 	void (*metrics)(struct worker *w, struct strbuf *out);
+	/* A peer's channel closed and is about to be freed: forget every
+	 * reference to it (may be NULL). */
+	void (*peer_closed)(struct worker *w, struct ipc_channel *ch);
 	/* Graceful stop: close what init opened (may be NULL). */
 	void (*stop)(struct worker *w);
 };

@@ -384,15 +384,29 @@ def migrate_on_start_false_waits_for_migrate():
     check("pong" in cw.ctl("ping", "store").stdout and "pong" in cw.ctl("ping", "api", "store").stdout,
           "the store does not answer")
     check(not recorded_or_none("certward_manual"), "the store migrated anyway")
+    code, body = ready()
+    check(code == 503 and '"component":"database schema","state":"migrations pending"' in body,
+          "/ready with migrations pending: %r" % ((code, body),))
     if TEST_HOOKS:
         line, _ = hook("scheduler", "settings.list")
         check("database schema not ready" in line and "run certwardd migrate" in line, line)
     out = migrate(cw.config)
     check(out.returncode == 0 and "applied" in out.stdout, "migrate: %r" % (out,))
     wait_schema_current()
+    wait_for("/ready 200 once migrated", lambda: ready()[0] == 200, timeout=20)
     if TEST_HOOKS:
         line, _ = hook("scheduler", "settings.list")
         check('settings.list: ok"' in line, line)
+
+
+def ready():
+    crt = os.path.join(cw.state, "tls", "api.crt")
+    wait_for("api certificate", lambda: os.path.exists(crt), timeout=20)
+    out = subprocess.run(["curl", "-sS", "--cacert", crt, "-w", "\n%{http_code}",
+                          "https://127.0.0.1:%d/ready" % cw.api_port],
+                         capture_output=True, text=True, timeout=30)
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code or 0), body
 
 
 def recorded_or_none(db):

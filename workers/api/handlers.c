@@ -23,7 +23,7 @@ struct handler_reply {
 	char *workers_text;
 	int workers_failed;
 	int store_failed;
-	unsigned store_up, store_size;
+	unsigned store_up, store_size, schema_ready;
 	/* /metrics */
 	char *metrics;
 	size_t metrics_len;
@@ -87,6 +87,9 @@ static void ready_finish(struct handler_reply *r)
 		strbuf_printf(&items, "%s{\"component\":\"postgresql\",\"state\":\"%s\"}",
 			      items.len ? "," : "",
 			      r->store_failed ? "store unreachable" : "not connected");
+	else if (!r->schema_ready)
+		strbuf_printf(&items, "%s{\"component\":\"database schema\",\"state\":\"migrations pending\"}",
+			      items.len ? "," : "");
 	strbuf_init(&out, 16500);
 	strbuf_printf(&out, "{\"status\":\"%s\",\"not_ready\":[%s]}\n",
 		      items.len ? "not ready" : "ready", items.p ? items.p : "");
@@ -135,6 +138,7 @@ static void on_store(int status, struct ipc_msg *m, int fd, void *arg)
 	if (status == 0 && m->type == IPC_T_STORE_HEALTH) {
 		r->store_up = m->u.store_health.connections_up;
 		r->store_size = m->u.store_health.pool_size;
+		r->schema_ready = m->u.store_health.schema_ready;
 	} else {
 		r->store_failed = 1;
 	}

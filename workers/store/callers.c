@@ -5,73 +5,24 @@
 #include "log.h"
 
 struct caller {
-	struct ipc_channel *ch; /* NULL once its channel started closing */
+	struct ipc_channel *ch; /* NULL once its channel closed */
 	unsigned refs;
-	bool seen;              /* scratch for one check */
 	struct caller *next;
 };
 
-struct walk {
-	struct callers *cs;
-	struct ipc_channel *only; /* look for this one channel, or every held one */
-	bool found;
-};
-
-static bool open_pipe_of(uv_handle_t *h, const struct ipc_channel *ch)
+void callers_init(struct callers *cs)
 {
-	return ch && h->type == UV_NAMED_PIPE && h->data == ch && !uv_is_closing(h);
-}
-
-static void visit(uv_handle_t *h, void *arg)
-{
-	struct walk *wk = arg;
-
-	if (wk->only) {
-		wk->found = wk->found || open_pipe_of(h, wk->only);
-		return;
-	}
-	for (struct caller *c = wk->cs->list; c; c = c->next)
-		if (open_pipe_of(h, c->ch))
-			c->seen = true;
-}
-
-static void on_check(uv_check_t *h)
-{
-	struct callers *cs = h->data;
-	struct walk wk = {.cs = cs};
-
-	for (struct caller *c = cs->list; c; c = c->next)
-		c->seen = false;
-	uv_walk(cs->loop, visit, &wk);
-	for (struct caller *c = cs->list; c; c = c->next) {
-		if (c->ch && !c->seen) {
-			log_debug("channel to %s closed with calls in flight: their results are dropped",
-				  ipc_channel_peer(c->ch));
-			c->ch = NULL;
-		}
-	}
-}
-
-void callers_init(struct callers *cs, uv_loop_t *loop)
-{
-	cs->loop = loop;
 	cs->list = NULL;
-	uv_check_init(loop, &cs->check);
-	cs->check.data = cs;
-	/* watching must not keep the loop alive on its own */
-	uv_unref((uv_handle_t *)&cs->check);
-	cs->check_started = false;
 }
 
 void callers_close(struct callers *cs)
 {
-	uv_check_stop(&cs->check);
-	uv_close((uv_handle_t *)&cs->check, NULL);
+	if (cs->list)
+		log_warn("store stopping with calls in flight");
 }
 
 struct caller *caller_hold(struct callers *cs, struct ipc_channel *ch)
 {
-	struct walk wk = {.cs = cs, .only = ch};
 	struct caller *c;
 
 	for (c = cs->list; c; c = c->next) {
@@ -80,12 +31,6 @@ struct caller *caller_hold(struct callers *cs, struct ipc_channel *ch)
 			return c;
 		}
 	}
-	uv_walk(cs->loop, visit, &wk);
-	if (!wk.found) {
-		log_error("no open pipe handle for the channel to %s: cannot answer it later",
-			  ipc_channel_peer(ch));
-		return NULL;
-	}
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
@@ -93,10 +38,6 @@ struct caller *caller_hold(struct callers *cs, struct ipc_channel *ch)
 	c->refs = 1;
 	c->next = cs->list;
 	cs->list = c;
-	if (!cs->check_started) {
-		uv_check_start(&cs->check, on_check);
-		cs->check_started = true;
-	}
 	return c;
 }
 
@@ -116,8 +57,15 @@ void caller_release(struct callers *cs, struct caller *c)
 		}
 	}
 	free(c);
-	if (!cs->list && cs->check_started) {
-		uv_check_stop(&cs->check);
-		cs->check_started = false;
+}
+
+void callers_forget(struct callers *cs, const struct ipc_channel *ch)
+{
+	for (struct caller *c = cs->list; c; c = c->next) {
+		if (c->ch == ch) {
+			log_debug("channel to %s closed with calls in flight: their results are dropped",
+				  ipc_channel_peer(ch));
+			c->ch = NULL;
+		}
 	}
 }

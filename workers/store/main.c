@@ -100,7 +100,7 @@ static int store_init(struct worker *w, const struct cfg *section)
 		log_error("cannot start the postgresql pool");
 		return -1;
 	}
-	callers_init(&S.callers, worker_loop(w));
+	callers_init(&S.callers);
 	uv_timer_init(worker_loop(w), &S.schema_timer);
 	S.schema_retry_ms = SCHEMA_RETRY_MIN_MS;
 	/* the first run starts from the loop, after READY: the store answers
@@ -132,11 +132,17 @@ static void store_message(struct worker *w, struct ipc_channel *from, struct ipc
 	case IPC_T_STORE_HEALTH_GET:
 		r.u.store_health.connections_up = pg_pool_connected(S.pool);
 		r.u.store_health.pool_size = (uint32_t)pg_pool_size(S.pool);
+		r.u.store_health.schema_ready = S.schema == SCHEMA_READY;
 		ipc_reply(from, m, &r);
 		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the store does not handle this message");
 	}
+}
+
+static void store_peer_closed(struct worker *w, struct ipc_channel *ch)
+{
+	callers_forget(&S.callers, ch);
 }
 
 static void store_stop(struct worker *w)
@@ -159,6 +165,7 @@ static const struct worker_ops ops = {
 	.init = store_init,
 	.on_message = store_message,
 	.metrics = store_metrics,
+	.peer_closed = store_peer_closed,
 	.stop = store_stop,
 };
 
