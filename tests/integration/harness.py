@@ -248,6 +248,31 @@ def teardown(cw, pg, root):
     remove_root(root)
 
 
-def finish(passed, failed):
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+class Cases:
+    """Runs test cases one after the other, reporting each and going on after
+    a failure; current() gives the Certward whose output to show on failure."""
+
+    def __init__(self, current=lambda: None):
+        self.passed = 0
+        self.failed = 0
+        self.current = current
+
+    def case(self, fn):
+        t0 = time.monotonic()
+        try:
+            fn()
+            self.passed += 1
+            log("PASS %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+        except Exception as e:  # report and go on with the other cases
+            self.fail("%s: %s" % (fn.__name__, e))
+            cw = self.current()
+            if cw is not None:
+                log("certwardd output tail:\n" + cw.tail())
+
+    def fail(self, msg):
+        self.failed += 1
+        log("FAIL " + msg)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)

@@ -16,24 +16,10 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (finish, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (Cases, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
-passed = 0
-failed = 0
-
-
-def case(fn):
-    global passed, failed
-    t0 = time.monotonic()
-    try:
-        fn()
-        passed += 1
-        log("PASS %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-    except Exception as e:
-        failed += 1
-        log("FAIL %s: %s" % (fn.__name__, e))
-        if cw is not None:
-            log("certwardd output tail:\n" + cw.tail())
+RUN = Cases(lambda: cw)
+case = RUN.case
 
 
 def cert_path():
@@ -564,12 +550,10 @@ try:
     case(tls12_when_configured)
     rc = cw.stop()
     if rc != 0:
-        failed += 1
-        log("FAIL certwardd exit status %r" % rc)
+        RUN.fail("certwardd exit status %r" % rc)
     reports = sanitizer_reports(cw.logs)
     if reports:
-        failed += 1
-        log("FAIL sanitizer reports:\n" + "\n".join(reports[:20]))
+        RUN.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
 finally:
     teardown(cw, pg, root)
-finish(passed, failed)
+RUN.finish()

@@ -8,27 +8,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, finish, sanitizer_reports, teardown, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
+from harness import (AS_ROOT, Cases, sanitizer_reports, teardown, BUILD, EDGES, TEST_HOOKS, WORKERS, Certward, Postgres, check,
                      exe_of, log, make_root, remove_root, uid_of, wait_for,
                      worker_pids_of_build)
 
-passed = 0
-failed = 0
-
-
-def case(fn):
-    global passed, failed
-    name = fn.__name__
-    t0 = time.monotonic()
-    try:
-        fn()
-        passed += 1
-        log("PASS %s (%.1fs)" % (name, time.monotonic() - t0))
-    except Exception as e:  # report and go on with the other cases
-        failed += 1
-        log("FAIL %s: %s" % (name, e))
-        if cw is not None:
-            log("certwardd output tail:\n" + cw.tail())
+RUN = Cases(lambda: cw)
+case = RUN.case
 
 
 def config_errors():
@@ -309,4 +294,4 @@ try:
     case(no_sanitizer_reports)
 finally:
     teardown(cw, pg, root)
-finish(passed, failed)
+RUN.finish()

@@ -10,28 +10,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, SOURCE, TEST_HOOKS, Certward, Postgres, check, finish, log,
+from harness import (BUILD, SOURCE, TEST_HOOKS, Certward, Postgres, check, Cases, log,
                      make_root, sanitizer_reports, teardown, wait_for)
 
-passed = 0
-failed = 0
 MIGRATION_FILES = sorted(f for f in os.listdir(os.path.join(SOURCE, "migrations")) if f.endswith(".sql"))
 FIRST = MIGRATION_FILES[0][:-4]          # "0001_meta"
 LOCK = "1667592820, 1"                   # MIGRATE_LOCK_KEY1, KEY2 (workers/store/migrate.h)
 
-
-def case(fn):
-    global passed, failed
-    t0 = time.monotonic()
-    try:
-        fn()
-        passed += 1
-        log("PASS %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-    except Exception as e:  # report and go on with the other cases
-        failed += 1
-        log("FAIL %s: %s" % (fn.__name__, e))
-        if cw is not None:
-            log("certwardd output tail:\n" + cw.tail())
+RUN = Cases(lambda: cw)
+case = RUN.case
 
 
 def sha256_of(name):
@@ -476,4 +463,4 @@ try:
     case(no_sanitizer_reports)
 finally:
     teardown(cw, pg, root)
-finish(passed, failed)
+RUN.finish()
