@@ -9,6 +9,30 @@
 static char proc_name[32] = "certward";
 static enum log_level min_level = LOG_INFO;
 static void (*line_sink)(const char *line, size_t len);
+/* buffered mode (workers): lines wait here until log_flush() */
+static int buffered;
+static size_t pending_len;
+static char pending[4 * LOG_LINE_MAX];
+
+void log_set_buffered(int on)
+{
+	log_flush();
+	buffered = on;
+}
+
+void log_flush(void)
+{
+	size_t off = 0;
+
+	while (off < pending_len) {
+		ssize_t n = write(STDERR_FILENO, pending + off, pending_len - off);
+
+		if (n <= 0)
+			break; /* the master is gone: nobody to tell */
+		off += (size_t)n;
+	}
+	pending_len = 0;
+}
 
 void log_set_sink(void (*sink)(const char *line, size_t len))
 {
@@ -136,6 +160,16 @@ void log_eventv(enum log_level lvl, const char *reqid, const char *kv, const cha
 	n = log_format_line(line, sizeof line, lvl, proc_name, (long)getpid(), reqid, kv, msg);
 	if (line_sink) {
 		line_sink(line, n);
+		return;
+	}
+	if (buffered) {
+		if (pending_len + n > sizeof pending)
+			log_flush();
+		memcpy(pending + pending_len, line, n);
+		pending_len += n;
+		/* what an operator must see is not held back */
+		if (lvl >= LOG_WARN)
+			log_flush();
 		return;
 	}
 	/* one write per line so lines from one process never interleave */

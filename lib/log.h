@@ -14,6 +14,12 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 #define LOG_LINE_MAX 4096
 
+/* Buffered mode: lines are collected and written by log_flush() (the worker
+ * runtime flushes once per event-loop iteration, and at exit); warnings and
+ * errors are written at once. Off by default: one write per line. */
+void log_set_buffered(int on);
+void log_flush(void);
+
 void log_init(const char *process_name);
 /* Send formatted lines to `sink` instead of stderr (the master files its own lines). */
 void log_set_sink(void (*sink)(const char *line, size_t len));

@@ -44,6 +44,7 @@ struct worker {
 	uint64_t pings, peer_changes, peer_losses;
 	struct metrics *metrics;
 	uv_signal_t sigterm;
+	uv_prepare_t log_flusher;
 	void *data;
 };
 
@@ -137,6 +138,15 @@ static void worker_stop(struct worker *w, int code)
 	}
 	uv_signal_stop(&w->sigterm);
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
+	uv_prepare_stop(&w->log_flusher);
+	uv_close((uv_handle_t *)&w->log_flusher, NULL);
+}
+
+/* Runs before the loop waits for I/O: the log lines of this iteration (one
+ * per request on a busy api) leave in one write. */
+static void flush_logs(uv_prepare_t *h)
+{
+	log_flush();
 }
 
 /* ---- messages on peer channels ---- */
@@ -598,6 +608,10 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 	uv_signal_init(&w->loop, &w->sigterm);
 	w->sigterm.data = w;
 	uv_signal_start(&w->sigterm, on_sigterm, SIGTERM);
+	uv_prepare_init(&w->loop, &w->log_flusher);
+	uv_prepare_start(&w->log_flusher, flush_logs);
+	uv_unref((uv_handle_t *)&w->log_flusher);
+	log_set_buffered(1);
 	w->control = ipc_channel_open(&w->loop, control_fd, IPC_ROLE_MASTER, "master",
 				      on_control_msg, on_control_close, w);
 	for (size_t i = 0; i < w->npeers; i++) {
@@ -617,6 +631,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 	uv_run(&w->loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&w->loop) != 0)
 		log_debug("loop closed with handles still open");
+	log_set_buffered(0);
 	code = w->exit_code;
 	cfg_free(w->cfg);
 	metrics_free(w->metrics);

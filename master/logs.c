@@ -29,7 +29,10 @@ struct log_stream {
 	long pid;
 	size_t len;
 	char buf[LOG_LINE_MAX];
-	char chunk[8192];
+	char chunk[16384];
+	/* complete lines of one read, written to the file together */
+	size_t outlen;
+	char out[16384 + LOG_LINE_MAX + 512];
 };
 
 static char log_dir[1024];
@@ -94,19 +97,49 @@ void logs_close(void)
 	}
 }
 
+static void echo(const char *echo_name, const char *line, size_t len)
+{
+	char out[LOG_LINE_MAX + 40];
+	int n = snprintf(out, sizeof out, "%s: %.*s", echo_name, (int)len, line);
+
+	if (n > 0)
+		(void)!write(STDERR_FILENO, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
+}
+
 static void emit(const char *file, const char *echo_name, const char *line, size_t len)
 {
 	struct log_file *f = log_dir[0] ? file_for(file) : NULL;
 
 	if (f && f->fd >= 0)
 		(void)!write(f->fd, line, len);
-	if (M.foreground || !f || f->fd < 0) {
-		char out[LOG_LINE_MAX + 40];
-		int n = snprintf(out, sizeof out, "%s: %.*s", echo_name, (int)len, line);
+	if (M.foreground || !f || f->fd < 0)
+		echo(echo_name, line, len);
+}
 
-		if (n > 0)
-			(void)!write(STDERR_FILENO, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
-	}
+static void stream_flush(struct log_stream *ls)
+{
+	struct log_file *f = log_dir[0] ? file_for(ls->file) : NULL;
+
+	if (ls->outlen && f && f->fd >= 0)
+		(void)!write(f->fd, ls->out, ls->outlen);
+	ls->outlen = 0;
+}
+
+/* A worker's line: echoed at once when asked to, filed with the others of
+ * the same read (one write per read, not per line: the api logs a line per
+ * request). */
+static void stream_emit(struct log_stream *ls, const char *line, size_t len)
+{
+	struct log_file *f = log_dir[0] ? file_for(ls->file) : NULL;
+
+	if (M.foreground || !f || f->fd < 0)
+		echo(ls->name, line, len);
+	if (!f || f->fd < 0)
+		return;
+	if (ls->outlen + len > sizeof ls->out)
+		stream_flush(ls);
+	memcpy(ls->out + ls->outlen, line, len);
+	ls->outlen += len;
 }
 
 void logs_master_sink(const char *line, size_t len)
@@ -125,14 +158,14 @@ static void stream_line(struct log_stream *ls, const char *line, size_t len)
 	if (len > 5 && memcmp(line, "time=", 5) == 0) {
 		memcpy(wrapped, line, len);
 		wrapped[len] = '\n';
-		emit(ls->file, ls->name, wrapped, len + 1);
+		stream_emit(ls, wrapped, len + 1);
 		return;
 	}
 	memcpy(raw, line, len < sizeof raw ? len : sizeof raw - 1);
 	raw[len < sizeof raw ? len : sizeof raw - 1] = '\0';
 	n = log_format_line(wrapped, sizeof wrapped, LOG_ERROR, ls->name, ls->pid, NULL,
 			    "source=stderr", raw);
-	emit(ls->file, ls->name, wrapped, n);
+	stream_emit(ls, wrapped, n);
 }
 
 static void stream_closed(uv_handle_t *h)
@@ -155,6 +188,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 	if (nread < 0) {
 		if (ls->len)
 			stream_line(ls, ls->buf, ls->len);
+		stream_flush(ls);
 		uv_close((uv_handle_t *)st, stream_closed);
 		return;
 	}
@@ -173,6 +207,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		}
 		ls->buf[ls->len++] = c;
 	}
+	stream_flush(ls);
 }
 
 void logs_attach(const struct slot *s, int fd)

@@ -58,6 +58,28 @@ def tls13_only_by_default():
         check("sha256=" + fp in f.read(), "signer.log does not show fingerprint %s" % fp)
 
 
+def no_session_resumption():
+    """Every handshake is a full one, signed by the signer: a client offering
+    the session of its previous connection does not resume it."""
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+
+    def get(session=None):
+        with socket.create_connection(("127.0.0.1", cw.api_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+                # TLS 1.3 tickets arrive after the handshake: read a response first
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+                return s.session, s.session_reused
+
+    before = cw.metrics("signer")["tls_signatures_total"]
+    session, _ = get()
+    _, reused = get(session)
+    check(not reused, "the server resumed a session")
+    check(cw.metrics("signer")["tls_signatures_total"] == before + 2, "a handshake was not signed")
+
+
 def private_key_scalar():
     key = os.path.join(cw.state, "signer", "api-tls.key")
     txt = subprocess.run(["openssl", "pkey", "-in", key, "-noout", "-text"], capture_output=True,
@@ -530,6 +552,7 @@ try:
     cw.start()
     wait_for("all running", cw.all_running, timeout=60)
     case(tls13_only_by_default)
+    case(no_session_resumption)
     case(http_endpoints)
     case(http2_endpoints)
     case(h2_stream_limit)

@@ -621,7 +621,10 @@ static SSL_CTX *make_ctx(struct tls_server *s, const uint8_t *pem, size_t len)
 	SSL_CTX_set_private_key_method(ctx, &key_method);
 	SSL_CTX_set_alpn_select_cb(ctx, select_alpn, s);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* no resumption: no session cache, and no ticket keys in this
+	 * network-facing process; every handshake is signed by the signer */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	return ctx;
 }
 
