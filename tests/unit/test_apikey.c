@@ -1,0 +1,84 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "apikey.h"
+
+static const char good[] = "cw_0123456789ab_"
+			   "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+Test(apikey, parse_good)
+{
+	struct apikey k;
+
+	cr_assert(apikey_parse(good, strlen(good), &k));
+	cr_expect_str_eq(k.prefix, "cw_0123456789ab");
+	cr_expect_eq(k.secret[0], 0x00);
+	cr_expect_eq(k.secret[1], 0x11);
+	cr_expect_eq(k.secret[31], 0xff);
+}
+
+Test(apikey, parse_refuses_everything_else)
+{
+	char bad[sizeof good + 8];
+	struct apikey k;
+
+	cr_expect(!apikey_parse("", 0, &k));
+	cr_expect(!apikey_parse(good, strlen(good) - 1, &k), "short");
+	memcpy(bad, good, sizeof good);
+	bad[0] = 'C';
+	cr_expect(!apikey_parse(bad, strlen(bad), &k), "prefix");
+	memcpy(bad, good, sizeof good);
+	bad[15] = '-';
+	cr_expect(!apikey_parse(bad, strlen(bad), &k), "separator");
+	memcpy(bad, good, sizeof good);
+	bad[20] = 'A';
+	cr_expect(!apikey_parse(bad, strlen(bad), &k), "uppercase hex");
+	memcpy(bad, good, sizeof good);
+	bad[5] = 'g';
+	cr_expect(!apikey_parse(bad, strlen(bad), &k), "not hex in the prefix");
+	memcpy(bad, good, sizeof good);
+	bad[40] = '\0';
+	cr_expect(!apikey_parse(bad, strlen(good), &k), "embedded NUL");
+	memcpy(bad, good, sizeof good);
+	strcat(bad, "0");
+	cr_expect(!apikey_parse(bad, strlen(bad), &k), "long");
+}
+
+Test(apikey, generated_keys_parse_and_differ)
+{
+	struct apikey a, b, back;
+	uint8_t salt_a[APIKEY_SALT_BYTES], salt_b[APIKEY_SALT_BYTES];
+	char ta[APIKEY_TEXT_LEN + 1], tb[APIKEY_TEXT_LEN + 1];
+
+	cr_assert(apikey_generate(&a, salt_a, ta));
+	cr_assert(apikey_generate(&b, salt_b, tb));
+	cr_expect_eq(strlen(ta), APIKEY_TEXT_LEN);
+	cr_assert(apikey_parse(ta, strlen(ta), &back));
+	cr_expect_str_eq(back.prefix, a.prefix);
+	cr_expect(memcmp(back.secret, a.secret, sizeof a.secret) == 0);
+	cr_expect(strcmp(ta, tb) != 0);
+	cr_expect(memcmp(salt_a, salt_b, sizeof salt_a) != 0);
+}
+
+Test(apikey, hash_and_match)
+{
+	/* SHA-256 of 32 zero bytes (no salt): a known value */
+	static const uint8_t zero_hash[32] = {
+		0x66, 0x68, 0x7a, 0xad, 0xf8, 0x62, 0xbd, 0x77, 0x6c, 0x8f, 0xc1, 0x8b, 0x8e, 0x9f, 0x8e, 0x20,
+		0x08, 0x97, 0x14, 0x85, 0x6e, 0xe2, 0x33, 0xb3, 0x90, 0x2a, 0x59, 0x1d, 0x0d, 0x5f, 0x29, 0x25,
+	};
+	struct apikey k = {0};
+	uint8_t salt[APIKEY_SALT_BYTES] = {1}, h[32];
+
+	apikey_hash(NULL, 0, &k, h);
+	cr_expect(memcmp(h, zero_hash, 32) == 0);
+	apikey_hash(salt, sizeof salt, &k, h);
+	cr_expect(memcmp(h, zero_hash, 32) != 0, "the salt counts");
+	cr_expect(apikey_matches(salt, sizeof salt, &k, h));
+	k.secret[31] ^= 1;
+	cr_expect(!apikey_matches(salt, sizeof salt, &k, h), "one bit of the secret");
+	k.secret[31] ^= 1;
+	salt[15] ^= 0x80;
+	cr_expect(!apikey_matches(salt, sizeof salt, &k, h), "one bit of the salt");
+	apikey_clear(&k);
+}
