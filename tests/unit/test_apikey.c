@@ -19,26 +19,26 @@ Test(apikey, parse_good)
 
 Test(apikey, parse_refuses_everything_else)
 {
+	/* one byte of a good key replaced */
+	static const struct {
+		size_t pos;
+		char c;
+		const char *why;
+	} changes[] = {
+		{0, 'C', "prefix"},         {15, '-', "separator"},
+		{20, 'A', "uppercase hex"}, {5, 'g', "not hex in the prefix"},
+		{40, '\0', "embedded NUL"},
+	};
 	char bad[sizeof good + 8];
 	struct apikey k;
 
 	cr_expect(!apikey_parse("", 0, &k));
 	cr_expect(!apikey_parse(good, strlen(good) - 1, &k), "short");
-	memcpy(bad, good, sizeof good);
-	bad[0] = 'C';
-	cr_expect(!apikey_parse(bad, strlen(bad), &k), "prefix");
-	memcpy(bad, good, sizeof good);
-	bad[15] = '-';
-	cr_expect(!apikey_parse(bad, strlen(bad), &k), "separator");
-	memcpy(bad, good, sizeof good);
-	bad[20] = 'A';
-	cr_expect(!apikey_parse(bad, strlen(bad), &k), "uppercase hex");
-	memcpy(bad, good, sizeof good);
-	bad[5] = 'g';
-	cr_expect(!apikey_parse(bad, strlen(bad), &k), "not hex in the prefix");
-	memcpy(bad, good, sizeof good);
-	bad[40] = '\0';
-	cr_expect(!apikey_parse(bad, strlen(good), &k), "embedded NUL");
+	for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
+		memcpy(bad, good, sizeof good);
+		bad[changes[i].pos] = changes[i].c;
+		cr_expect(!apikey_parse(bad, strlen(good), &k), "%s", changes[i].why);
+	}
 	memcpy(bad, good, sizeof good);
 	strcat(bad, "0");
 	cr_expect(!apikey_parse(bad, strlen(bad), &k), "long");
