@@ -131,6 +131,75 @@ def one(text):
     return sql(text)[0][0]
 
 
+# ---- the REST resources' store operations (schema/gen_resources.py) ----
+
+with open(os.path.join(BUILD, "schema", "resource_ops.json")) as f:
+    RESOURCE_OPS = {o["name"]: o for o in json.load(f)}
+
+
+def literal(v):
+    if v is None:
+        return "NULL"
+    if not isinstance(v, str):
+        v = json.dumps(v)
+    return "'" + v.replace("'", "''") + "'"
+
+
+def op_sql(name, *params):
+    """PREPARE the operation exactly as the store runs it (parameters of
+    unspecified type, passed as text) and EXECUTE it once."""
+    o = RESOURCE_OPS[name]
+    check(len(params) == o["nparams"], "%s takes %d parameters" % (name, o["nparams"]))
+    args = "(%s)" % ", ".join(literal(p) for p in params) if params else ""
+    return "PREPARE op AS %s; EXECUTE op%s;" % (o["sql"], args)
+
+
+def op(name, *params):
+    rows = sql(op_sql(name, *params))
+    return json.loads(rows[0][0]) if rows else None
+
+
+def resource_operations():
+    """Each generated statement runs against the migrated schema: create with
+    server-chosen and given ids, uniqueness and references refused with their
+    SQLSTATEs, partial update, list pages, filters and sorting, delete."""
+    check(all(n in RESOURCE_OPS for n in ("teams.list", "teams.get", "teams.create", "teams.update",
+                                          "teams.delete", "owners.list")), "operations missing")
+    base = op("teams.list", "1", "500", None, "false", None)["total"]
+    a = op("teams.create", {"name": "platform-ops"})
+    check(re.match(r"^t-[0-9a-f]{32}$", a["id"]) and a["description"] == "", "created %r" % a)
+    b = op("teams.create", {"id": "00-sec", "name": "security", "description": "d"})
+    check(b["id"] == "00-sec" and b["created_at"], "created %r" % b)
+    refused(op_sql("teams.create", {"name": "security"}), "23505")
+    o = op("owners.create", {"name": "Ann", "email": "ann@example.com", "team_id": "00-sec"})
+    check(o["team_id"] == "00-sec", "owner %r" % o)
+    refused(op_sql("owners.create", {"name": "Bob", "team_id": "no-such-team"}), "23503")
+    page = op("teams.list", "1", "1", "id", "false", None)
+    check(page["total"] == base + 2 and page["page"] == 1 and page["per_page"] == 1 and
+          [t["id"] for t in page["data"]] == ["00-sec"], "page 1 by id: %r" % page)
+    up = [t["id"] for t in op("teams.list", "1", "500", "name", "false", None)["data"]]
+    down = [t["id"] for t in op("teams.list", "1", "500", "name", "true", None)["data"]]
+    check(len(up) == base + 2 and down == up[::-1], "sorting by name: %r / %r" % (up, down))
+    page = op("teams.list", str(base + 3), "1", None, "false", None)
+    check(page["data"] == [] and page["total"] == base + 2, "beyond the end: %r" % page)
+    page = op("teams.list", "1", "50", None, "false", {"name": "security"})
+    check(page["total"] == 1 and page["data"][0]["id"] == "00-sec", "filtered: %r" % page)
+    page = op("owners.list", "1", "50", None, "false", {"team_id": "00-sec"})
+    check(page["total"] == 1, "owners by team: %r" % page)
+    u = op("teams.update", "00-sec", {"description": "new"})
+    check(u["name"] == "security" and u["description"] == "new" and u["updated_at"] >= b["updated_at"],
+          "partial update: %r" % u)
+    check(op("teams.update", "nope", {"description": "x"}) is None, "update of a missing id")
+    refused(op_sql("teams.delete", "00-sec"), "23503")  # an owner still refers to it
+    sql(op_sql("owners.delete", o["id"]))
+    sql(op_sql("teams.delete", "00-sec"))
+    check(op("teams.get", "00-sec") is None and op("teams.get", a["id"])["name"] == "platform-ops",
+          "get after delete")
+    # hostile values stay values
+    h = op("teams.create", {"name": "x'); DROP TABLE teams; --", "description": "$1 $2 \\"})
+    check(op("teams.get", h["id"])["name"] == "x'); DROP TABLE teams; --", "the name was not stored as given")
+
+
 # ---- the migrations ----
 
 def migrate_applies_all():
@@ -436,6 +505,7 @@ try:
     case(supplied_hash_ignored)
     case(audit_append_only)
     case(concurrent_inserts_chain)
+    case(resource_operations)
 finally:
     teardown(cw, pg, root)
 RUN.finish()

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Generates the store operations of the REST resources from
+schema/resources.json:
+
+    gen_resources.py resources.json OUT.def OUT.json
+
+OUT.def   STORE_OP lines (see schema/store_ops.def), included at its end
+OUT.json  the same operations as data, for the integration tests
+
+Per resource R (table T), all called by the api only:
+
+    R.list    $1 page, $2 per_page, $3 sort field or NULL, $4 descending
+              ('true'/'false'), $5 filters as a JSON object or NULL
+              -> {"data": [...], "total": n, "page": p, "per_page": pp}
+    R.get     $1 id -> the object, or no row
+    R.create  $1 the fields as a JSON object -> the new object
+    R.update  $1 id, $2 the fields to change as a JSON object -> the
+              object, or no row (fields absent from $2 keep their value)
+    R.delete  $1 id -> rows affected
+
+Values travel as one bound JSON parameter, never spliced into SQL; the api
+checks them against the same catalogue before calling. Sort keys are
+matched against a fixed list inside the statement.
+"""
+import json
+import re
+import sys
+
+TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings"}
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def fail(msg):
+    sys.exit("gen_resources.py: " + msg)
+
+
+def value_of(f, j):
+    """SQL for field f's value in the JSON object j."""
+    n, t = f["name"], f["type"]
+    if t in ("id", "string", "ref"):
+        return "(%s->>'%s')" % (j, n)
+    if t == "int":
+        return "(%s->>'%s')::bigint" % (j, n)
+    if t == "bool":
+        return "(%s->>'%s')::boolean" % (j, n)
+    if t == "timestamp":
+        return "(%s->>'%s')::timestamptz" % (j, n)
+    if t == "object":
+        return "(%s->'%s')" % (j, n)
+    return "CASE WHEN %s ? '%s' AND jsonb_typeof(%s->'%s') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(%s->'%s')) END" % (j, n, j, n, j, n)
+
+
+def check(res, names):
+    if not NAME.match(res["name"]) or not NAME.match(res["table"]):
+        fail("%s: bad resource or table name" % res["name"])
+    seen = set()
+    for f in res["fields"]:
+        if not NAME.match(f["name"]) or f["name"] in seen:
+            fail("%s.%s: bad or repeated field name" % (res["name"], f["name"]))
+        seen.add(f["name"])
+        if f["type"] not in TYPES:
+            fail("%s.%s: unknown type %s" % (res["name"], f["name"], f["type"]))
+        if f["type"] == "ref" and f.get("ref") not in names:
+            fail("%s.%s: ref to an unknown resource" % (res["name"], f["name"]))
+    if "id" not in seen:
+        fail("%s: no id field" % res["name"])
+
+
+def ops_of(res):
+    name, table, fields = res["name"], res["table"], res["fields"]
+    obj = "json_build_object(%s)" % ", ".join("'%s', t.%s" % (f["name"], f["name"]) for f in fields)
+    writable = [f for f in fields if not f.get("server")]
+    sorts = [f["name"] for f in fields if f.get("sort")]
+    filters = [f for f in fields if f.get("filter")]
+
+    where = " AND ".join(
+        "(NOT coalesce($5::jsonb, '{}') ? '%s' OR t.%s = %s)" % (f["name"], f["name"], value_of(f, "$5::jsonb"))
+        for f in filters) or "true"
+    order = ", ".join(
+        "CASE WHEN $3 = '%s' AND NOT $4::boolean THEN t.%s END ASC, "
+        "CASE WHEN $3 = '%s' AND $4::boolean THEN t.%s END DESC" % (s, s, s, s) for s in sorts)
+    order = (order + ", " if order else "") + "t.id ASC"
+    lst = ("SELECT json_build_object('data', coalesce((SELECT json_agg(x.o ORDER BY x.n) FROM "
+           "(SELECT %s AS o, row_number() OVER (ORDER BY %s) AS n FROM %s t WHERE %s "
+           "ORDER BY %s LIMIT $2::int OFFSET ($1::int - 1) * $2::int) x), '[]'::json), "
+           "'total', (SELECT count(*) FROM %s t WHERE %s), 'page', $1::int, 'per_page', $2::int)"
+           % (obj, order, table, where, order, table, where))
+
+    cols, vals = [], []
+    for f in writable:
+        v = value_of(f, "s.j")
+        if f["name"] == "id":
+            v = "coalesce(%s, cw_new_id('%s'))" % (v, res["id_prefix"])
+        elif "default" in f:
+            v = "coalesce(%s, %s)" % (v, f["default"])
+        cols.append(f["name"])
+        vals.append(v)
+    create = ("INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING %s"
+              % (table, ", ".join(cols), ", ".join(vals), obj))
+    sets = ", ".join("%s = CASE WHEN s.j ? '%s' THEN %s ELSE t.%s END"
+                     % (f["name"], f["name"], value_of(f, "s.j"), f["name"])
+                     for f in writable if f["name"] != "id")
+    update = ("UPDATE %s AS t SET %s FROM (SELECT $2::jsonb AS j) s WHERE t.id = $1 RETURNING %s"
+              % (table, sets, obj))
+    return [
+        (name + ".list", 5, "VALUE", lst),
+        (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
+        (name + ".create", 1, "ROW", create),
+        (name + ".update", 2, "ROW", update),
+        (name + ".delete", 1, "NONE", "DELETE FROM %s WHERE id = $1" % table),
+    ]
+
+
+def c_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main():
+    if len(sys.argv) != 4:
+        fail("usage: gen_resources.py resources.json OUT.def OUT.json")
+    with open(sys.argv[1]) as f:
+        cat = json.load(f)
+    names = {r["name"] for r in cat["resources"]}
+    ops = []
+    for res in cat["resources"]:
+        check(res, names)
+        ops += ops_of(res)
+    with open(sys.argv[2], "w") as out:
+        out.write("/* generated by schema/gen_resources.py from schema/resources.json: do not edit */\n")
+        for name, n, result, sql in ops:
+            out.write("STORE_OP(%s, R(API), %d, %s,\n\t %s)\n" % (c_string(name), n, result, c_string(sql)))
+    with open(sys.argv[3], "w") as out:
+        json.dump([{"name": o[0], "nparams": o[1], "result": o[2], "sql": o[3]} for o in ops], out, indent=1)
+
+
+main()
