@@ -1,5 +1,6 @@
-/* certward: the operator's command line. For now it speaks to the local
- * master over the control socket (`certward ctl ...`). */
+/* certward: the operator's command line. `certward ctl ...` speaks to the
+ * local master over the control socket; the other commands speak to the
+ * REST API over HTTPS (api_cmds.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "api_cmds.h"
 #include "build_config.h"
 #include "codec.h"
 #include "config.h"
@@ -31,7 +33,10 @@ static void usage(FILE *out)
 		"  ctl ... metrics WORKER      counters and gauges of a worker\n"
 		"\n"
 		"The control socket is SOCKET, else $CERTWARD_CONTROL_SOCKET, else\n"
-		"master.control_socket of CONFIG, else " DEFAULT_SOCKET ".\n");
+		"master.control_socket of CONFIG, else " DEFAULT_SOCKET ".\n"
+		"\n"
+		"REST commands:\n");
+	api_cmd_usage(out);
 }
 
 static int connect_master(const char *path)
@@ -287,6 +292,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "ctl") == 0)
 		return cmd_ctl(argc - 1, argv + 1);
+	{
+		int rc = api_cmd_run(argc - 1, argv + 1);
+
+		if (rc >= 0)
+			return rc;
+	}
 	fprintf(stderr, "certward: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 64;

@@ -1,0 +1,801 @@
+#include "http_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/* Raw bytes read at most: the head, the body, and chunked framing around it. */
+#define HTTP_MAX_RAW ((size_t)HTTP_MAX_HEAD + 2 * (size_t)HTTP_MAX_BODY)
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void http_response_free(struct http_response *r)
+{
+	free(r->content_type);
+	free(r->body);
+	memset(r, 0, sizeof *r);
+}
+
+/* ---- URL ---------------------------------------------------------------- */
+
+struct url {
+	char host[256]; /* without brackets */
+	char port[8];
+	char prefix[1024]; /* path without a trailing '/' */
+	int is_ip;
+	int is_v6;
+};
+
+static int parse_url(const char *s, struct url *u, char *err, size_t errlen)
+{
+	const char *p, *host_end, *end;
+	size_t n;
+
+	memset(u, 0, sizeof *u);
+	if (strncasecmp(s, "https://", 8) != 0) {
+		seterr(err, errlen, "server URL must start with https:// (got \"%.200s\")", s);
+		return -1;
+	}
+	p = s + 8;
+	end = p + strcspn(p, "/?#");
+	if (*p == '[') {
+		host_end = memchr(p, ']', (size_t)(end - p));
+		if (!host_end)
+			goto bad;
+		n = (size_t)(host_end - p - 1);
+		if (n == 0 || n >= sizeof u->host)
+			goto bad;
+		memcpy(u->host, p + 1, n);
+		u->is_v6 = 1;
+		p = host_end + 1;
+	} else {
+		host_end = memchr(p, ':', (size_t)(end - p));
+		if (!host_end)
+			host_end = end;
+		n = (size_t)(host_end - p);
+		if (n == 0 || n >= sizeof u->host)
+			goto bad;
+		memcpy(u->host, p, n);
+		p = host_end;
+	}
+	if (p < end && *p == ':') {
+		char *e;
+		long port;
+
+		p++;
+		n = (size_t)(end - p);
+		if (n == 0 || n > 5 || strspn(p, "0123456789") < n)
+			goto bad;
+		port = strtol(p, &e, 10);
+		if (port < 1 || port > 65535)
+			goto bad;
+		snprintf(u->port, sizeof u->port, "%ld", port);
+	} else if (p != end) {
+		goto bad;
+	} else {
+		strcpy(u->port, "443");
+	}
+	if (strspn(u->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%") !=
+	    strlen(u->host))
+		goto bad;
+	if (*end == '?' || *end == '#')
+		goto bad;
+	n = strlen(end);
+	while (n > 0 && end[n - 1] == '/')
+		n--;
+	if (n >= sizeof u->prefix || strcspn(end, " \t\r\n?#") < n)
+		goto bad;
+	memcpy(u->prefix, end, n);
+	{
+		unsigned char buf[16];
+
+		u->is_ip = inet_pton(AF_INET, u->host, buf) == 1 || inet_pton(AF_INET6, u->host, buf) == 1;
+	}
+	if (u->is_v6 && !u->is_ip)
+		goto bad;
+	return 0;
+bad:
+	seterr(err, errlen, "malformed server URL \"%.200s\" (want https://HOST[:PORT])", s);
+	return -1;
+}
+
+/* ---- timing and sockets ------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until FD is ready for EVENTS or the deadline passes: 0, or -1 on
+ * timeout (errno ETIMEDOUT) or error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int connect_one(const struct addrinfo *ai, int64_t deadline)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+	int soerr = 0;
+	socklen_t sl = sizeof soerr;
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		goto fail;
+	if (wait_fd(fd, POLLOUT, deadline) != 0)
+		goto fail;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+		goto fail;
+	if (soerr != 0) {
+		errno = soerr;
+		goto fail;
+	}
+	return fd;
+fail: {
+	int e = errno;
+
+	close(fd);
+	errno = e;
+	return -1;
+}
+}
+
+static enum http_err tcp_connect(const struct url *u, int64_t deadline, int *fdp, char *err,
+				 size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
+	int rc, e = 0;
+
+	if (u->is_ip)
+		hints.ai_flags = AI_NUMERICHOST;
+	rc = getaddrinfo(u->host, u->port, &hints, &res);
+	if (rc != 0) {
+		seterr(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+		return HTTP_E_CONNECT;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		*fdp = connect_one(ai, deadline);
+		if (*fdp >= 0)
+			break;
+		e = errno;
+		if (e == ETIMEDOUT && now_ms() >= deadline)
+			break;
+	}
+	freeaddrinfo(res);
+	if (*fdp >= 0)
+		return HTTP_OK;
+	if (e == ETIMEDOUT) {
+		seterr(err, errlen, "cannot connect to %s port %s: timed out", u->host, u->port);
+		return HTTP_E_TIMEOUT;
+	}
+	seterr(err, errlen, "cannot connect to %s port %s: %s%s", u->host, u->port, strerror(e),
+	       e == ECONNREFUSED ? " (is certwardd running, and is this its api.listen?)" : "");
+	return HTTP_E_CONNECT;
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* Drives one SSL call on a non-blocking socket until it completes: its
+ * return value, or -1 with *timed_out set. */
+static int ssl_drive(SSL *ssl, int fd, int64_t deadline, int *timed_out,
+		     int (*op)(SSL *, void *, int), void *buf, int n)
+{
+	for (;;) {
+		int r = op(ssl, buf, n), e;
+
+		if (r > 0)
+			return r;
+		e = SSL_get_error(ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			if (wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) != 0) {
+				*timed_out = errno == ETIMEDOUT;
+				return -1;
+			}
+			continue;
+		}
+		return r;
+	}
+}
+
+static int op_connect(SSL *ssl, void *buf, int n)
+{
+	(void)buf;
+	(void)n;
+	return SSL_connect(ssl);
+}
+
+static int op_read(SSL *ssl, void *buf, int n)
+{
+	return SSL_read(ssl, buf, n);
+}
+
+static int op_write(SSL *ssl, void *buf, int n)
+{
+	return SSL_write(ssl, buf, n);
+}
+
+static void ssl_reason(char *out, size_t outlen)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (e)
+		snprintf(out, outlen, "%s", ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+								       : "unknown error");
+	else
+		snprintf(out, outlen, "connection closed by the server");
+	ERR_clear_error();
+}
+
+static SSL_CTX *make_ctx(const struct http_client *c, char *err, size_t errlen)
+{
+	const char *ca = c->cacert && *c->cacert ? c->cacert : HTTP_SYSTEM_CA_FILE;
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+
+	if (!ctx) {
+		seterr(err, errlen, "cannot set up TLS: out of memory");
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
+		seterr(err, errlen, "cannot set up TLS");
+		goto fail;
+	}
+	if (access(ca, R_OK) != 0) {
+		seterr(err, errlen, "cannot read CA file %s: %s", ca, strerror(errno));
+		goto fail;
+	}
+	if (!SSL_CTX_load_verify_locations(ctx, ca, NULL)) {
+		seterr(err, errlen, "no usable PEM certificate in CA file %s", ca);
+		goto fail;
+	}
+	/* A pinned file's certificates are trust anchors as they are: the
+	 * server's own self-signed leaf need not be a CA certificate. */
+	if (c->cacert && *c->cacert)
+		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static enum http_err tls_handshake(SSL *ssl, int fd, const struct url *u, const char *cacert,
+				   int64_t deadline, char *err, size_t errlen)
+{
+	int timed_out = 0;
+	long vr;
+	char why[160];
+
+	if (ssl_drive(ssl, fd, deadline, &timed_out, op_connect, NULL, 0) == 1)
+		return HTTP_OK;
+	if (timed_out) {
+		seterr(err, errlen, "TLS handshake with %s port %s timed out", u->host, u->port);
+		ERR_clear_error();
+		return HTTP_E_TIMEOUT;
+	}
+	vr = SSL_get_verify_result(ssl);
+	if (vr != X509_V_OK) {
+		ERR_clear_error();
+		if (cacert && *cacert)
+			seterr(err, errlen,
+			       "certificate of %s port %s not trusted: %s (checked against --cacert %s; "
+			       "pass the server's certificate, e.g. <state_dir>/tls/api.crt)",
+			       u->host, u->port, X509_verify_cert_error_string(vr), cacert);
+		else
+			seterr(err, errlen,
+			       "certificate of %s port %s not trusted: %s (checked against %s; pass "
+			       "the server's certificate with --cacert FILE, e.g. "
+			       "<state_dir>/tls/api.crt)",
+			       u->host, u->port, X509_verify_cert_error_string(vr),
+			       HTTP_SYSTEM_CA_FILE);
+		return HTTP_E_TLS;
+	}
+	ssl_reason(why, sizeof why);
+	seterr(err, errlen, "TLS handshake with %s port %s failed: %s", u->host, u->port, why);
+	return HTTP_E_TLS;
+}
+
+/* ---- response parsing --------------------------------------------------- */
+
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+struct head {
+	int status;
+	size_t head_len;
+	int chunked;
+	int has_length;
+	uint64_t length;
+	char *content_type;
+};
+
+/* Parses the head ending at BUF[head_len - 1]: 0, or -1 with ERR set. */
+static int parse_head(const char *buf, size_t head_len, struct head *h, char *err, size_t errlen)
+{
+	const char *p = buf, *end = buf + head_len - 2; /* the final CRLF */
+	const char *eol;
+
+	if (head_len < 17 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+	    p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' ||
+	    p[11] > '9' || (p[12] != ' ' && p[12] != '\r')) {
+		seterr(err, errlen, "malformed response: bad status line");
+		return -1;
+	}
+	h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
+	for (const char *q = p + 12; q < eol; q++)
+		if ((unsigned char)*q < 0x20 && *q != '\t') {
+			seterr(err, errlen, "malformed response: control character in status line");
+			return -1;
+		}
+	p = eol + 2;
+	while (p < end) {
+		const char *colon, *v, *ve;
+		size_t nlen;
+
+		eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon || colon == p) {
+			seterr(err, errlen, "malformed response: bad header line");
+			return -1;
+		}
+		nlen = (size_t)(colon - p);
+		for (size_t i = 0; i < nlen; i++)
+			if (!is_tchar((unsigned char)p[i])) {
+				seterr(err, errlen, "malformed response: bad header name");
+				return -1;
+			}
+		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		for (const char *q = v; q < ve; q++)
+			if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
+				seterr(err, errlen, "malformed response: control character in header");
+				return -1;
+			}
+		if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
+			uint64_t n = 0;
+
+			if (ve == v) {
+				seterr(err, errlen, "malformed response: empty Content-Length");
+				return -1;
+			}
+			for (const char *q = v; q < ve; q++) {
+				if (*q < '0' || *q > '9' || n > HTTP_MAX_BODY) {
+					seterr(err, errlen, "malformed response: bad Content-Length");
+					return -1;
+				}
+				n = n * 10 + (uint64_t)(*q - '0');
+			}
+			if (h->has_length && h->length != n) {
+				seterr(err, errlen, "malformed response: conflicting Content-Length");
+				return -1;
+			}
+			h->has_length = 1;
+			h->length = n;
+		} else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
+			if ((size_t)(ve - v) != 7 || strncasecmp(v, "chunked", 7) != 0 || h->chunked) {
+				seterr(err, errlen,
+				       "malformed response: unsupported Transfer-Encoding");
+				return -1;
+			}
+			h->chunked = 1;
+		} else if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0 && !h->content_type) {
+			h->content_type = strndup(v, (size_t)(ve - v));
+		}
+		p = eol + 2;
+	}
+	if (h->chunked && h->has_length) {
+		seterr(err, errlen, "malformed response: both Content-Length and chunked");
+		return -1;
+	}
+	if (h->has_length && h->length > HTTP_MAX_BODY) {
+		seterr(err, errlen, "response body larger than %u bytes", HTTP_MAX_BODY);
+		return -1;
+	}
+	return 0;
+}
+
+/* Walks a chunked body in P[0..len): 1 when complete (the decoded size in
+ * *outlen, copied to OUT when non-NULL), 0 when incomplete, -1 if malformed. */
+static int dechunk(const char *p, size_t len, char *out, size_t *outlen, char *err, size_t errlen)
+{
+	size_t i = 0, total = 0;
+
+	for (;;) {
+		uint64_t size = 0;
+		size_t digits = 0;
+		const char *eol;
+
+		while (i < len && strchr("0123456789abcdefABCDEF", p[i]) && p[i]) {
+			int d = p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10;
+
+			size = size * 16 + (uint64_t)d;
+			if (++digits > 8 || size > HTTP_MAX_BODY)
+				goto toobig;
+			i++;
+		}
+		if (i >= len)
+			return 0;
+		if (digits == 0 || (p[i] != '\r' && p[i] != ';'))
+			goto bad;
+		eol = memmem(p + i, len - i, "\r\n", 2);
+		if (!eol)
+			return len - i > 4096 ? (seterr(err, errlen, "malformed response: chunk line too long"), -1) : 0;
+		i = (size_t)(eol - p) + 2;
+		if (size == 0)
+			break;
+		if (total + size > HTTP_MAX_BODY)
+			goto toobig;
+		if (len - i < size + 2)
+			return 0;
+		if (p[i + size] != '\r' || p[i + size + 1] != '\n')
+			goto bad;
+		if (out)
+			memcpy(out + total, p + i, size);
+		total += size;
+		i += size + 2;
+	}
+	/* trailers, then an empty line */
+	for (;;) {
+		const char *eol = memmem(p + i, len - i, "\r\n", 2);
+
+		if (!eol)
+			return len - i > HTTP_MAX_HEAD ? (seterr(err, errlen, "malformed response: trailers too long"), -1) : 0;
+		if (eol == p + i)
+			break;
+		i = (size_t)(eol - p) + 2;
+	}
+	*outlen = total;
+	return 1;
+bad:
+	seterr(err, errlen, "malformed response: bad chunked encoding");
+	return -1;
+toobig:
+	seterr(err, errlen, "response body larger than %u bytes", HTTP_MAX_BODY);
+	return -1;
+}
+
+static int set_body(struct http_response *out, const char *p, size_t n)
+{
+	out->body = malloc(n + 1);
+	if (!out->body)
+		return -1;
+	memcpy(out->body, p, n);
+	out->body[n] = 0;
+	out->body_len = n;
+	return 0;
+}
+
+int http_parse_response(const char *buf, size_t len, int eof, int head_only,
+			struct http_response *out, char *err, size_t errlen)
+{
+	struct head h;
+	const char *hend;
+	size_t avail;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	for (;;) {
+		memset(&h, 0, sizeof h);
+		hend = memmem(buf, len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD, "\r\n\r\n", 4);
+		if (!hend) {
+			if (len >= HTTP_MAX_HEAD) {
+				seterr(err, errlen, "response head larger than %u bytes", HTTP_MAX_HEAD);
+				return -1;
+			}
+			if (eof) {
+				seterr(err, errlen, len ? "malformed response: connection closed in the head"
+							: "the server closed the connection without a response");
+				return -1;
+			}
+			return 0;
+		}
+		h.head_len = (size_t)(hend - buf) + 4;
+		if (parse_head(buf, h.head_len, &h, err, errlen) != 0) {
+			free(h.content_type);
+			return -1;
+		}
+		if (h.status >= 200 || h.status == 101)
+			break;
+		/* an interim 1xx answer: the real one follows */
+		free(h.content_type);
+		buf += h.head_len;
+		len -= h.head_len;
+	}
+	if (h.status == 101) {
+		free(h.content_type);
+		seterr(err, errlen, "malformed response: unexpected 101 Switching Protocols");
+		return -1;
+	}
+	avail = len - h.head_len;
+	if (head_only || h.status == 204 || h.status == 304) {
+		rc = set_body(out, "", 0);
+	} else if (h.chunked) {
+		size_t n = 0;
+
+		rc = dechunk(buf + h.head_len, avail, NULL, &n, err, errlen);
+		if (rc == 0 && eof) {
+			seterr(err, errlen, "malformed response: connection closed in a chunked body");
+			rc = -1;
+		}
+		if (rc <= 0) {
+			free(h.content_type);
+			return rc;
+		}
+		out->body = malloc(n + 1);
+		if (!out->body) {
+			rc = -1;
+		} else {
+			dechunk(buf + h.head_len, avail, out->body, &n, err, errlen);
+			out->body[n] = 0;
+			out->body_len = n;
+			rc = 0;
+		}
+	} else if (h.has_length) {
+		if (avail < h.length) {
+			free(h.content_type);
+			if (!eof)
+				return 0;
+			seterr(err, errlen, "malformed response: body shorter than its Content-Length");
+			return -1;
+		}
+		rc = set_body(out, buf + h.head_len, (size_t)h.length);
+	} else {
+		if (avail > HTTP_MAX_BODY) {
+			free(h.content_type);
+			seterr(err, errlen, "response body larger than %u bytes", HTTP_MAX_BODY);
+			return -1;
+		}
+		if (!eof) {
+			free(h.content_type);
+			return 0;
+		}
+		rc = set_body(out, buf + h.head_len, avail);
+	}
+	if (rc != 0) {
+		free(h.content_type);
+		http_response_free(out);
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	out->status = h.status;
+	out->content_type = h.content_type;
+	return 1;
+}
+
+/* ---- the exchange ------------------------------------------------------- */
+
+static char *build_request(const struct http_client *c, const struct url *u, const char *method,
+			   const char *path, size_t body_len, int has_body, size_t *outlen)
+{
+	char *req = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&req, &n);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "%s %s%s HTTP/1.1\r\n", method, u->prefix, path);
+	if (u->is_v6)
+		fprintf(f, "Host: [%s]", u->host);
+	else
+		fprintf(f, "Host: %s", u->host);
+	if (strcmp(u->port, "443") != 0)
+		fprintf(f, ":%s", u->port);
+	fprintf(f, "\r\nUser-Agent: certward-cli\r\nAccept: application/json\r\nConnection: close\r\n");
+	if (c->api_key && *c->api_key)
+		fprintf(f, "Authorization: Bearer %s\r\n", c->api_key);
+	if (has_body)
+		fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+	else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
+		fprintf(f, "Content-Length: 0\r\n");
+	fprintf(f, "\r\n");
+	if (fclose(f) != 0) {
+		free(req);
+		return NULL;
+	}
+	*outlen = n;
+	return req;
+}
+
+static enum http_err exchange(SSL *ssl, int fd, const struct url *u, const char *req, size_t reqlen,
+			      const char *body, size_t body_len, int head_only, int64_t deadline,
+			      struct http_response *out, char *err, size_t errlen)
+{
+	size_t cap = 16384, len = 0;
+	char *buf;
+	int timed_out = 0;
+	const struct {
+		const char *p;
+		size_t n;
+	} parts[2] = {{req, reqlen}, {body, body ? body_len : 0}};
+
+	for (int k = 0; k < 2; k++) {
+		size_t off = 0;
+
+		while (off < parts[k].n) {
+			size_t chunk = parts[k].n - off > 65536 ? 65536 : parts[k].n - off;
+			int w = ssl_drive(ssl, fd, deadline, &timed_out, op_write,
+					  (void *)(parts[k].p + off), (int)chunk);
+
+			if (w <= 0) {
+				ERR_clear_error();
+				seterr(err, errlen, "sending the request to %s port %s %s", u->host,
+				       u->port, timed_out ? "timed out" : "failed: connection closed");
+				return timed_out ? HTTP_E_TIMEOUT : HTTP_E_CONNECT;
+			}
+			off += (size_t)w;
+		}
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		seterr(err, errlen, "out of memory");
+		return HTTP_E_RESOURCE;
+	}
+	for (;;) {
+		int eof = 0, r, pr;
+
+		if (cap - len < 4096) {
+			char *nb;
+
+			if (cap >= HTTP_MAX_RAW) {
+				free(buf);
+				seterr(err, errlen, "response larger than %zu bytes", HTTP_MAX_RAW);
+				return HTTP_E_PROTOCOL;
+			}
+			cap = cap * 2 > HTTP_MAX_RAW ? HTTP_MAX_RAW : cap * 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				seterr(err, errlen, "out of memory");
+				return HTTP_E_RESOURCE;
+			}
+			buf = nb;
+		}
+		r = ssl_drive(ssl, fd, deadline, &timed_out, op_read, buf + len, (int)(cap - len));
+		if (r > 0) {
+			len += (size_t)r;
+		} else if (timed_out) {
+			free(buf);
+			ERR_clear_error();
+			seterr(err, errlen, "no complete response from %s port %s: timed out", u->host,
+			       u->port);
+			return HTTP_E_TIMEOUT;
+		} else {
+			/* close_notify, or a plain EOF: the framing decides if it is complete */
+			ERR_clear_error();
+			eof = 1;
+		}
+		pr = http_parse_response(buf, len, eof, head_only, out, err, errlen);
+		if (pr != 0) {
+			free(buf);
+			return pr > 0 ? HTTP_OK : HTTP_E_PROTOCOL;
+		}
+	}
+}
+
+enum http_err http_request(const struct http_client *c, const char *method, const char *path,
+			   const char *body, size_t body_len, struct http_response *out, char *err,
+			   size_t errlen)
+{
+	int timeout = c->timeout_s > 0 ? c->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
+	int64_t deadline = now_ms() + (int64_t)timeout * 1000;
+	enum http_err rc;
+	struct url u;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	char *req = NULL;
+	size_t reqlen = 0;
+	int fd = -1;
+
+	memset(out, 0, sizeof *out);
+	if (parse_url(c->url, &u, err, errlen) != 0)
+		return HTTP_E_USAGE;
+	if (path[0] != '/' || strcspn(path, " \t\r\n") != strlen(path)) {
+		seterr(err, errlen, "the path must start with / and contain no spaces");
+		return HTTP_E_USAGE;
+	}
+	if (c->api_key && strcspn(c->api_key, "\r\n") != strlen(c->api_key)) {
+		seterr(err, errlen, "the API key contains a line break");
+		return HTTP_E_USAGE;
+	}
+	ctx = make_ctx(c, err, errlen);
+	if (!ctx)
+		return HTTP_E_RESOURCE;
+	req = build_request(c, &u, method, path, body_len, body != NULL, &reqlen);
+	if (!req) {
+		rc = HTTP_E_RESOURCE;
+		seterr(err, errlen, "out of memory");
+		goto done;
+	}
+	rc = tcp_connect(&u, deadline, &fd, err, errlen);
+	if (rc != HTTP_OK)
+		goto done;
+	ssl = SSL_new(ctx);
+	if (!ssl || !SSL_set_fd(ssl, fd)) {
+		rc = HTTP_E_RESOURCE;
+		seterr(err, errlen, "cannot set up TLS");
+		goto done;
+	}
+	{
+		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+		int ok = u.is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, u.host)
+				 : X509_VERIFY_PARAM_set1_host(vp, u.host, strlen(u.host));
+
+		if (!u.is_ip)
+			ok = ok && SSL_set_tlsext_host_name(ssl, u.host);
+		if (!ok) {
+			rc = HTTP_E_RESOURCE;
+			seterr(err, errlen, "cannot set up TLS name checks for %s", u.host);
+			goto done;
+		}
+	}
+	rc = tls_handshake(ssl, fd, &u, c->cacert, deadline, err, errlen);
+	if (rc != HTTP_OK)
+		goto done;
+	rc = exchange(ssl, fd, &u, req, reqlen, body, body_len, strcmp(method, "HEAD") == 0,
+		      deadline, out, err, errlen);
+done:
+	if (req) {
+		/* the request holds the API key */
+		memset(req, 0, reqlen);
+		free(req);
+	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	ERR_clear_error();
+	return rc;
+}

@@ -1,0 +1,55 @@
+/* A small blocking HTTPS/1.1 client for the certward CLI: one request per
+ * connection (Connection: close), TLS 1.2+ over BoringSSL, the server's
+ * certificate verified against a pinned PEM file or the system store, and
+ * strict, bounded parsing of the response. */
+#ifndef CERTWARD_CLI_HTTP_CLIENT_H
+#define CERTWARD_CLI_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#define HTTP_MAX_HEAD (64u * 1024u)
+#define HTTP_MAX_BODY (16u * 1024u * 1024u)
+#define HTTP_DEFAULT_TIMEOUT_S 30
+#define HTTP_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
+/* What went wrong, for the exit status. */
+enum http_err {
+	HTTP_OK = 0,
+	HTTP_E_USAGE,	  /* bad URL or option */
+	HTTP_E_CONNECT,	  /* name resolution, connect, refused */
+	HTTP_E_TLS,	  /* handshake failed, certificate not trusted */
+	HTTP_E_TIMEOUT,	  /* connect+exchange took longer than the timeout */
+	HTTP_E_PROTOCOL,  /* malformed or oversized response */
+	HTTP_E_RESOURCE,  /* out of memory, unreadable file */
+};
+
+struct http_client {
+	const char *url;     /* https://host[:port][/prefix] */
+	const char *api_key; /* sent as a bearer token when non-NULL and non-empty */
+	const char *cacert;  /* PEM file; NULL for HTTP_SYSTEM_CA_FILE */
+	int timeout_s;	     /* whole exchange; <= 0 for HTTP_DEFAULT_TIMEOUT_S */
+};
+
+struct http_response {
+	int status;
+	char *content_type; /* NULL when absent */
+	char *body;	    /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+};
+
+/* Performs METHOD on the URL's prefix + PATH, sending BODY (a JSON document)
+ * when non-NULL. On failure returns an http_err and writes one readable line
+ * (no trailing newline, never the API key) to ERR. */
+enum http_err http_request(const struct http_client *c, const char *method, const char *path,
+			   const char *body, size_t body_len, struct http_response *out, char *err,
+			   size_t errlen);
+
+void http_response_free(struct http_response *r);
+
+/* Parses a complete response held in BUF (exposed for tests): returns
+ * 1 when complete, 0 when more bytes are needed (EOF says none will come),
+ * -1 on a malformed or oversized response, with a reason in ERR. */
+int http_parse_response(const char *buf, size_t len, int eof, int head_only,
+			struct http_response *out, char *err, size_t errlen);
+
+#endif
