@@ -120,12 +120,13 @@ static struct handler_reply *held[HELD_MAX];
 static size_t n_held;
 static bool hold_next;
 
-struct handler_reply *handle_request(struct worker *w, bool plain, const char *method,
-				     const char *path, respond_fn respond, void *ctx)
+struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
+				     respond_fn respond, void *ctx)
 {
 	struct handler_reply *r;
+	const char *path = req->path;
 
-	if (!method || !path || path[0] == '\0')
+	if (!req->method || !path || path[0] == '\0' || !req->client || !req->reqid)
 		abort();
 	if (!hold_next || n_held == HELD_MAX || !(r = calloc(1, sizeof *r))) {
 		respond(ctx, 200, "text/plain", path, strlen(path));

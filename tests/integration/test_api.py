@@ -3,6 +3,7 @@ the key kept in the signer (a memory scan proves it), handshakes surviving a
 signer restart, handshake timeout and connection limit."""
 import os
 import re
+import hashlib
 import json
 import signal
 import struct
@@ -16,7 +17,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cases, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (AS_ROOT, Cases, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -456,6 +457,72 @@ def prometheus_scrapes():
              lambda: cw.metrics("api")['connections_open{listener="https"}'] == 0, timeout=10)
 
 
+def psql(text):
+    cmd = (["runuser", "-u", "certward", "--"] if AS_ROOT else []) + ["psql", pg.dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", text]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "psql failed: %s" % out.stderr)
+    return out.stdout
+
+
+def make_key(name, role, extra_cols="", extra_vals=""):
+    """An API key put straight into the database, as `certward apikey
+    create` will: salt and SHA-256(salt || secret), never the secret."""
+    prefix = "cw_" + os.urandom(6).hex()
+    secret = os.urandom(32)
+    salt = os.urandom(16)
+    digest = hashlib.sha256(salt + secret).hexdigest()
+    psql("INSERT INTO api_keys (name, role, salt, key_hash, key_prefix%s) VALUES ('%s', '%s', "
+         "'\\x%s', '\\x%s', '%s'%s)" % (extra_cols, name, role, salt.hex(), digest, prefix, extra_vals))
+    return "%s_%s" % (prefix, secret.hex())
+
+
+def api_key_authentication():
+    """/api/v1/auth/check accepts a valid key over HTTP/1.1 and HTTP/2, and
+    refuses a missing, malformed, unknown, wrong, revoked or expired one with
+    401; the secret appears in no log line."""
+    wait_for("schema current", lambda: "0" == psql("SELECT count(*) FROM api_keys WHERE false").strip()
+             or None, timeout=30)
+    code, body = curl("/api/v1/auth/info")
+    check(code == 200 and json.loads(body) == {"auth_type": "api-key", "required": True}, "auth/info: %r" % body)
+    admin = make_key("it-admin", "admin")
+    viewer = make_key("it-viewer", "viewer")
+    revoked = make_key("it-revoked", "operator", ", revoked_at", ", now()")
+    expired = make_key("it-expired", "operator", ", expires_at", ", now() - interval '1 second'")
+    for proto in ("--http1.1", "--http2"):
+        code, body = curl("/api/v1/auth/check", "-H", "Authorization: Bearer " + admin, proto=proto)
+        check(code == 200 and json.loads(body)["role"] == "admin", "%s valid key: %r" % (proto, (code, body)))
+    code, body = curl("/api/v1/auth/check", "-H", "authorization: bearer " + viewer)
+    check(code == 200 and json.loads(body)["role"] == "viewer", "viewer key: %r" % ((code, body),))
+    wrong = admin[:-1] + ("0" if admin[-1] != "0" else "1")
+    unknown = "cw_" + "0" * 12 + admin[15:]
+    for what, header in (("no key", None), ("basic auth", "Basic dXNlcjpwYXNz"), ("malformed", "Bearer cw_nonsense"),
+                         ("unknown", "Bearer " + unknown), ("wrong secret", "Bearer " + wrong),
+                         ("revoked", "Bearer " + revoked), ("expired", "Bearer " + expired)):
+        extra = ["-H", "Authorization: " + header] if header else []
+        code, body = curl("/api/v1/auth/check", *extra)
+        check(code == 401 and json.loads(body)["request_id"], "%s: %r" % (what, (code, body)))
+    with open(os.path.join(cw.logs, "api.log")) as f:
+        text = f.read()
+    for key in (admin, viewer, revoked, expired, wrong):
+        check(key[16:] not in text, "a secret reached api.log")
+    check(re.search(r'msg="authentication failed" client=127\.0\.0\.1 key=cw_[0-9a-f]{12} reason=wrong secret', text),
+          "no log line for the wrong secret")
+    check('reason=revoked key' in text and 'reason=expired key' in text, "revoked/expired not logged")
+
+
+def auth_failures_rate_limited():
+    """Past api.auth_failure_limit (8) failures in api.auth_failure_window
+    (2s) one address gets 429, even with a valid key, until the window ends."""
+    time.sleep(2.1)  # a fresh window (api_key_authentication failed 7 times)
+    admin = make_key("it-limit", "admin")
+    codes = [curl("/api/v1/auth/check", "-H", "Authorization: Bearer cw_000000000000_" + "0" * 64)[0]
+             for _ in range(9)]
+    check(codes[:8] == [401] * 8 and codes[8] == 429, "failure answers: %r" % codes)
+    check(curl("/api/v1/auth/check", "-H", "Authorization: Bearer " + admin)[0] == 429, "a valid key passed the limit")
+    time.sleep(2.1)
+    check(curl("/api/v1/auth/check", "-H", "Authorization: Bearer " + admin)[0] == 200, "still limited after the window")
+
+
 def pipelined_keepalive():
     req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     data = raw_exchange(req * 3 + b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -540,6 +607,7 @@ def tls12_when_configured():
 
 PLAIN_PORT = free_port()
 BASE_API = ("  handshake_timeout: 1s\n  request_timeout: 1s\n  max_connections: 4\n  h2_max_streams: 4\n"
+            "  auth_failure_limit: 8\n  auth_failure_window: 2s\n"
             "  plain_listen: 127.0.0.1:%d\n" % PLAIN_PORT)
 
 root = make_root("certward-api-")
@@ -560,6 +628,8 @@ try:
     case(plain_listener)
     case(metrics_exposition)
     case(prometheus_scrapes)
+    case(api_key_authentication)
+    case(auth_failures_rate_limited)
     case(pipelined_keepalive)
     case(ready_follows_postgres)
     case(ready_when_store_hangs)

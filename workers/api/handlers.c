@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "util.h"
 
@@ -27,6 +28,9 @@ struct handler_reply {
 	/* /metrics */
 	char *metrics;
 	size_t metrics_len;
+	/* /api/v1/auth/check */
+	struct auth_req *auth;
+	char reqid[17];
 };
 
 static void reply_free(struct handler_reply *r)
@@ -38,13 +42,21 @@ static void reply_free(struct handler_reply *r)
 
 void handler_cancel(struct handler_reply *r)
 {
-	if (r)
-		r->cancelled = 1;
+	if (!r)
+		return;
+	if (r->auth) {
+		/* its callback will not run: nothing else holds r */
+		auth_cancel(r->auth);
+		reply_free(r);
+		return;
+	}
+	r->cancelled = 1;
 }
 
 const char *handler_route(const char *path)
 {
-	static const char *const known[] = {"/health", "/ready", "/metrics"};
+	static const char *const known[] = {"/health", "/ready", "/metrics", "/api/v1/auth/info",
+					    "/api/v1/auth/check"};
 
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(path, known[i]) == 0)
@@ -52,11 +64,16 @@ const char *handler_route(const char *path)
 	return "other";
 }
 
-static void json_error(respond_fn respond, void *ctx, int status, const char *title)
+/* RFC 9457 problem details, with the members of the reference API's
+ * ErrorResponse (error, request_id) as extensions (docs/api.md) */
+static void json_error_id(respond_fn respond, void *ctx, int status, const char *title,
+			  const char *reqid)
 {
-	char body[256];
+	char body[400];
 	int n = snprintf(body, sizeof body,
-			 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d}\n", title, status);
+			 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"error\":\"%s\","
+			 "\"request_id\":\"%s\"}\n",
+			 title, status, title, reqid ? reqid : "");
 
 	respond(ctx, status, "application/problem+json", body, (size_t)n);
 }
@@ -108,7 +125,7 @@ static void finish_one(struct handler_reply *r)
 				r->respond(r->ctx, 200, "text/plain; version=0.0.4; charset=utf-8",
 					   r->metrics, r->metrics_len);
 			else
-				json_error(r->respond, r->ctx, 503, "metrics unavailable");
+				json_error_id(r->respond, r->ctx, 503, "metrics unavailable", r->reqid);
 		} else {
 			ready_finish(r);
 		}
@@ -188,33 +205,68 @@ static bool plain_allowed(const char *path)
 	return false;
 }
 
-struct handler_reply *handle_request(struct worker *w, bool plain, const char *method,
-				     const char *path, respond_fn respond, void *ctx)
+static void on_auth(const struct auth_result *res, void *arg)
 {
-	const char *route = handler_route(path);
-	struct handler_reply *r;
-	int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	struct handler_reply *r = arg;
 
-	if (strcmp(route, "other") == 0 || (plain && !plain_allowed(path))) {
-		json_error(respond, ctx, 404, "Not Found");
+	switch (res->status) {
+	case 200: {
+		char body[200];
+		int n = snprintf(body, sizeof body, "{\"status\":\"authenticated\",\"role\":\"%s\"}\n",
+				 res->role);
+
+		r->respond(r->ctx, 200, "application/json", body, (size_t)n);
+		break;
+	}
+	case 429: json_error_id(r->respond, r->ctx, 429, "Too Many Requests", r->reqid); break;
+	case 401: json_error_id(r->respond, r->ctx, 401, "Unauthorized", r->reqid); break;
+	default: json_error_id(r->respond, r->ctx, 503, "Service Unavailable", r->reqid); break;
+	}
+	reply_free(r);
+}
+
+struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
+				     respond_fn respond, void *ctx)
+{
+	const char *route = handler_route(req->path);
+	struct handler_reply *r;
+	struct auth_req *a;
+	int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+
+	if (strcmp(route, "other") == 0 || (req->plain && !plain_allowed(req->path))) {
+		json_error_id(respond, ctx, 404, "Not Found", req->reqid);
 		return NULL;
 	}
 	if (!is_get) {
-		json_error(respond, ctx, 405, "Method Not Allowed");
+		json_error_id(respond, ctx, 405, "Method Not Allowed", req->reqid);
 		return NULL;
 	}
 	if (strcmp(route, "/health") == 0) {
 		respond(ctx, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
 		return NULL;
 	}
+	if (strcmp(route, "/api/v1/auth/info") == 0) {
+		static const char info[] = "{\"auth_type\":\"api-key\",\"required\":true}\n";
+
+		respond(ctx, 200, "application/json", info, sizeof info - 1);
+		return NULL;
+	}
 	r = calloc(1, sizeof *r);
 	if (!r) {
-		json_error(respond, ctx, 503, "out of memory");
+		json_error_id(respond, ctx, 503, "out of memory", req->reqid);
 		return NULL;
 	}
 	r->w = w;
 	r->respond = respond;
 	r->ctx = ctx;
+	snprintf(r->reqid, sizeof r->reqid, "%s", req->reqid ? req->reqid : "");
+	if (strcmp(route, "/api/v1/auth/check") == 0) {
+		/* on_auth may run (and free r) before auth_check returns */
+		a = auth_check(w, req->authorization, req->client, req->reqid, on_auth, r);
+		if (a)
+			r->auth = a;
+		return a ? r : NULL;
+	}
 	r->waiting = 1; /* held until every question is out */
 	if (strcmp(route, "/metrics") == 0) {
 		r->is_metrics = 1;
@@ -229,7 +281,7 @@ struct handler_reply *handle_request(struct worker *w, bool plain, const char *m
 		r->waiting = 0;
 		if (!r->cancelled) {
 			if (r->is_metrics)
-				json_error(respond, ctx, 503, "metrics unavailable");
+				json_error_id(respond, ctx, 503, "metrics unavailable", r->reqid);
 			else
 				ready_finish(r);
 		}

@@ -10,16 +10,28 @@
 #include "worker.h"
 
 struct handler_reply;
+
+/* What the handlers see of a request, valid during handle_request(). */
+struct api_request {
+	bool plain;                /* came on the plain-HTTP listener */
+	const char *method;
+	const char *path;          /* without the query */
+	const char *authorization; /* the Authorization header, or NULL */
+	const char *client;        /* the peer's address */
+	const char *reqid;         /* the request id (X-Request-Id) */
+};
+
 typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const char *body,
 			   size_t len);
 
-/* Dispatches GET /health, /ready, /metrics; other paths get 404, other
- * methods on known paths 405. On the plain-HTTP listener (plain) only the
- * paths that must work without TLS are served; the rest get 404.
- * `respond` is called exactly once, unless handler_cancel() was called
- * first. Returns a handle for cancelling. */
-struct handler_reply *handle_request(struct worker *w, bool plain, const char *method,
-				     const char *path, respond_fn respond, void *ctx);
+/* Dispatches GET /health, /ready, /metrics, /api/v1/auth/info and
+ * /api/v1/auth/check (API key); other paths get 404, other methods on known
+ * paths 405. On the plain-HTTP listener only the paths that must work
+ * without TLS are served; the rest get 404. `respond` is called exactly
+ * once, unless handler_cancel() was called first. Returns a handle for
+ * cancelling, or NULL when the answer was given already. */
+struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
+				     respond_fn respond, void *ctx);
 /* The connection went away: do not call respond. */
 void handler_cancel(struct handler_reply *r);
 /* The route label used in metrics and the access log ("/health", ..., "other"). */

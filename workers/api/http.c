@@ -174,8 +174,15 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 	http1_exchange_set_data(ex, x);
 	/* respond() may run before this returns (and free x) */
 	{
-		struct handler_reply *r = handle_request(service->w, tls_conn_is_plain(hc->tc),
-							 req->method, req->path, respond, x);
+		struct api_request ar = {
+			.plain = tls_conn_is_plain(hc->tc),
+			.method = req->method,
+			.path = req->path,
+			.authorization = http1_header_get(req, "Authorization"),
+			.client = tls_conn_peer(hc->tc),
+			.reqid = x->reqid,
+		};
+		struct handler_reply *r = handle_request(service->w, &ar, respond, x);
 
 		if (r)
 			x->reply = r;

@@ -27,6 +27,7 @@ struct h2stream {
 	char method[16];
 	char path[PATH_LOG];
 	char *full_path; /* :path as received, up to max_request_line */
+	char *authorization;
 	size_t header_bytes;
 	unsigned nheaders;
 	int error;       /* status to answer instead of handling (413, 414, 431) */
@@ -69,6 +70,7 @@ static void stream_free(struct h2stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	free(st->full_path);
+	free(st->authorization);
 	free(st->resp);
 	free(st);
 }
@@ -158,7 +160,17 @@ static void request_complete(struct h2stream *st)
 	}
 	if ((q = strchr(st->full_path, '?')))
 		*q = '\0';
-	st->reply = handle_request(http_worker(), false, st->method, st->full_path, respond, st);
+	{
+		struct api_request ar = {
+			.method = st->method,
+			.path = st->full_path,
+			.authorization = st->authorization,
+			.client = tls_conn_peer(hc->tc),
+			.reqid = st->reqid,
+		};
+
+		st->reply = handle_request(http_worker(), &ar, respond, st);
+	}
 	if (st->answered)
 		st->reply = NULL;
 }
@@ -234,6 +246,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		}
 		free(st->full_path);
 		if (!(st->full_path = strndup((const char *)value, vlen)))
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	} else if (nlen == 13 && memcmp(name, "authorization", 13) == 0 && !st->authorization) {
+		/* bounded by max_header_bytes above */
+		if (!(st->authorization = strndup((const char *)value, vlen)))
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	return 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "codec.h"
+#include "auth.h"
 #include "harden.h"
 #include "http.h"
 #include "log.h"
@@ -21,6 +22,7 @@ static struct api api;
 
 static int api_init(struct worker *w, const struct cfg *section)
 {
+	auth_configure(section);
 	api.http = http_service_new(w, section);
 	if (!api.http)
 		return -1;

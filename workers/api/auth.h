@@ -1,0 +1,36 @@
+/*
+ * API key authentication (docs/api.md). A request's Authorization header is
+ * parsed (lib/apikey.h), the key's row is fetched from the store by its
+ * public prefix, and the secret is checked here against the salted hash in
+ * constant time; the store never sees a secret. Failed attempts are
+ * counted per client address; past api.auth_failure_limit within
+ * api.auth_failure_window the address gets 429 without a lookup. Failures
+ * are logged with the reason and the key's public prefix when there is
+ * one, never with what was presented.
+ */
+#ifndef CERTWARD_API_AUTH_H
+#define CERTWARD_API_AUTH_H
+
+#include "config.h"
+#include "worker.h"
+
+struct auth_result {
+	int status;        /* 200 authenticated; 401, 429, 503 */
+	char role[16];     /* admin, operator, viewer, agent */
+	char key_id[129];
+	char agent_id[129]; /* for agent keys */
+	char prefix[16];   /* the key's public prefix, for the access log */
+};
+
+typedef void (*auth_cb)(const struct auth_result *r, void *arg);
+struct auth_req;
+
+void auth_configure(const struct cfg *section);
+
+/* Calls cb exactly once (possibly before returning, then NULL is returned),
+ * unless auth_cancel() is called first. */
+struct auth_req *auth_check(struct worker *w, const char *authorization, const char *client,
+			    const char *reqid, auth_cb cb, void *arg);
+void auth_cancel(struct auth_req *r);
+
+#endif
