@@ -228,6 +228,24 @@ announce_cert() {
 		sleep 0.5
 	done
 	rm -f "$cert_marker"
+	announce_key
+}
+# At its first start certwardd makes an admin API key and leaves it in
+# <state_dir>/admin-api-key for the operator; show it once.
+announce_key() {
+	local state key_file
+	state=$(config_get master state_dir)
+	key_file=${state:-$var/state}/admin-api-key
+	for _ in $(seq 1 40); do
+		if [ -s "$key_file" ]; then
+			say "admin API key (shown once; also in $(shorten "$key_file"): store it, then delete the file):"
+			say "  $(cat "$key_file")"
+			say "try: curl --cacert $(shorten "$crt") -H \"Authorization: Bearer \$KEY\" https://${listen:-?}/api/v1/auth/check"
+			return
+		fi
+		sleep 0.5
+	done
+	say "no new admin API key: one exists already (made at an earlier start)"
 }
 sleep 1 # a coarse mtime must still tell the new certificate from an old one
 set -m

@@ -87,6 +87,10 @@ void logs_master_sink(const char *line, size_t len);
 void metrics_gather(struct slot *asker, const struct ipc_msg *req);
 void workers_report(struct ipc_channel *reply_to, const struct ipc_msg *req);
 
+/* bootstrap.c: the first admin API key, once the store is ready */
+void bootstrap_store_ready(void);
+void bootstrap_stop(void);
+
 /* control.c */
 int control_open(const char *path, char *err, size_t errlen);
 void control_close(void);

@@ -166,6 +166,8 @@ static void on_worker_msg(struct ipc_channel *ch, struct ipc_msg *m, int fd, voi
 			s->state = SLOT_RUNNING;
 			log_event(LOG_INFO, NULL, NULL, "worker %s ready (pid %u)", s->name,
 				  m->u.ready.pid);
+			if (s->role == IPC_ROLE_STORE)
+				bootstrap_store_ready();
 		}
 		break;
 	case IPC_T_WORKERS_GET:
@@ -554,6 +556,7 @@ void supervisor_shutdown(void)
 		return;
 	M.shutting_down = true;
 	M.shutdown_phase = 0;
+	bootstrap_stop();
 	log_info("stopping workers");
 	advance_shutdown();
 }

@@ -510,6 +510,33 @@ def api_key_authentication():
     check('reason=revoked key' in text and 'reason=expired key' in text, "revoked/expired not logged")
 
 
+def bootstrap_admin_key():
+    """At first start the master makes one admin key and leaves it in
+    <state_dir>/admin-api-key (0600); it works, no log holds the secret, and
+    once an admin key exists no other is made."""
+    path = os.path.join(cw.state, "admin-api-key")
+    wait_for("bootstrap key file", lambda: os.path.exists(path), timeout=30)
+    check(os.stat(path).st_mode & 0o777 == 0o600, "mode %o" % (os.stat(path).st_mode & 0o777))
+    with open(path) as f:
+        key = f.read().strip()
+    code, body = curl("/api/v1/auth/check", "-H", "Authorization: Bearer " + key)
+    check(code == 200 and json.loads(body)["role"] == "admin", "bootstrap key: %r" % ((code, body),))
+    for name in os.listdir(cw.logs):
+        with open(os.path.join(cw.logs, name)) as f:
+            check(key[16:] not in f.read(), "the secret is in %s" % name)
+    with open(os.path.join(cw.logs, "master.log")) as f:
+        check("bootstrap admin API key %s written to %s" % (key[:15], path) in f.read(), "not announced")
+    # taken by the operator; a store restart must not make another
+    os.unlink(path)
+    pid = cw.status()["store"]["pid"]
+    cw.ctl("restart", "store")
+    wait_for("store back", lambda: (lambda st: st["state"] == "running" and st["pid"] != pid)(cw.status()["store"]),
+             timeout=30)
+    time.sleep(2)
+    check(not os.path.exists(path), "a second bootstrap key was made")
+    check(psql("SELECT count(*) FROM api_keys WHERE name = 'bootstrap-admin'").strip() == "1", "bootstrap rows")
+
+
 def auth_failures_rate_limited():
     """Past api.auth_failure_limit (8) failures in api.auth_failure_window
     (2s) one address gets 429, even with a valid key, until the window ends."""
@@ -628,6 +655,7 @@ try:
     case(plain_listener)
     case(metrics_exposition)
     case(prometheus_scrapes)
+    case(bootstrap_admin_key)
     case(api_key_authentication)
     case(auth_failures_rate_limited)
     case(pipelined_keepalive)

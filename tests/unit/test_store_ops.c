@@ -42,15 +42,18 @@ Test(store_ops, names)
 	}
 }
 
+/* the master reaches the store over its control channel */
 Test(store_ops, callers_are_wired_workers)
 {
 	const unsigned wired = 1u << IPC_ROLE_API | 1u << IPC_ROLE_SCHEDULER | 1u << IPC_ROLE_DEPLOY |
-			       1u << IPC_ROLE_NOTIFIER;
+			       1u << IPC_ROLE_NOTIFIER | 1u << IPC_ROLE_MASTER;
 	unsigned somebody_refused = 0;
 
 	for (size_t i = 0; i < NOPS; i++) {
 		cr_assert(ops[i].callers != 0, "%s: nobody may call it", ops[i].name);
 		cr_assert((ops[i].callers & ~wired) == 0, "%s: a caller not wired to the store", ops[i].name);
+		if (strcmp(ops[i].name, "apikeys.bootstrap") == 0)
+			cr_assert(ops[i].callers == 1u << IPC_ROLE_MASTER, "only the master bootstraps keys");
 		somebody_refused |= wired & ~ops[i].callers;
 	}
 	/* the permission check is real: some wired worker is refused something */
