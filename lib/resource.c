@@ -1,0 +1,251 @@
+/* See resource.h. */
+#include "resource.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "validate.h"
+
+const struct resource_def *resource_by_path(const char *path)
+{
+	for (size_t i = 0; i < resource_catalogue_len; i++)
+		if (strcmp(resource_catalogue[i].path, path) == 0)
+			return &resource_catalogue[i];
+	return NULL;
+}
+
+const struct field_def *resource_field(const struct resource_def *r, const char *name)
+{
+	for (size_t i = 0; i < r->nfields; i++)
+		if (strcmp(r->fields[i].name, name) == 0)
+			return &r->fields[i];
+	return NULL;
+}
+
+static char *refuse(struct resource_error *err, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static char *refuse(struct resource_error *err, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(err->field, sizeof err->field, "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+/* characters of valid UTF-8 (jansson has checked it) */
+static long long utf8_chars(const char *s)
+{
+	long long n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static bool digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* RFC 3339 date-time: 2026-11-25T13:00:00Z, fractions and offsets allowed */
+static bool rfc3339(const char *s)
+{
+	size_t i = 19;
+
+	if (strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+	    !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+	    !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
+		return false;
+	if (s[i] == '.') {
+		size_t start = ++i;
+
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start || i - start > 9)
+			return false;
+	}
+	if ((s[i] == 'Z' || s[i] == 'z') && s[i + 1] == '\0')
+		return true;
+	return (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2) && s[i + 3] == ':' &&
+	       digits(s + i + 4, 2) && s[i + 6] == '\0';
+}
+
+static bool string_ok(const struct field_def *f, const char *s, struct resource_error *err,
+		      const char *label)
+{
+	long long n = utf8_chars(s);
+
+	if (n < (f->min > 0 ? f->min : 0) || (f->max > 0 && n > f->max)) {
+		refuse(err, f->name, "%s: must be %lld to %lld characters", label, f->min > 0 ? f->min : 0,
+		       f->max);
+		return false;
+	}
+	switch (f->format) {
+	case FF_EMAIL:
+		if (!valid_email(s)) {
+			refuse(err, f->name, "%s: not an e-mail address", label);
+			return false;
+		}
+		break;
+	case FF_DNS:
+	case FF_DNS_WILDCARD:
+		if (!valid_dns_name(s, f->format == FF_DNS_WILDCARD)) {
+			refuse(err, f->name, "%s: not a DNS name (internationalized names as A-labels, xn--...)",
+			       label);
+			return false;
+		}
+		break;
+	case FF_NONE: break;
+	}
+	return true;
+}
+
+static bool value_ok(const struct field_def *f, json_t *v, struct resource_error *err)
+{
+	switch (f->type) {
+	case FT_ID:
+	case FT_REF:
+		if (!json_is_string(v) || !valid_resource_id(json_string_value(v), (size_t)f->max)) {
+			refuse(err, f->name, "%s: must be an id (letters, digits, '.', '_', '-'; at most %lld)",
+			       f->name, f->max);
+			return false;
+		}
+		return true;
+	case FT_STRING:
+		if (!json_is_string(v)) {
+			refuse(err, f->name, "%s: must be a string", f->name);
+			return false;
+		}
+		return string_ok(f, json_string_value(v), err, f->name);
+	case FT_INT:
+		if (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max) {
+			refuse(err, f->name, "%s: must be an integer from %lld to %lld", f->name, f->min, f->max);
+			return false;
+		}
+		return true;
+	case FT_BOOL:
+		if (!json_is_boolean(v)) {
+			refuse(err, f->name, "%s: must be true or false", f->name);
+			return false;
+		}
+		return true;
+	case FT_TIMESTAMP:
+		if (!json_is_string(v) || !rfc3339(json_string_value(v))) {
+			refuse(err, f->name, "%s: must be an RFC 3339 date-time", f->name);
+			return false;
+		}
+		return true;
+	case FT_OBJECT: {
+		const char *k;
+		json_t *m;
+
+		if (!json_is_object(v) || json_object_size(v) > RESOURCE_MAX_ARRAY) {
+			refuse(err, f->name, "%s: must be an object of at most %d strings", f->name,
+			       RESOURCE_MAX_ARRAY);
+			return false;
+		}
+		json_object_foreach(v, k, m) {
+			if (!json_is_string(m) || strlen(k) > 255 || strlen(json_string_value(m)) > 4096) {
+				refuse(err, f->name, "%s: values must be strings (keys up to 255, values up to 4096 bytes)",
+				       f->name);
+				return false;
+			}
+		}
+		return true;
+	}
+	case FT_STRINGS: {
+		size_t i;
+		json_t *m;
+
+		if (!json_is_array(v) || json_array_size(v) > RESOURCE_MAX_ARRAY) {
+			refuse(err, f->name, "%s: must be an array of at most %d strings", f->name,
+			       RESOURCE_MAX_ARRAY);
+			return false;
+		}
+		json_array_foreach(v, i, m) {
+			char label[96];
+
+			snprintf(label, sizeof label, "%s[%zu]", f->name, i);
+			if (!json_is_string(m)) {
+				refuse(err, f->name, "%s: must be a string", label);
+				return false;
+			}
+			if (!string_ok(f, json_string_value(m), err, label))
+				return false;
+		}
+		return true;
+	}
+	}
+	return false;
+}
+
+char *resource_check_body(const struct resource_def *r, const char *body, size_t len, bool create,
+			  struct resource_error *err)
+{
+	json_t *in, *out, *v;
+	json_error_t jerr;
+	const char *k;
+	char *text = NULL;
+
+	memset(err, 0, sizeof *err);
+	if (!json_depth_ok(body, len, RESOURCE_MAX_DEPTH))
+		return refuse(err, "", "the body nests deeper than %d levels", RESOURCE_MAX_DEPTH);
+	in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!in)
+		return refuse(err, "", "malformed JSON at byte %d: %.100s", jerr.position, jerr.text);
+	if (!json_is_object(in)) {
+		json_decref(in);
+		return refuse(err, "", "the body must be a JSON object");
+	}
+	out = json_object();
+	json_object_foreach(in, k, v) {
+		const struct field_def *f = resource_field(r, k);
+
+		if (!f) {
+			char name[64];
+
+			snprintf(name, sizeof name, "%s", k);
+			refuse(err, name, "%.63s: unknown field", k);
+			goto fail;
+		}
+		if (f->flags & FIELD_SERVER)
+			continue; /* read-only: a body from GET may be sent back */
+		if (!create && strcmp(f->name, "id") == 0)
+			continue;
+		if (json_is_null(v)) {
+			if (f->flags & (FIELD_REQUIRED | FIELD_NOT_NULL)) {
+				refuse(err, f->name, "%s: may not be null", f->name);
+				goto fail;
+			}
+		} else if (!value_ok(f, v, err)) {
+			goto fail;
+		}
+		json_object_set(out, f->name, v);
+	}
+	if (create) {
+		for (size_t i = 0; i < r->nfields; i++) {
+			if ((r->fields[i].flags & FIELD_REQUIRED) && !json_object_get(out, r->fields[i].name)) {
+				refuse(err, r->fields[i].name, "%s: required", r->fields[i].name);
+				goto fail;
+			}
+		}
+	}
+	text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		refuse(err, "", "out of memory");
+fail:
+	json_decref(out);
+	json_decref(in);
+	return text;
+}

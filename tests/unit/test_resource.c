@@ -1,0 +1,109 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resource.h"
+
+static const struct resource_def *teams, *owners;
+
+static void setup(void)
+{
+	teams = resource_by_path("/api/v1/teams");
+	owners = resource_by_path("/api/v1/owners");
+	cr_assert(teams && owners);
+}
+
+TestSuite(resource, .init = setup);
+
+static char *check(const struct resource_def *r, const char *body, bool create,
+		   struct resource_error *err)
+{
+	return resource_check_body(r, body, strlen(body), create, err);
+}
+
+static void refused(const struct resource_def *r, const char *body, bool create, const char *field)
+{
+	struct resource_error err;
+	char *out = check(r, body, create, &err);
+
+	cr_expect_null(out, "accepted %s", body);
+	free(out);
+	cr_expect_str_eq(err.field, field, "%s: field %s (%s)", body, err.field, err.msg);
+	cr_expect(err.msg[0], "%s: no message", body);
+}
+
+Test(resource, canonical_output)
+{
+	struct resource_error err;
+	char *out = check(teams, "{\"name\":\"platform\",\"description\":\"x\",\"id\":\"t-1\"}", true, &err);
+
+	cr_assert_not_null(out, "%s", err.msg);
+	cr_expect_str_eq(out, "{\"description\":\"x\",\"id\":\"t-1\",\"name\":\"platform\"}");
+	free(out);
+	/* server-owned fields from a GET body are ignored; id is not changed by an update */
+	out = check(teams, "{\"id\":\"t-1\",\"name\":\"p\",\"created_at\":\"2026-01-01T00:00:00Z\","
+			   "\"updated_at\":\"junk\"}", false, &err);
+	cr_assert_not_null(out, "%s", err.msg);
+	cr_expect_str_eq(out, "{\"name\":\"p\"}");
+	free(out);
+}
+
+Test(resource, malformed_and_hostile_bodies)
+{
+	char deep[200];
+
+	refused(teams, "", true, "");
+	refused(teams, "{", true, "");
+	refused(teams, "[]", true, "");
+	refused(teams, "\"x\"", true, "");
+	refused(teams, "{\"name\":\"a\",\"name\":\"b\"}", true, "");
+	refused(teams, "{\"name\":\"a\"} trailing", true, "");
+	memset(deep, '[', sizeof deep - 1);
+	deep[sizeof deep - 1] = '\0';
+	refused(teams, deep, true, "");
+	refused(teams, "{\"name\":\"a\\u0000b\"}", true, "");
+}
+
+Test(resource, fields)
+{
+	char big[400];
+
+	refused(teams, "{\"description\":\"x\"}", true, "name");
+	refused(teams, "{\"name\":null}", true, "name");
+	refused(teams, "{\"name\":\"\"}", true, "name");
+	refused(teams, "{\"name\":5}", true, "name");
+	refused(teams, "{\"name\":\"a\",\"colour\":\"red\"}", true, "colour");
+	refused(teams, "{\"name\":\"a\",\"description\":null}", true, "description");
+	refused(teams, "{\"name\":\"a\",\"id\":\"-x\"}", true, "id");
+	refused(teams, "{\"name\":\"a\",\"id\":\"a/b\"}", true, "id");
+	snprintf(big, sizeof big, "{\"name\":\"%0300d\"}", 0);
+	refused(teams, big, true, "name");
+	refused(owners, "{\"name\":\"a\",\"email\":\"not-an-address\"}", true, "email");
+	refused(owners, "{\"name\":\"a\",\"team_id\":\"t 1\"}", true, "team_id");
+	/* partial update: nothing required */
+	{
+		struct resource_error err;
+		char *out = check(owners, "{\"email\":\"ops@example.com\",\"team_id\":null}", false, &err);
+
+		cr_assert_not_null(out, "%s", err.msg);
+		cr_expect_str_eq(out, "{\"email\":\"ops@example.com\",\"team_id\":null}");
+		free(out);
+	}
+	/* 255 characters of 2-byte UTF-8 fit; 256 do not */
+	{
+		char s[600] = "{\"name\":\"";
+		size_t n = strlen(s);
+		struct resource_error err;
+		char *out;
+
+		for (int i = 0; i < 255; i++, n += 2)
+			memcpy(s + n, "\xc3\xa9", 2);
+		strcpy(s + n, "\"}");
+		out = check(teams, s, true, &err);
+		cr_expect_not_null(out, "%s", err.msg);
+		free(out);
+		strcpy(s + n, "\xc3\xa9\"}");
+		refused(teams, s, true, "name");
+	}
+}
