@@ -14,10 +14,15 @@ Per resource R (table T), all called by the api only:
               ('true'/'false'), $5 filters as a JSON object or NULL
               -> {"data": [...], "total": n, "page": p, "per_page": pp}
     R.get     $1 id -> the object, or no row
-    R.create  $1 the fields as a JSON object -> the new object
-    R.update  $1 id, $2 the fields to change as a JSON object -> the
-              object, or no row (fields absent from $2 keep their value)
-    R.delete  $1 id -> rows affected
+    R.create  $1 the fields as a JSON object, then the audit parameters
+              A = actor, actor type, actor role, request id, source
+              address, SHA-256 of the request body (hex) -> the new object
+    R.update  $1 id, $2 the fields to change as a JSON object, then A ->
+              the object, or no row (fields absent from $2 keep their value)
+    R.delete  $1 id, then A -> {"deleted": rows}
+
+A change and its audit event are one statement (a data-modifying CTE): one
+is never stored without the other.
 
 Values travel as one bound JSON parameter, never spliced into SQL; the api
 checks them against the same catalogue before calling. Sort keys are
@@ -67,6 +72,15 @@ def check(res, names):
         fail("%s: no id field" % res["name"])
 
 
+def audit_cte(res, verb, k):
+    """The audit event of a change whose new or removed rows are in CTE r;
+    the audit parameters start at $k."""
+    return ("a AS (INSERT INTO audit_events (actor, actor_type, actor_role, action, resource_type, "
+            "resource_id, request_id, source_address, outcome, body_sha256) "
+            "SELECT $%d, $%d, $%d, '%s.%s', '%s', r.id, $%d, $%d::inet, 'success', decode($%d, 'hex') FROM r)"
+            % (k, k + 1, k + 2, res["name"], verb, res["name"], k + 3, k + 4, k + 5))
+
+
 def ops_of(res):
     name, table, fields = res["name"], res["table"], res["fields"]
     obj = "json_build_object(%s)" % ", ".join("'%s', t.%s" % (f["name"], f["name"]) for f in fields)
@@ -96,19 +110,21 @@ def ops_of(res):
             v = "coalesce(%s, %s)" % (v, f["default"])
         cols.append(f["name"])
         vals.append(v)
-    create = ("INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING %s"
-              % (table, ", ".join(cols), ", ".join(vals), obj))
+    create = ("WITH r AS (INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING t.*), "
+              "%s SELECT %s FROM r t" % (table, ", ".join(cols), ", ".join(vals), audit_cte(res, "create", 2), obj))
     sets = ", ".join("%s = CASE WHEN s.j ? '%s' THEN %s ELSE t.%s END"
                      % (f["name"], f["name"], value_of(f, "s.j"), f["name"])
                      for f in writable if f["name"] != "id")
-    update = ("UPDATE %s AS t SET %s FROM (SELECT $2::jsonb AS j) s WHERE t.id = $1 RETURNING %s"
-              % (table, sets, obj))
+    update = ("WITH r AS (UPDATE %s AS t SET %s FROM (SELECT $2::jsonb AS j) s WHERE t.id = $1 RETURNING t.*), "
+              "%s SELECT %s FROM r t" % (table, sets, audit_cte(res, "update", 3), obj))
+    delete = ("WITH r AS (DELETE FROM %s WHERE id = $1 RETURNING id), %s "
+              "SELECT json_build_object('deleted', count(*)) FROM r" % (table, audit_cte(res, "delete", 2)))
     return [
         (name + ".list", 5, "VALUE", lst),
         (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
-        (name + ".create", 1, "ROW", create),
-        (name + ".update", 2, "ROW", update),
-        (name + ".delete", 1, "NONE", "DELETE FROM %s WHERE id = $1" % table),
+        (name + ".create", 7, "ROW", create),
+        (name + ".update", 8, "ROW", update),
+        (name + ".delete", 7, "VALUE", delete),
     ]
 
 

@@ -159,21 +159,27 @@ def op(name, *params):
     return json.loads(rows[0][0]) if rows else None
 
 
+AUD = ("key-it", "User", "admin", "req-it", "127.0.0.1", hashlib.sha256(b"{}").hexdigest())
+
+
 def resource_operations():
     """Each generated statement runs against the migrated schema: create with
     server-chosen and given ids, uniqueness and references refused with their
-    SQLSTATEs, partial update, list pages, filters and sorting, delete."""
+    SQLSTATEs, partial update, list pages, filters and sorting, delete; every
+    change that happened has its audit event in the chain, and a refused one
+    has none."""
+    events_before = int(one("SELECT count(*) FROM audit_events"))
     check(all(n in RESOURCE_OPS for n in ("teams.list", "teams.get", "teams.create", "teams.update",
                                           "teams.delete", "owners.list")), "operations missing")
     base = op("teams.list", "1", "500", None, "false", None)["total"]
-    a = op("teams.create", {"name": "platform-ops"})
+    a = op("teams.create", {"name": "platform-ops"}, *AUD)
     check(re.match(r"^t-[0-9a-f]{32}$", a["id"]) and a["description"] == "", "created %r" % a)
-    b = op("teams.create", {"id": "00-sec", "name": "security", "description": "d"})
+    b = op("teams.create", {"id": "00-sec", "name": "security", "description": "d"}, *AUD)
     check(b["id"] == "00-sec" and b["created_at"], "created %r" % b)
-    refused(op_sql("teams.create", {"name": "security"}), "23505")
-    o = op("owners.create", {"name": "Ann", "email": "ann@example.com", "team_id": "00-sec"})
+    refused(op_sql("teams.create", {"name": "security"}, *AUD), "23505")
+    o = op("owners.create", {"name": "Ann", "email": "ann@example.com", "team_id": "00-sec"}, *AUD)
     check(o["team_id"] == "00-sec", "owner %r" % o)
-    refused(op_sql("owners.create", {"name": "Bob", "team_id": "no-such-team"}), "23503")
+    refused(op_sql("owners.create", {"name": "Bob", "team_id": "no-such-team"}, *AUD), "23503")
     page = op("teams.list", "1", "1", "id", "false", None)
     check(page["total"] == base + 2 and page["page"] == 1 and page["per_page"] == 1 and
           [t["id"] for t in page["data"]] == ["00-sec"], "page 1 by id: %r" % page)
@@ -186,18 +192,26 @@ def resource_operations():
     check(page["total"] == 1 and page["data"][0]["id"] == "00-sec", "filtered: %r" % page)
     page = op("owners.list", "1", "50", None, "false", {"team_id": "00-sec"})
     check(page["total"] == 1, "owners by team: %r" % page)
-    u = op("teams.update", "00-sec", {"description": "new"})
+    u = op("teams.update", "00-sec", {"description": "new"}, *AUD)
     check(u["name"] == "security" and u["description"] == "new" and u["updated_at"] >= b["updated_at"],
           "partial update: %r" % u)
-    check(op("teams.update", "nope", {"description": "x"}) is None, "update of a missing id")
-    refused(op_sql("teams.delete", "00-sec"), "23503")  # an owner still refers to it
-    sql(op_sql("owners.delete", o["id"]))
-    sql(op_sql("teams.delete", "00-sec"))
+    check(op("teams.update", "nope", {"description": "x"}, *AUD) is None, "update of a missing id")
+    refused(op_sql("teams.delete", "00-sec", *AUD), "23503")  # an owner still refers to it
+    sql(op_sql("owners.delete", o["id"], *AUD))
+    sql(op_sql("teams.delete", "00-sec", *AUD))
     check(op("teams.get", "00-sec") is None and op("teams.get", a["id"])["name"] == "platform-ops",
           "get after delete")
     # hostile values stay values
-    h = op("teams.create", {"name": "x'); DROP TABLE teams; --", "description": "$1 $2 \\"})
+    h = op("teams.create", {"name": "x'); DROP TABLE teams; --", "description": "$1 $2 \\"}, *AUD)
     check(op("teams.get", h["id"])["name"] == "x'); DROP TABLE teams; --", "the name was not stored as given")
+    check(op("teams.delete", "nope", *AUD) == {"deleted": 0}, "delete of a missing id")
+    changes = [r[0] for r in sql("SELECT action FROM audit_events ORDER BY id OFFSET %d" % events_before)]
+    check(changes == ["teams.create", "teams.create", "owners.create", "teams.update", "owners.delete",
+                      "teams.delete", "teams.create"], "audit events: %r" % changes)
+    check(one("SELECT count(*) FROM audit_events WHERE request_id = 'req-it' AND actor = 'key-it' AND "
+              "source_address = '127.0.0.1' AND body_sha256 = decode('%s', 'hex')" % AUD[5]) == str(len(changes)),
+          "audit fields not recorded")
+    verify_chain()
 
 
 # ---- the migrations ----
