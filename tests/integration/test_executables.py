@@ -20,7 +20,9 @@ def has(libs, prefix):
 
 failed = 0
 rules = {
-    "certwardd": {"libpq": False, "boringssl": False},
+    # the master links BoringSSL's libcrypto (for the bootstrap admin key's
+    # SHA-256 and randomness: docs/architecture.md), never its TLS library
+    "certwardd": {"libpq": False, "libssl": False},
     "certward-store": {"libpq": True, "boringssl": False},
     "certward-api": {"libpq": False},
     "certward-signer": {"libpq": False},
@@ -36,7 +38,8 @@ for exe, want in rules.items():
     ok = True
     got = {"libpq": has(libs, "libpq.so"),
            # BoringSSL's sonames are libcrypto.so.0/libssl.so.0; OpenSSL 3's are .so.3
-           "boringssl": has(libs, "libcrypto.so.0") or has(libs, "libssl.so.0")}
+           "boringssl": has(libs, "libcrypto.so.0") or has(libs, "libssl.so.0"),
+           "libssl": has(libs, "libssl.so")}
     for k, v in want.items():
         if got[k] != v:
             print("FAIL %s: %s linked=%s, want %s (NEEDED: %s)" % (exe, k, got[k], v, ", ".join(libs)))
