@@ -537,6 +537,75 @@ def bootstrap_admin_key():
     check(psql("SELECT count(*) FROM api_keys WHERE name = 'bootstrap-admin'").strip() == "1", "bootstrap rows")
 
 
+def rest(method, path, key, data=None, proto="--http1.1"):
+    extra = ["-X", method, "-H", "Authorization: Bearer " + key] if key else ["-X", method]
+    if data is not None:
+        extra += ["-H", "Content-Type: application/json", "--data-binary", data if isinstance(data, str) else json.dumps(data)]
+    code, body = curl(path, *extra, proto=proto)
+    try:
+        return code, json.loads(body) if body else None
+    except ValueError:
+        return code, body
+
+
+def rest_teams_and_owners():
+    """The first REST resources end to end: keys and roles, create, get,
+    partial update, list pages, sorting and filters, validation naming the
+    field, uniqueness and references as 409/422, delete, and an audit event
+    for every change."""
+    time.sleep(2.1)  # past the failure window of the cases before
+    admin, viewer = make_key("rest-admin", "admin"), make_key("rest-viewer", "viewer")
+    events = int(psql("SELECT count(*) FROM audit_events").strip())
+    check(rest("GET", "/api/v1/teams", None)[0] == 401, "no key")
+    check(rest("GET", "/api/v1/teams", viewer)[0] == 200, "a viewer reads")
+    code, body = rest("POST", "/api/v1/teams", viewer, {"name": "nope"})
+    check(code == 403, "a viewer created: %r" % ((code, body),))
+    code, t = rest("POST", "/api/v1/teams", admin, {"name": "platform", "description": "the platform team"})
+    check(code == 201 and t["id"].startswith("t-") and t["name"] == "platform", "create: %r" % ((code, t),))
+    code, t2 = rest("POST", "/api/v1/teams", admin, {"id": "t-sec", "name": "security"}, proto="--http2")
+    check(code == 201 and t2["id"] == "t-sec", "create over HTTP/2: %r" % ((code, t2),))
+    for body, field in (({"name": ""}, "name"), ({"description": "x"}, "name"), ({"name": "a", "colour": 1}, "colour"),
+                        ({"name": 7}, "name"), ('{"name": "a", "name": "b"}', ""), ("[1]", ""), ("{", "")):
+        code, p = rest("POST", "/api/v1/teams", admin, body)
+        check(code == 400 and p.get("field", "") == field and p["request_id"] and p["detail"],
+              "%r: %r" % (body, (code, p)))
+    code, p = rest("POST", "/api/v1/teams", admin, {"name": "platform"})
+    check(code == 409, "duplicate name: %r" % ((code, p),))
+    code, got = rest("GET", "/api/v1/teams/" + t["id"], viewer)
+    check(code == 200 and got == t, "get: %r" % ((code, got),))
+    code, u = rest("PUT", "/api/v1/teams/t-sec", admin, dict(t2, description="security team"))
+    check(code == 200 and u["description"] == "security team" and u["name"] == "security", "update: %r" % ((code, u),))
+    check(rest("PUT", "/api/v1/teams/nope", admin, {"name": "x"})[0] == 404, "update of a missing team")
+    code, page = rest("GET", "/api/v1/teams?per_page=1&sort=-name", viewer)
+    check(code == 200 and page["per_page"] == 1 and page["total"] >= 2 and len(page["data"]) == 1, "page: %r" % page)
+    code, page = rest("GET", "/api/v1/teams?name=security", viewer)
+    check(page["total"] == 1 and page["data"][0]["id"] == "t-sec", "filter: %r" % page)
+    code, page = rest("GET", "/api/v1/teams?page=1000", viewer)
+    check(code == 200 and page["data"] == [] and page["total"] >= 2, "beyond the end: %r" % page)
+    for q, field in (("per_page=501", "per_page"), ("page=0", "page"), ("page=x", "page"), ("sort=colour", "sort"),
+                     ("colour=red", "colour"), ("name=%zz", "")):
+        code, p = rest("GET", "/api/v1/teams?" + q, viewer)
+        check(code == 400 and p.get("field", "") == field, "%s: %r" % (q, (code, p)))
+    check(rest("GET", "/api/v1/teams?per_page=1", None)[0] == 401, "validation before authentication")
+    code, o = rest("POST", "/api/v1/owners", admin, {"name": "Ann", "email": "ann@example.com", "team_id": "t-sec"})
+    check(code == 201 and o["team_id"] == "t-sec", "owner: %r" % ((code, o),))
+    check(rest("POST", "/api/v1/owners", admin, {"name": "Bob", "team_id": "t-none"})[0] == 422, "dangling team_id")
+    check(rest("POST", "/api/v1/owners", admin, {"name": "Bob", "email": "bob@"})[0] == 400, "bad e-mail")
+    check(rest("DELETE", "/api/v1/teams/t-sec", admin)[0] == 409, "delete of a referenced team")
+    check(rest("DELETE", "/api/v1/owners/" + o["id"], admin)[0] == 204, "delete owner")
+    check(rest("DELETE", "/api/v1/teams/t-sec", admin)[0] == 204, "delete team")
+    check(rest("GET", "/api/v1/teams/t-sec", admin)[0] == 404, "deleted team still there")
+    check(rest("DELETE", "/api/v1/teams/t-sec", admin)[0] == 404, "second delete")
+    check(rest("PATCH", "/api/v1/teams/" + t["id"], admin, {})[0] == 405, "PATCH")
+    actions = psql("SELECT string_agg(action, ',' ORDER BY id) FROM audit_events OFFSET 0").strip()
+    check(int(psql("SELECT count(*) FROM audit_events").strip()) - events == 6,
+          "audit events for 6 changes: %s" % actions)
+    with open(os.path.join(cw.logs, "api.log")) as f:
+        check('path="/api/v1/teams"' in f.read(), "no access-log line")
+    m = curl("/metrics")[1]
+    check('route="/api/v1/teams/{id}",method="DELETE"' in m, "REST routes not in the metrics")
+
+
 def auth_failures_rate_limited():
     """Past api.auth_failure_limit (8) failures in api.auth_failure_window
     (2s) one address gets 429, even with a valid key, until the window ends."""
@@ -657,6 +726,7 @@ try:
     case(prometheus_scrapes)
     case(bootstrap_admin_key)
     case(api_key_authentication)
+    case(rest_teams_and_owners)
     case(auth_failures_rate_limited)
     case(pipelined_keepalive)
     case(ready_follows_postgres)

@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "codec.h"
+#include "rest.h"
 #include "util.h"
 
 /* A pending answer that needs IPC: /ready asks the master and the store,
@@ -30,6 +31,8 @@ struct handler_reply {
 	size_t metrics_len;
 	/* /api/v1/auth/check */
 	struct auth_req *auth;
+	/* a REST resource */
+	struct rest_call *rest;
 	char reqid[17];
 };
 
@@ -50,6 +53,12 @@ void handler_cancel(struct handler_reply *r)
 		reply_free(r);
 		return;
 	}
+	if (r->rest) {
+		/* it will not answer now: nothing else holds r */
+		rest_cancel(r->rest);
+		reply_free(r);
+		return;
+	}
 	r->cancelled = 1;
 }
 
@@ -58,9 +67,23 @@ const char *handler_route(const char *path)
 	static const char *const known[] = {"/health", "/ready", "/metrics", "/api/v1/auth/info",
 					    "/api/v1/auth/check"};
 
+	static char rest_labels[64][96];
+	static size_t nlabels;
+	char route[96];
+
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(path, known[i]) == 0)
 			return known[i];
+	if (rest_route(path, route, sizeof route)) {
+		/* a bounded set: two routes per resource of the catalogue */
+		for (size_t i = 0; i < nlabels; i++)
+			if (strcmp(rest_labels[i], route) == 0)
+				return rest_labels[i];
+		if (nlabels < sizeof rest_labels / sizeof rest_labels[0]) {
+			snprintf(rest_labels[nlabels], sizeof rest_labels[0], "%s", route);
+			return rest_labels[nlabels++];
+		}
+	}
 	return "other";
 }
 
@@ -225,6 +248,15 @@ static void on_auth(const struct auth_result *res, void *arg)
 	reply_free(r);
 }
 
+/* a REST answer passes through here to free its handle */
+static void rest_respond(void *arg, int status, const char *content_type, const char *body, size_t len)
+{
+	struct handler_reply *r = arg;
+
+	r->respond(r->ctx, status, content_type, body, len);
+	reply_free(r);
+}
+
 struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
 				     respond_fn respond, void *ctx)
 {
@@ -233,6 +265,23 @@ struct handler_reply *handle_request(struct worker *w, const struct api_request 
 	struct auth_req *a;
 	int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 
+	if (!req->plain && strncmp(route, "/api/v1/", 8) == 0 && strncmp(route, "/api/v1/auth/", 13) != 0) {
+		struct rest_call *c;
+
+		r = calloc(1, sizeof *r);
+		if (!r) {
+			json_error_id(respond, ctx, 503, "out of memory", req->reqid);
+			return NULL;
+		}
+		r->respond = respond;
+		r->ctx = ctx;
+		/* rest_respond may run (and free r) before rest_request returns */
+		c = rest_request(w, req, rest_respond, r);
+		if (!c)
+			return NULL;
+		r->rest = c;
+		return r;
+	}
 	if (strcmp(route, "other") == 0 || (req->plain && !plain_allowed(req->path))) {
 		json_error_id(respond, ctx, 404, "Not Found", req->reqid);
 		return NULL;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "worker.h"
 
@@ -16,9 +17,12 @@ struct api_request {
 	bool plain;                /* came on the plain-HTTP listener */
 	const char *method;
 	const char *path;          /* without the query */
+	const char *query;         /* after '?', without it; "" when none */
 	const char *authorization; /* the Authorization header, or NULL */
 	const char *client;        /* the peer's address */
 	const char *reqid;         /* the request id (X-Request-Id) */
+	const uint8_t *body;       /* the request content, NULL when none */
+	size_t body_len;
 };
 
 typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const char *body,

@@ -33,6 +33,7 @@ struct h2stream {
 	int error;       /* status to answer instead of handling (413, 414, 431) */
 	int receiving;   /* the request is still arriving */
 	size_t body_len;
+	uint8_t *body; /* the request content, up to max_body */
 	struct handler_reply *reply;
 	int answered;
 	uint64_t t0;
@@ -71,6 +72,7 @@ static void stream_free(struct h2stream *st)
 		st->next->prev = st->prev;
 	free(st->full_path);
 	free(st->authorization);
+	free(st->body);
 	free(st->resp);
 	free(st);
 }
@@ -159,12 +161,15 @@ static void request_complete(struct h2stream *st)
 		return;
 	}
 	if ((q = strchr(st->full_path, '?')))
-		*q = '\0';
+		*q++ = '\0';
 	{
 		struct api_request ar = {
 			.method = st->method,
 			.path = st->full_path,
+			.query = q ? q : "",
 			.authorization = st->authorization,
+			.body = st->body,
+			.body_len = st->body_len,
 			.client = tls_conn_peer(hc->tc),
 			.reqid = st->reqid,
 		};
@@ -262,10 +267,23 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 
 	if (!st)
 		return 0;
-	/* no handler takes a body yet: count it against the limit, keep none */
-	st->body_len += len;
-	if (st->body_len > http_limits()->max_body && !st->error)
+	if (st->error)
+		return 0; /* answered with the error; the rest is not kept */
+	if (st->body_len + len > http_limits()->max_body) {
 		st->error = 413;
+		free(st->body);
+		st->body = NULL;
+		return 0;
+	}
+	{
+		uint8_t *b = realloc(st->body, st->body_len + len);
+
+		if (!b)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		memcpy(b + st->body_len, data, len);
+		st->body = b;
+		st->body_len += len;
+	}
 	return 0;
 }
 
