@@ -164,6 +164,23 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 		}
 		return true;
 	}
+	case FT_INTS: {
+		size_t i;
+		json_t *m;
+
+		if (!json_is_array(v) || json_array_size(v) > 32) {
+			refuse(err, f->name, "%s: must be an array of at most 32 integers", f->name);
+			return false;
+		}
+		json_array_foreach(v, i, m) {
+			if (!json_is_integer(m) || json_integer_value(m) < f->min || json_integer_value(m) > f->max) {
+				refuse(err, f->name, "%s[%zu]: must be an integer from %lld to %lld", f->name, i, f->min,
+				       f->max);
+				return false;
+			}
+		}
+		return true;
+	}
 	case FT_STRINGS: {
 		size_t i;
 		json_t *m;

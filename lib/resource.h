@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum field_type { FT_ID, FT_STRING, FT_REF, FT_INT, FT_BOOL, FT_TIMESTAMP, FT_OBJECT, FT_STRINGS };
+enum field_type { FT_ID, FT_STRING, FT_REF, FT_INT, FT_BOOL, FT_TIMESTAMP, FT_OBJECT, FT_STRINGS, FT_INTS };
 enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD };
 
 #define FIELD_REQUIRED 1u /* on create */
@@ -25,7 +25,8 @@ struct field_def {
 	enum field_type type;
 	enum field_format format;
 	unsigned flags;
-	long long min, max; /* string length in characters, or integer range */
+	long long min, max; /* string length in characters, or integer range (also of each
+			     * element of an FT_INTS array) */
 };
 
 struct resource_def {

@@ -32,7 +32,7 @@ import json
 import re
 import sys
 
-TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings"}
+TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings", "ints"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -53,7 +53,11 @@ def value_of(f, j):
         return "(%s->>'%s')::timestamptz" % (j, n)
     if t == "object":
         return "(%s->'%s')" % (j, n)
-    return "CASE WHEN %s ? '%s' AND jsonb_typeof(%s->'%s') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(%s->'%s')) END" % (j, n, j, n, j, n)
+    elem = "jsonb_array_elements_text(%s->'%s')" % (j, n)
+    if t == "ints":
+        elem = "(SELECT e::integer FROM %s e)" % elem
+    return "CASE WHEN %s ? '%s' AND jsonb_typeof(%s->'%s') = 'array' THEN ARRAY(%s) END" % (
+        j, n, j, n, elem if t == "ints" else "SELECT " + elem)
 
 
 def check(res, names):
@@ -66,8 +70,8 @@ def check(res, names):
         seen.add(f["name"])
         if f["type"] not in TYPES:
             fail("%s.%s: unknown type %s" % (res["name"], f["name"], f["type"]))
-        if f["type"] == "ref" and f.get("ref") not in names:
-            fail("%s.%s: ref to an unknown resource" % (res["name"], f["name"]))
+        if f["type"] == "ref" and not NAME.match(f.get("ref", "")):
+            fail("%s.%s: ref names no table" % (res["name"], f["name"]))
     if "id" not in seen:
         fail("%s: no id field" % res["name"])
 
@@ -129,7 +133,7 @@ def ops_of(res):
 
 
 FT = {"id": "FT_ID", "string": "FT_STRING", "ref": "FT_REF", "int": "FT_INT", "bool": "FT_BOOL",
-      "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS"}
+      "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS", "ints": "FT_INTS"}
 FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD"}
 
 

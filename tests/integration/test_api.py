@@ -606,6 +606,31 @@ def rest_teams_and_owners():
     check('route="/api/v1/teams/{id}",method="DELETE"' in m, "REST routes not in the metrics")
 
 
+def rest_renewal_policies():
+    """Renewal policies: defaults filled by the server, integer ranges and
+    arrays checked, a partial update keeps what it does not name, a boolean
+    filter."""
+    admin = make_key("rp-admin", "admin")
+    code, p = rest("POST", "/api/v1/renewal-policies", admin, {"name": "standard", "max_retries": 3})
+    check(code == 201 and p["renewal_window_days"] == 30 and p["auto_renew"] is True and
+          p["alert_thresholds_days"] == [30, 14, 7, 0] and p["retry_interval_seconds"] == 3600, "defaults: %r" % p)
+    for body, field in (({"name": "x"}, "max_retries"), ({"name": "x", "max_retries": 11}, "max_retries"),
+                        ({"name": "x", "max_retries": 1, "renewal_window_days": 0}, "renewal_window_days"),
+                        ({"name": "x", "max_retries": 1, "alert_thresholds_days": [30, 400]}, "alert_thresholds_days"),
+                        ({"name": "x", "max_retries": 1, "alert_thresholds_days": ["7"]}, "alert_thresholds_days"),
+                        ({"name": "x", "max_retries": 1, "auto_renew": "yes"}, "auto_renew")):
+        code, e = rest("POST", "/api/v1/renewal-policies", admin, body)
+        check(code == 400 and e.get("field") == field, "%r: %r" % (body, (code, e)))
+    code, u = rest("PUT", "/api/v1/renewal-policies/" + p["id"], admin, {"auto_renew": False, "alert_thresholds_days": [7]})
+    check(code == 200 and u["auto_renew"] is False and u["alert_thresholds_days"] == [7] and u["max_retries"] == 3,
+          "partial update: %r" % ((code, u),))
+    code, page = rest("GET", "/api/v1/renewal-policies?auto_renew=false", admin)
+    check(code == 200 and [x["id"] for x in page["data"]] == [p["id"]], "boolean filter: %r" % page)
+    check(rest("GET", "/api/v1/renewal-policies?auto_renew=maybe", admin)[0] == 400, "a non-boolean filter")
+    check(rest("POST", "/api/v1/renewal-policies", admin,
+               {"name": "y", "max_retries": 1, "certificate_profile_id": "prof-none"})[0] == 422, "dangling profile")
+
+
 def auth_failures_rate_limited():
     """Past api.auth_failure_limit (8) failures in api.auth_failure_window
     (2s) one address gets 429, even with a valid key, until the window ends."""
@@ -727,6 +752,7 @@ try:
     case(bootstrap_admin_key)
     case(api_key_authentication)
     case(rest_teams_and_owners)
+    case(rest_renewal_policies)
     case(auth_failures_rate_limited)
     case(pipelined_keepalive)
     case(ready_follows_postgres)

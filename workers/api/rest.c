@@ -330,8 +330,12 @@ static bool parse_query(struct rest_call *c, const char *query)
 			snprintf(c->sort, sizeof c->sort, "%s", name);
 			c->descending = val[0] == '-';
 		} else if ((f = resource_field(c->res, pair)) && (f->flags & FIELD_FILTER)) {
-			if (strlen(val) > (size_t)(f->max > 0 ? f->max : 255) ||
-			    ((f->type == FT_ID || f->type == FT_REF) && !valid_resource_id(val, (size_t)f->max))) {
+			long n;
+
+			if (strlen(val) > (size_t)(f->max > 0 && f->type != FT_INT ? f->max : 255) ||
+			    ((f->type == FT_ID || f->type == FT_REF) && !valid_resource_id(val, (size_t)f->max)) ||
+			    (f->type == FT_BOOL && strcmp(val, "true") != 0 && strcmp(val, "false") != 0) ||
+			    (f->type == FT_INT && !number(val, (long)f->min, (long)f->max, &n))) {
 				defer(c, 400, "Bad Request", "a filter value is malformed", f->name);
 				goto bad;
 			}
