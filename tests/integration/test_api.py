@@ -408,7 +408,14 @@ def metrics_exposition():
                    'certward_worker_up{worker="signer"} 1',
                    'certward_process_open_fds{worker="store"}',
                    'certward_process_resident_memory_bytes{worker="api"}',
-                   'certward_worker_restarts_total{worker="api"}']:
+                   'certward_worker_restarts_total{worker="api"}',
+                   # the store: operations (the bootstrap key's, made at start), latency, pool
+                   'certward_store_operations_total{worker="store",op="apikeys.bootstrap",result="ok"} 1',
+                   '# TYPE certward_store_operation_duration_seconds histogram',
+                   'certward_store_operation_duration_seconds_count{worker="store",op="apikeys.bootstrap"}',
+                   'certward_store_pool_connections{worker="store",state="idle"}',
+                   'certward_store_pool_queued{worker="store"} 0',
+                   'certward_store_migrations_pending{worker="store"} 0']:
         check(needle in body, "/metrics lacks %s" % needle)
     m = re.search(r'certward_http_requests_total\{worker="api",route="/ready",method="GET",status="200"\} (\d+)', body)
     check(int(m.group(1)) >= 3, "requests not counted: %s" % m.group(0))
