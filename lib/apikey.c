@@ -4,8 +4,9 @@
 #include <openssl/mem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <stdio.h>
 #include <string.h>
+
+#include "util.h"
 
 static int hexval(char c)
 {
@@ -47,12 +48,10 @@ bool apikey_generate(struct apikey *key, uint8_t salt[APIKEY_SALT_BYTES],
 	    !RAND_bytes(salt, APIKEY_SALT_BYTES))
 		return false;
 	memcpy(key->prefix, "cw_", 3);
-	for (size_t i = 0; i < sizeof id; i++)
-		snprintf(key->prefix + 3 + 2 * i, 3, "%02x", id[i]);
+	hex_encode(id, sizeof id, key->prefix + 3);
 	memcpy(text, key->prefix, APIKEY_PREFIX_LEN);
 	text[APIKEY_PREFIX_LEN] = '_';
-	for (size_t i = 0; i < APIKEY_SECRET_BYTES; i++)
-		snprintf(text + APIKEY_PREFIX_LEN + 1 + 2 * i, 3, "%02x", key->secret[i]);
+	hex_encode(key->secret, APIKEY_SECRET_BYTES, text + APIKEY_PREFIX_LEN + 1);
 	return true;
 }
 

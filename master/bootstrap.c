@@ -19,6 +19,7 @@
 #include "log.h"
 #include "master.h"
 #include "store_wire.h"
+#include "util.h"
 
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
@@ -135,10 +136,9 @@ static void ask(void)
 		return;
 	}
 	apikey_hash(salt, sizeof salt, &B.key, hash);
-	for (size_t i = 0; i < sizeof salt; i++)
-		snprintf(salt_hex + 2 * i, 3, "%02x", salt[i]);
-	for (size_t i = 0; i < sizeof hash; i++)
-		snprintf(hash_hex + 2 * i, 3, "%02x", hash[i]);
+	hex_encode(salt, sizeof salt, salt_hex);
+	hex_encode(hash, sizeof hash, hash_hex);
+	explicit_bzero(hash, sizeof hash);
 	params[0] = "bootstrap-admin";
 	params[1] = salt_hex;
 	params[2] = hash_hex;

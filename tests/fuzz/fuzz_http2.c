@@ -138,6 +138,12 @@ struct handler_reply *handle_request(struct worker *w, const struct api_request 
 	return r;
 }
 
+void respond_problem(respond_fn respond, void *ctx, int status, const char *title,
+		     const char *detail, const char *field, const char *reqid)
+{
+	respond(ctx, status, "application/problem+json", title, strlen(title));
+}
+
 void handler_cancel(struct handler_reply *r)
 {
 	if (r)

@@ -590,7 +590,7 @@ def rest_teams_and_owners():
     code, page = rest("GET", "/api/v1/teams?page=1000", viewer)
     check(code == 200 and page["data"] == [] and page["total"] >= 2, "beyond the end: %r" % page)
     for q, field in (("per_page=501", "per_page"), ("page=0", "page"), ("page=x", "page"), ("sort=colour", "sort"),
-                     ("colour=red", "colour"), ("name=%zz", "")):
+                     ("colour=red", "colour"), ("name=%zz", ""), ("name=" + "x" * 5000, "")):
         code, p = rest("GET", "/api/v1/teams?" + q, viewer)
         check(code == 400 and p.get("field", "") == field, "%s: %r" % (q, (code, p)))
     check(rest("GET", "/api/v1/teams?per_page=1", None)[0] == 401, "validation before authentication")

@@ -84,20 +84,6 @@ static void fail(struct auth_req *r, struct auth_result *res, int status, const 
 		  "authentication failed");
 }
 
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-	if (!s || strlen(s) != 2 * n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 static void finish(struct auth_req *r, const struct auth_result *res)
 {
 	if (!r->cancelled)
@@ -129,8 +115,8 @@ static void on_key(const struct store_outcome *o, void *arg)
 	id = json_string_value(json_object_get(row, "id"));
 	agent = json_string_value(json_object_get(row, "agent_id"));
 	salt_len = salt_hex ? strlen(salt_hex) / 2 : 0;
-	if (!role || !id || salt_len == 0 || salt_len > sizeof salt || unhex(salt_hex, salt, salt_len) ||
-	    unhex(json_string_value(json_object_get(row, "key_hash")), hash, sizeof hash)) {
+	if (!role || !id || salt_len == 0 || salt_len > sizeof salt || hex_decode(salt_hex, salt, salt_len) ||
+	    hex_decode(json_string_value(json_object_get(row, "key_hash")), hash, sizeof hash)) {
 		fail(r, &res, 503, "malformed key record");
 		goto out;
 	}

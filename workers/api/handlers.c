@@ -1,6 +1,7 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,18 +88,29 @@ const char *handler_route(const char *path)
 	return "other";
 }
 
-/* RFC 9457 problem details, with the members of the reference API's
- * ErrorResponse (error, request_id) as extensions (docs/api.md) */
+void respond_problem(respond_fn respond, void *ctx, int status, const char *title,
+		     const char *detail, const char *field, const char *reqid)
+{
+	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "about:blank", "title", title,
+			      "status", status, "detail", detail ? detail : title, "error",
+			      detail ? detail : title, "request_id", reqid ? reqid : "");
+	char *text;
+
+	if (p && field && *field)
+		json_object_set_new(p, "field", json_string(field));
+	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	if (text)
+		respond(ctx, status, "application/problem+json", text, strlen(text));
+	else
+		respond(ctx, 500, "application/problem+json", "{\"status\":500}", 14);
+	free(text);
+	json_decref(p);
+}
+
 static void json_error_id(respond_fn respond, void *ctx, int status, const char *title,
 			  const char *reqid)
 {
-	char body[400];
-	int n = snprintf(body, sizeof body,
-			 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"error\":\"%s\","
-			 "\"request_id\":\"%s\"}\n",
-			 title, status, title, reqid ? reqid : "");
-
-	respond(ctx, status, "application/problem+json", body, (size_t)n);
+	respond_problem(respond, ctx, status, title, NULL, NULL, reqid);
 }
 
 /* /ready: 200 when every worker runs and the store reaches PostgreSQL,
@@ -257,6 +269,23 @@ static void rest_respond(void *arg, int status, const char *content_type, const 
 	reply_free(r);
 }
 
+/* A handle for an answer that comes later; NULL (answered 503) when out of memory. */
+static struct handler_reply *reply_new(struct worker *w, const struct api_request *req,
+				       respond_fn respond, void *ctx)
+{
+	struct handler_reply *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		json_error_id(respond, ctx, 503, "out of memory", req->reqid);
+		return NULL;
+	}
+	r->w = w;
+	r->respond = respond;
+	r->ctx = ctx;
+	snprintf(r->reqid, sizeof r->reqid, "%s", req->reqid ? req->reqid : "");
+	return r;
+}
+
 struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
 				     respond_fn respond, void *ctx)
 {
@@ -268,13 +297,8 @@ struct handler_reply *handle_request(struct worker *w, const struct api_request 
 	if (!req->plain && strncmp(route, "/api/v1/", 8) == 0 && strncmp(route, "/api/v1/auth/", 13) != 0) {
 		struct rest_call *c;
 
-		r = calloc(1, sizeof *r);
-		if (!r) {
-			json_error_id(respond, ctx, 503, "out of memory", req->reqid);
+		if (!(r = reply_new(w, req, respond, ctx)))
 			return NULL;
-		}
-		r->respond = respond;
-		r->ctx = ctx;
 		/* rest_respond may run (and free r) before rest_request returns */
 		c = rest_request(w, req, rest_respond, r);
 		if (!c)
@@ -300,15 +324,8 @@ struct handler_reply *handle_request(struct worker *w, const struct api_request 
 		respond(ctx, 200, "application/json", info, sizeof info - 1);
 		return NULL;
 	}
-	r = calloc(1, sizeof *r);
-	if (!r) {
-		json_error_id(respond, ctx, 503, "out of memory", req->reqid);
+	if (!(r = reply_new(w, req, respond, ctx)))
 		return NULL;
-	}
-	r->w = w;
-	r->respond = respond;
-	r->ctx = ctx;
-	snprintf(r->reqid, sizeof r->reqid, "%s", req->reqid ? req->reqid : "");
 	if (strcmp(route, "/api/v1/auth/check") == 0) {
 		/* on_auth may run (and free r) before auth_check returns */
 		a = auth_check(w, req->authorization, req->client, req->reqid, on_auth, r);

@@ -36,6 +36,10 @@ typedef void (*respond_fn)(void *ctx, int status, const char *content_type, cons
  * cancelling, or NULL when the answer was given already. */
 struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
 				     respond_fn respond, void *ctx);
+/* An RFC 9457 problem+json answer that also carries the reference API's
+ * ErrorResponse members (error, request_id); detail and field may be NULL. */
+void respond_problem(respond_fn respond, void *ctx, int status, const char *title,
+		     const char *detail, const char *field, const char *reqid);
 /* The connection went away: do not call respond. */
 void handler_cancel(struct handler_reply *r);
 /* The route label used in metrics and the access log ("/health", ..., "other"). */

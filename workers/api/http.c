@@ -112,8 +112,7 @@ void http_request_id(char id[17])
 
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		memset(rnd, 0, sizeof rnd);
-	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof rnd, id);
 }
 
 struct worker *http_worker(void)

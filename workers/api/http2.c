@@ -134,11 +134,7 @@ static void respond(void *arg, int status, const char *content_type, const char 
 
 static void problem(struct h2stream *st, int status, const char *title)
 {
-	char body[200];
-	int n = snprintf(body, sizeof body, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d}\n",
-			 title, status);
-
-	respond(st, status, "application/problem+json", body, (size_t)n);
+	respond_problem(respond, st, status, title, NULL, NULL, st->reqid);
 }
 
 static void request_complete(struct h2stream *st)

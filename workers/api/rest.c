@@ -52,31 +52,11 @@ static void call_free(struct rest_call *c)
 	free(c);
 }
 
-/* RFC 9457 problem details plus the reference's error/request_id */
-static void problem(respond_fn respond, void *ctx, int status, const char *title, const char *detail,
-		    const char *field, const char *reqid)
-{
-	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "about:blank", "title", title,
-			      "status", status, "detail", detail ? detail : title, "error",
-			      detail ? detail : title, "request_id", reqid ? reqid : "");
-	char *text;
-
-	if (p && field && *field)
-		json_object_set_new(p, "field", json_string(field));
-	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
-	if (text)
-		respond(ctx, status, "application/problem+json", text, strlen(text));
-	else
-		respond(ctx, 500, "application/problem+json", "{\"status\":500}", 14);
-	free(text);
-	json_decref(p);
-}
-
 static void fail(struct rest_call *c, int status, const char *title, const char *detail,
 		 const char *field)
 {
 	if (!c->cancelled)
-		problem(c->respond, c->ctx, status, title, detail, field, c->reqid);
+		respond_problem(c->respond, c->ctx, status, title, detail, field, c->reqid);
 }
 
 static void defer(struct rest_call *c, int status, const char *title, const char *detail,
@@ -363,8 +343,7 @@ static void sha256_hex(const uint8_t *p, size_t len, char out[65])
 	uint8_t d[SHA256_DIGEST_LENGTH];
 
 	SHA256(p ? p : (const uint8_t *)"", len, d);
-	for (size_t i = 0; i < sizeof d; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
+	hex_encode(d, sizeof d, out);
 }
 
 struct rest_call *rest_request(struct worker *w, const struct api_request *req, respond_fn respond,
@@ -375,7 +354,7 @@ struct rest_call *rest_request(struct worker *w, const struct api_request *req, 
 	bool item;
 
 	if (!c) {
-		problem(respond, ctx, 503, "Service Unavailable", NULL, NULL, req->reqid);
+		respond_problem(respond, ctx, 503, "Service Unavailable", NULL, NULL, req->reqid);
 		return NULL;
 	}
 	c->w = w;
