@@ -110,20 +110,20 @@ uint64_t now_us(void)
 
 #define HELD_MAX 16
 
-struct handler_reply {
+struct route_call {
 	respond_fn respond;
 	void *ctx;
 	bool cancelled;
 };
 
-static struct handler_reply *held[HELD_MAX];
+static struct route_call *held[HELD_MAX];
 static size_t n_held;
 static bool hold_next;
 
-struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
+struct route_call *handle_request(struct worker *w, const struct api_request *req,
 				     respond_fn respond, void *ctx)
 {
-	struct handler_reply *r;
+	struct route_call *r;
 	const char *path = req->path;
 
 	if (!req->method || !path || path[0] == '\0' || !req->client || !req->reqid)
@@ -144,7 +144,7 @@ void respond_problem(respond_fn respond, void *ctx, int status, const char *titl
 	respond(ctx, status, "application/problem+json", title, strlen(title));
 }
 
-void handler_cancel(struct handler_reply *r)
+void handler_cancel(struct route_call *r)
 {
 	if (r)
 		r->cancelled = true;

@@ -109,7 +109,7 @@ def unreachable_port_fails_fast():
 def api_error_detail():
     out = cli("api", "GET", "/nope", "--server", url(), "--cacert", cert_path())
     check(out.returncode == 1, "exit %d" % out.returncode)
-    check("404" in out.stderr and "Not Found" in out.stderr, "stderr: %r" % out.stderr)
+    check("404" in out.stderr and "no such route" in out.stderr, "stderr: %r" % out.stderr)
     check(len(out.stderr.strip().splitlines()) == 1, "not one line: %r" % out.stderr)
     out = cli("api", "GET", "/health", "--server", url(), "--cacert", cert_path())
     expect(out, 0, "api GET /health")

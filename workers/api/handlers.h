@@ -1,4 +1,4 @@
-/* The api's built-in endpoints, independent of the HTTP framing:
+/* The api's built-in endpoints and the request/answer types of every route, independent of the HTTP framing:
  * a request comes in as method + path, the answer goes out through
  * `respond` (possibly later, after IPC round trips). */
 #ifndef CERTWARD_API_HANDLERS_H
@@ -10,7 +10,7 @@
 
 #include "worker.h"
 
-struct handler_reply;
+struct route_call;
 
 /* What the handlers see of a request, valid during handle_request(). */
 struct api_request {
@@ -28,21 +28,22 @@ struct api_request {
 typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const char *body,
 			   size_t len);
 
-/* Dispatches GET /health, /ready, /metrics, /api/v1/auth/info and
- * /api/v1/auth/check (API key); other paths get 404, other methods on known
- * paths 405. On the plain-HTTP listener only the paths that must work
- * without TLS are served; the rest get 404. `respond` is called exactly
+/* Routes the request (routes.h) and answers through `respond` exactly
  * once, unless handler_cancel() was called first. Returns a handle for
  * cancelling, or NULL when the answer was given already. */
-struct handler_reply *handle_request(struct worker *w, const struct api_request *req,
-				     respond_fn respond, void *ctx);
+struct route_call *handle_request(struct worker *w, const struct api_request *req,
+				  respond_fn respond, void *ctx);
 /* An RFC 9457 problem+json answer that also carries the reference API's
  * ErrorResponse members (error, request_id); detail and field may be NULL. */
 void respond_problem(respond_fn respond, void *ctx, int status, const char *title,
 		     const char *detail, const char *field, const char *reqid);
 /* The connection went away: do not call respond. */
-void handler_cancel(struct handler_reply *r);
-/* The route label used in metrics and the access log ("/health", ..., "other"). */
+void handler_cancel(struct route_call *c);
+/* The route label used in metrics and the access log: the pattern of the
+ * first route matching path ("/api/v1/teams/{id}"), or "other". */
 const char *handler_route(const char *path);
+/* Registers the built-in routes: /health, /ready, /metrics,
+ * /api/v1/auth/info, /api/v1/auth/check, /api/v1/version. */
+void handlers_routes_init(void);
 
 #endif

@@ -43,7 +43,7 @@ struct hconn {
 struct exchange {
 	struct hconn *hc;
 	struct http1_exchange *ex;
-	struct handler_reply *reply;
+	struct route_call *reply;
 	uint64_t t0;
 	char method[16];
 	char path[128];
@@ -184,7 +184,7 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 			.client = tls_conn_peer(hc->tc),
 			.reqid = x->reqid,
 		};
-		struct handler_reply *r = handle_request(service->w, &ar, respond, x);
+		struct route_call *r = handle_request(service->w, &ar, respond, x);
 
 		if (r)
 			x->reply = r;

@@ -34,7 +34,7 @@ struct h2stream {
 	int receiving;   /* the request is still arriving */
 	size_t body_len;
 	uint8_t *body; /* the request content, up to max_body */
-	struct handler_reply *reply;
+	struct route_call *reply;
 	int answered;
 	uint64_t t0;
 	char reqid[17];

@@ -2,13 +2,16 @@
  * database credentials; it reaches the store, the signer and the scheduler
  * only through its IPC channels. TLS handshake signatures are made by the
  * signer (tls_server.c). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "codec.h"
 #include "auth.h"
 #include "harden.h"
 #include "http.h"
 #include "log.h"
+#include "routes.h"
 #include "tls_server.h"
 #include "worker.h"
 
@@ -23,6 +26,7 @@ static struct api api;
 static int api_init(struct worker *w, const struct cfg *section)
 {
 	auth_configure(section);
+	routes_init();
 	api.http = http_service_new(w, section);
 	if (!api.http)
 		return -1;
@@ -72,5 +76,11 @@ static const struct worker_ops ops = {
 
 int main(int argc, char **argv)
 {
+	/* the route table, for operators and for the test that holds it
+	 * against schema/openapi.yaml */
+	if (argc == 2 && strcmp(argv[1], "--list-routes") == 0) {
+		routes_print(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	return worker_main(argc, argv, &ops);
 }

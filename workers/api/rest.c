@@ -3,14 +3,13 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "log.h"
 #include "resource.h"
+#include "routes.h"
 #include "store_client.h"
 #include "validate.h"
 
@@ -23,26 +22,14 @@ enum verb { V_LIST, V_GET, V_CREATE, V_UPDATE, V_DELETE };
 static const char *const verb_names[] = {"list", "get", "create", "update", "delete"};
 
 struct rest_call {
-	struct worker *w;
-	respond_fn respond;
-	void *ctx;
+	struct route_call *rc;
 	const struct resource_def *res;
 	enum verb verb;
-	struct auth_req *auth;
-	int cancelled, in_store;
-	char id[129];
-	char reqid[17];
-	char client[64];
+	const char *id;
 	char *canonical; /* create/update: the checked fields */
 	char *filters;   /* list: the filters as a JSON object, or NULL */
 	char page[12], per_page[12], sort[64];
 	int descending;
-	char body_sha256[65];
-	/* a refusal found before authentication, given after it (a client
-	 * without a valid key learns nothing but 401) */
-	int pending_status;
-	const char *pending_title;
-	char pending_detail[200], pending_field[64];
 };
 
 static void call_free(struct rest_call *c)
@@ -52,47 +39,12 @@ static void call_free(struct rest_call *c)
 	free(c);
 }
 
+/* answers (which frees the route call) and frees c */
 static void fail(struct rest_call *c, int status, const char *title, const char *detail,
 		 const char *field)
 {
-	if (!c->cancelled)
-		respond_problem(c->respond, c->ctx, status, title, detail, field, c->reqid);
-}
-
-static void defer(struct rest_call *c, int status, const char *title, const char *detail,
-		  const char *field)
-{
-	if (c->pending_status)
-		return;
-	c->pending_status = status;
-	c->pending_title = title;
-	snprintf(c->pending_detail, sizeof c->pending_detail, "%s", detail ? detail : title);
-	snprintf(c->pending_field, sizeof c->pending_field, "%s", field ? field : "");
-}
-
-static const struct resource_def *match(const char *path, const char **rest)
-{
-	for (size_t i = 0; i < resource_catalogue_len; i++) {
-		size_t n = strlen(resource_catalogue[i].path);
-
-		if (strncmp(path, resource_catalogue[i].path, n) == 0 &&
-		    (path[n] == '\0' || path[n] == '/')) {
-			*rest = path + n;
-			return &resource_catalogue[i];
-		}
-	}
-	return NULL;
-}
-
-bool rest_route(const char *path, char *route, size_t route_len)
-{
-	const char *rest;
-	const struct resource_def *r = match(path, &rest);
-
-	if (!r)
-		return false;
-	snprintf(route, route_len, "%s%s", r->path, *rest ? "/{id}" : "");
-	return true;
+	route_problem(c->rc, status, title, detail, field);
+	call_free(c);
 }
 
 /* ---- the store's answer ---- */
@@ -101,10 +53,6 @@ static void on_store(const struct store_outcome *o, void *arg)
 {
 	struct rest_call *c = arg;
 
-	if (c->cancelled) {
-		call_free(c);
-		return;
-	}
 	if (o->error) {
 		const char *m = o->message;
 
@@ -121,33 +69,36 @@ static void on_store(const struct store_outcome *o, void *arg)
 			 o->error == ETIMEDOUT || o->error == ECONNRESET)
 			fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 		else {
-			log_event(LOG_ERROR, c->reqid, NULL, "%s.%s failed: %s", c->res->name,
+			log_event(LOG_ERROR, c->rc->req.reqid, NULL, "%s.%s failed: %s", c->res->name,
 				  verb_names[c->verb], m);
 			fail(c, 500, "Internal Server Error", NULL, NULL);
 		}
-		call_free(c);
 		return;
 	}
 	if (o->status == STORE_NO_ROW) {
 		fail(c, 404, "Not Found", NULL, NULL);
-	} else if (c->verb == V_DELETE) {
+		return;
+	}
+	if (c->verb == V_DELETE) {
 		json_t *j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
 		json_int_t n = json_integer_value(json_object_get(j, "deleted"));
 
 		json_decref(j);
-		if (n > 0)
-			c->respond(c->ctx, 204, "application/json", "", 0);
-		else
+		if (n <= 0) {
 			fail(c, 404, "Not Found", NULL, NULL);
+			return;
+		}
+		route_respond(c->rc, 204, "application/json", "", 0);
 	} else {
-		c->respond(c->ctx, c->verb == V_CREATE ? 201 : 200, "application/json",
-			   (const char *)o->json, o->json_len);
+		route_respond(c->rc, c->verb == V_CREATE ? 201 : 200, "application/json",
+			      (const char *)o->json, o->json_len);
 	}
 	call_free(c);
 }
 
-static void call_store(struct rest_call *c, const struct auth_result *who)
+static void call_store(struct rest_call *c)
 {
+	const struct auth_result *who = &c->rc->who;
 	char op[96];
 	const char *p[16];
 	size_t n = 0;
@@ -174,50 +125,12 @@ static void call_store(struct rest_call *c, const struct auth_result *who)
 		p[n++] = who->key_id;
 		p[n++] = strcmp(who->role, "agent") == 0 ? "Agent" : "User";
 		p[n++] = who->role;
-		p[n++] = c->reqid;
-		p[n++] = c->client;
-		p[n++] = c->body_sha256;
+		p[n++] = c->rc->req.reqid;
+		p[n++] = c->rc->req.client;
+		p[n++] = c->rc->body_sha256;
 	}
-	if (store_call(c->w, op, p, n, on_store, c) != 0) {
+	if (store_call(c->rc->w, op, p, n, on_store, c) != 0)
 		fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);
-		call_free(c);
-	}
-}
-
-/* Reads go to every role but agent; changes to admins (operators manage
- * certificates, jobs and targets, which come later). */
-static bool allowed(const struct rest_call *c, const char *role)
-{
-	if (strcmp(role, "admin") == 0)
-		return true;
-	if (c->verb == V_LIST || c->verb == V_GET)
-		return strcmp(role, "operator") == 0 || strcmp(role, "viewer") == 0;
-	return false;
-}
-
-static void on_auth(const struct auth_result *res, void *arg)
-{
-	struct rest_call *c = arg;
-
-	c->auth = NULL;
-	switch (res->status) {
-	case 200: break;
-	case 401: fail(c, 401, "Unauthorized", "a valid API key is needed", NULL); call_free(c); return;
-	case 429: fail(c, 429, "Too Many Requests", "too many failed authentications", NULL); call_free(c); return;
-	default: fail(c, 503, "Service Unavailable", NULL, NULL); call_free(c); return;
-	}
-	if (!allowed(c, res->role)) {
-		fail(c, 403, "Forbidden", "this key's role may not do this", NULL);
-		call_free(c);
-		return;
-	}
-	if (c->pending_status) {
-		fail(c, c->pending_status, c->pending_title, c->pending_detail, c->pending_field);
-		call_free(c);
-		return;
-	}
-	c->in_store = 1;
-	call_store(c, res);
 }
 
 /* ---- the request ---- */
@@ -263,15 +176,21 @@ static bool number(const char *s, long lo, long hi, long *out)
 	return true;
 }
 
+static void refuse(struct resource_error *err, const char *field, const char *msg)
+{
+	snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+	snprintf(err->msg, sizeof err->msg, "%s", msg);
+}
+
 /* page, per_page, sort and the resource's filters; anything else is 400 */
-static bool parse_query(struct rest_call *c, const char *query)
+static bool parse_query(struct rest_call *c, const char *query, struct resource_error *err)
 {
 	char buf[QUERY_MAX + 1], *save = NULL, *pair;
 	long page = 1, per_page = PER_PAGE_DEFAULT;
 	json_t *filters = json_object();
 
 	if (strlen(query) > QUERY_MAX) {
-		defer(c, 400, "Bad Request", "the query is too long", NULL);
+		refuse(err, NULL, "the query is too long");
 		goto bad;
 	}
 	snprintf(buf, sizeof buf, "%s", query);
@@ -280,23 +199,23 @@ static bool parse_query(struct rest_call *c, const char *query)
 		const struct field_def *f;
 
 		if (!eq) {
-			defer(c, 400, "Bad Request", "a query parameter without a value", NULL);
+			refuse(err, NULL, "a query parameter without a value");
 			goto bad;
 		}
 		*eq = '\0';
 		val = eq + 1;
 		if (!decode(pair) || !decode(val)) {
-			defer(c, 400, "Bad Request", "a malformed percent-escape in the query", NULL);
+			refuse(err, NULL, "a malformed percent-escape in the query");
 			goto bad;
 		}
 		if (strcmp(pair, "page") == 0) {
 			if (!number(val, 1, 1000000000, &page)) {
-				defer(c, 400, "Bad Request", "page: must be an integer from 1", "page");
+				refuse(err, "page", "page: must be an integer from 1");
 				goto bad;
 			}
 		} else if (strcmp(pair, "per_page") == 0) {
 			if (!number(val, 1, PER_PAGE_MAX, &per_page)) {
-				defer(c, 400, "Bad Request", "per_page: must be an integer from 1 to 500", "per_page");
+				refuse(err, "per_page", "per_page: must be an integer from 1 to 500");
 				goto bad;
 			}
 		} else if (strcmp(pair, "sort") == 0) {
@@ -304,7 +223,7 @@ static bool parse_query(struct rest_call *c, const char *query)
 
 			f = resource_field(c->res, name);
 			if (!f || !(f->flags & FIELD_SORT)) {
-				defer(c, 400, "Bad Request", "sort: not a sort key of this resource", "sort");
+				refuse(err, "sort", "sort: not a sort key of this resource");
 				goto bad;
 			}
 			snprintf(c->sort, sizeof c->sort, "%s", name);
@@ -316,7 +235,7 @@ static bool parse_query(struct rest_call *c, const char *query)
 			    ((f->type == FT_ID || f->type == FT_REF) && !valid_resource_id(val, (size_t)f->max)) ||
 			    (f->type == FT_BOOL && strcmp(val, "true") != 0 && strcmp(val, "false") != 0) ||
 			    (f->type == FT_INT && !number(val, (long)f->min, (long)f->max, &n))) {
-				defer(c, 400, "Bad Request", "a filter value is malformed", f->name);
+				refuse(err, f->name, "a filter value is malformed");
 				goto bad;
 			}
 			json_object_set_new(filters, f->name, json_string(val));
@@ -324,7 +243,7 @@ static bool parse_query(struct rest_call *c, const char *query)
 			char field[64];
 
 			snprintf(field, sizeof field, "%s", pair);
-			defer(c, 400, "Bad Request", "unknown query parameter", field);
+			refuse(err, field, "unknown query parameter");
 			goto bad;
 		}
 	}
@@ -338,80 +257,68 @@ bad:
 	return false;
 }
 
-static void sha256_hex(const uint8_t *p, size_t len, char out[65])
-{
-	uint8_t d[SHA256_DIGEST_LENGTH];
-
-	SHA256(p ? p : (const uint8_t *)"", len, d);
-	hex_encode(d, sizeof d, out);
-}
-
-struct rest_call *rest_request(struct worker *w, const struct api_request *req, respond_fn respond,
-			       void *ctx)
+/* One REST route: the verb follows from the method and whether the
+ * pattern ends in {id}; the caller is authenticated and allowed. */
+static void rest_handle(struct route_call *rc)
 {
 	struct rest_call *c = calloc(1, sizeof *c);
-	const char *rest;
-	bool item;
+	const char *m = rc->route->method;
+	struct resource_error err = {"", ""};
+	bool item = route_param(rc, "id") != NULL;
 
 	if (!c) {
-		respond_problem(respond, ctx, 503, "Service Unavailable", NULL, NULL, req->reqid);
-		return NULL;
+		route_problem(rc, 503, "Service Unavailable", "out of memory", NULL);
+		return;
 	}
-	c->w = w;
-	c->respond = respond;
-	c->ctx = ctx;
-	snprintf(c->reqid, sizeof c->reqid, "%s", req->reqid ? req->reqid : "");
-	snprintf(c->client, sizeof c->client, "%s", req->client);
-	c->res = match(req->path, &rest);
-	item = *rest == '/';
-	if (item) {
-		snprintf(c->id, sizeof c->id, "%s", rest + 1);
-		if (!decode(c->id) || !valid_resource_id(c->id, 128))
-			defer(c, 404, "Not Found", NULL, NULL);
+	c->rc = rc;
+	c->res = rc->route->arg;
+	c->id = route_param(rc, "id");
+	if (item && !valid_resource_id(c->id, 128)) {
+		fail(c, 404, "Not Found", NULL, NULL);
+		return;
 	}
-	if (!item && strcmp(req->method, "GET") == 0)
-		c->verb = V_LIST;
-	else if (!item && strcmp(req->method, "POST") == 0)
-		c->verb = V_CREATE;
-	else if (item && strcmp(req->method, "GET") == 0)
-		c->verb = V_GET;
-	else if (item && strcmp(req->method, "PUT") == 0)
-		c->verb = V_UPDATE;
-	else if (item && strcmp(req->method, "DELETE") == 0)
-		c->verb = V_DELETE;
-	else
-		defer(c, 405, "Method Not Allowed", NULL, NULL);
-	if (!c->pending_status && c->verb == V_LIST)
-		parse_query(c, req->query);
-	if (!c->pending_status && (c->verb == V_CREATE || c->verb == V_UPDATE)) {
-		struct resource_error err;
-
-		c->canonical = resource_check_body(c->res, (const char *)req->body, req->body_len,
+	c->verb = !item ? (strcmp(m, "GET") == 0 ? V_LIST : V_CREATE)
+		: strcmp(m, "GET") == 0 ? V_GET : strcmp(m, "PUT") == 0 ? V_UPDATE : V_DELETE;
+	if (c->verb == V_LIST && !parse_query(c, rc->req.query, &err)) {
+		fail(c, 400, "Bad Request", err.msg, err.field);
+		return;
+	}
+	if (c->verb == V_CREATE || c->verb == V_UPDATE) {
+		c->canonical = resource_check_body(c->res, (const char *)rc->req.body, rc->req.body_len,
 						   c->verb == V_CREATE, &err);
-		if (!c->canonical)
-			defer(c, 400, "Bad Request", err.msg, err.field);
+		if (!c->canonical) {
+			fail(c, 400, "Bad Request", err.msg, err.field);
+			return;
+		}
 	}
-	sha256_hex(req->body, req->body_len, c->body_sha256);
-	{
-		/* on_auth may run (and free c) before auth_check returns */
-		struct auth_req *a = auth_check(w, req->authorization, req->client, req->reqid, on_auth, c);
-
-		if (!a)
-			return NULL;
-		c->auth = a;
-		return c;
-	}
+	call_store(c);
 }
 
-void rest_cancel(struct rest_call *c)
+/* Two patterns per resource, and the routes of its verbs */
+#define REST_ROUTES_MAX 160
+
+static struct route rest_table[REST_ROUTES_MAX];
+static char rest_patterns[REST_ROUTES_MAX / 2][96];
+
+void rest_routes_init(void)
 {
-	if (!c)
-		return;
-	c->cancelled = 1;
-	if (c->auth) {
-		/* on_auth will not run: nothing else holds c */
-		auth_cancel(c->auth);
-		call_free(c);
+	size_t n = 0;
+
+	for (size_t i = 0; i < resource_catalogue_len && n + 5 <= REST_ROUTES_MAX; i++) {
+		const struct resource_def *r = &resource_catalogue[i];
+		char *item = rest_patterns[i];
+		static const struct {
+			const char *method;
+			bool item, write;
+		} verbs[] = {{"GET", false, false}, {"POST", false, true}, {"GET", true, false},
+			     {"PUT", true, true}, {"DELETE", true, true}};
+
+		snprintf(item, sizeof rest_patterns[i], "%s/{id}", r->path);
+		for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
+			rest_table[n++] = (struct route){verbs[v].method, verbs[v].item ? item : r->path,
+							 verbs[v].write ? ROLE_ADMIN : ROLES_READ, 0,
+							 rest_handle, r};
 	}
-	/* else the store's answer frees it */
+	if (routes_add(rest_table, n) != 0)
+		log_event(LOG_ERROR, NULL, NULL, "too many routes: the REST resources were not all added");
 }

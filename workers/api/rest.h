@@ -1,8 +1,8 @@
 /*
- * The REST resources of /api/v1 (lib/resource.h): authentication, the
- * role check, the request's checks against the catalogue, one call of the
- * resource's store operation, and the mapping of its outcome to HTTP
- * (docs/api.md).
+ * The REST resources of /api/v1 (lib/resource.h): the request's checks
+ * against the catalogue, one call of the resource's store operation, and
+ * the mapping of its outcome to HTTP (docs/api.md). Authentication and the
+ * role check are the router's (routes.h).
  *
  *   GET    /api/v1/R            list (page, per_page, sort, filters)
  *   POST   /api/v1/R            create                     201
@@ -13,19 +13,7 @@
 #ifndef CERTWARD_API_REST_H
 #define CERTWARD_API_REST_H
 
-#include "handlers.h"
-#include "worker.h"
-
-struct rest_call;
-
-/* Whether path belongs to a REST resource (for routing and metrics: the
- * route label is written to route, e.g. "/api/v1/teams/{id}"). */
-bool rest_route(const char *path, char *route, size_t route_len);
-
-/* Answers through respond exactly once, unless rest_cancel() comes first.
- * Returns NULL when it answered already. */
-struct rest_call *rest_request(struct worker *w, const struct api_request *req, respond_fn respond,
-			       void *ctx);
-void rest_cancel(struct rest_call *c);
+/* Adds the routes of every resource of the catalogue to the route table. */
+void rest_routes_init(void);
 
 #endif

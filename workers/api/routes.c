@@ -1,0 +1,336 @@
+/* See routes.h. */
+#include "routes.h"
+
+#include <openssl/mem.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rest.h"
+#include "util.h"
+
+#define ROUTES_MAX 256
+
+static const struct route *table[ROUTES_MAX];
+static size_t ntable;
+
+int routes_add(const struct route *r, size_t n)
+{
+	if (ntable + n > ROUTES_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		table[ntable++] = &r[i];
+	return 0;
+}
+
+void routes_init(void)
+{
+	if (ntable)
+		return;
+	handlers_routes_init();
+	rest_routes_init();
+}
+
+static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
+
+unsigned role_bit(const char *role)
+{
+	for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
+		if (strcmp(role, role_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+void routes_print(FILE *out)
+{
+	routes_init();
+	for (size_t i = 0; i < ntable; i++) {
+		const struct route *r = table[i];
+
+		fprintf(out, "%s %s ", r->method, r->pattern);
+		if (r->roles == ROLES_PUBLIC) {
+			fputs("public", out);
+		} else {
+			const char *sep = "";
+
+			for (size_t b = 0; b < sizeof role_names / sizeof role_names[0]; b++)
+				if (r->roles & (1u << b)) {
+					fprintf(out, "%s%s%s", sep, role_names[b],
+						(1u << b) == ROLE_AGENT && (r->flags & ROUTE_OWN_AGENT) ? "(own)" : "");
+					sep = ",";
+				}
+		}
+		fputs(r->flags & ROUTE_PLAIN ? " plain\n" : "\n", out);
+	}
+}
+
+/* ---- matching ---- */
+
+static int unhex1(char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* One path segment, percent-decoded into out; false when malformed, when
+ * it would hold a NUL or a '/', or when it is longer than out. */
+static bool decode_segment(const char *s, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int ch = (unsigned char)s[i];
+
+		if (ch == '%') {
+			int hi = i + 2 < len ? unhex1(s[i + 1]) : -1, lo = hi < 0 ? -1 : unhex1(s[i + 2]);
+
+			if (lo < 0)
+				return false;
+			ch = hi << 4 | lo;
+			if (ch == 0 || ch == '/')
+				return false;
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return false;
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return o > 0;
+}
+
+/*
+ * Whether path fits pattern segment by segment. The {params}' raw text is
+ * decoded into c->params when c is given; *bad is set when a parameter
+ * does not decode or is too long (the route still matches: the answer is
+ * then 404, after authentication, as for any id that names nothing).
+ */
+static bool match(const char *pattern, const char *path, struct route_call *c, bool *bad)
+{
+	const char *p = pattern, *s = path;
+	size_t np = 0;
+
+	while (*p && *s) {
+		const char *pe = strchr(p + 1, '/'), *se = strchr(s + 1, '/');
+		size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
+
+		if (*p != '/' || *s != '/')
+			return false;
+		if (pl > 2 && p[1] == '{' && p[pl - 1] == '}') {
+			if (sl < 2 || np >= ROUTE_MAX_PARAMS)
+				return false;
+			if (c && !decode_segment(s + 1, sl - 1, c->params[np], sizeof c->params[np]))
+				*bad = true;
+			np++;
+		} else if (pl != sl || memcmp(p, s, pl) != 0) {
+			return false;
+		}
+		p += pl;
+		s += sl;
+	}
+	if (*p || *s)
+		return false;
+	if (c)
+		c->nparams = np;
+	return true;
+}
+
+const char *route_param(const struct route_call *c, const char *name)
+{
+	const char *p = c->route->pattern;
+	size_t n = 0, len = strlen(name);
+
+	while ((p = strchr(p, '{')) != NULL && n < c->nparams) {
+		if (strncmp(p + 1, name, len) == 0 && p[1 + len] == '}')
+			return c->params[n];
+		n++;
+		p++;
+	}
+	return NULL;
+}
+
+const char *handler_route(const char *path)
+{
+	routes_init();
+	for (size_t i = 0; i < ntable; i++)
+		if (match(table[i]->pattern, path, NULL, NULL))
+			return table[i]->pattern;
+	return "other";
+}
+
+/* ---- answering ---- */
+
+static void call_free(struct route_call *c)
+{
+	free(c->copy);
+	free(c);
+}
+
+void route_respond(struct route_call *c, int status, const char *content_type, const char *body,
+		   size_t len)
+{
+	if (c->answered) {
+		log_event(LOG_ERROR, c->req.reqid, NULL, "%s %s answered twice", c->route->method,
+			  c->route->pattern);
+		return;
+	}
+	c->answered = true;
+	if (!c->cancelled)
+		c->respond(c->ctx, status, content_type, body, len);
+	if (!c->dispatching)
+		call_free(c);
+}
+
+static void respond_cb(void *arg, int status, const char *content_type, const char *body, size_t len)
+{
+	route_respond(arg, status, content_type, body, len);
+}
+
+void route_problem(struct route_call *c, int status, const char *title, const char *detail,
+		   const char *field)
+{
+	respond_problem(respond_cb, c, status, title, detail, field, c->req.reqid);
+}
+
+void handler_cancel(struct route_call *c)
+{
+	if (!c)
+		return;
+	c->cancelled = true;
+	if (c->auth) {
+		/* its callback will not run: nothing else holds c */
+		auth_cancel(c->auth);
+		call_free(c);
+	}
+	/* else the handler's answer frees it */
+}
+
+/* ---- dispatch ---- */
+
+static void run(struct route_call *c)
+{
+	c->route->fn(c);
+}
+
+static void on_auth(const struct auth_result *res, void *arg)
+{
+	struct route_call *c = arg;
+	const char *id;
+	unsigned bit;
+
+	c->auth = NULL;
+	switch (res->status) {
+	case 200: break;
+	case 401: route_problem(c, 401, "Unauthorized", "a valid API key is needed", NULL); return;
+	case 429: route_problem(c, 429, "Too Many Requests", "too many failed authentications", NULL); return;
+	default: route_problem(c, 503, "Service Unavailable", "cannot check the API key now", NULL); return;
+	}
+	c->who = *res;
+	bit = role_bit(res->role);
+	if (!(c->route->roles & bit) ||
+	    (bit == ROLE_AGENT && (c->route->flags & ROUTE_OWN_AGENT) &&
+	     (!(id = route_param(c, "id")) || strcmp(id, res->agent_id) != 0))) {
+		log_event(LOG_INFO, c->req.reqid, NULL, "denied: key %s (%s) may not %s %s", res->key_id,
+			  res->role, c->route->method, c->route->pattern);
+		route_problem(c, 403, "Forbidden", "this key's role may not do this", NULL);
+		return;
+	}
+	if (c->bad_param) {
+		route_problem(c, 404, "Not Found", NULL, NULL);
+		return;
+	}
+	run(c);
+}
+
+/* c->req's strings and body in one allocation */
+static bool copy_request(struct route_call *c, const struct api_request *req)
+{
+	const char *s[] = {req->method, req->path, req->query ? req->query : "", req->client ? req->client : "",
+			   req->reqid ? req->reqid : ""};
+	size_t len[5], total = req->body_len + 1;
+	char *p;
+
+	for (size_t i = 0; i < 5; i++)
+		total += (len[i] = strlen(s[i])) + 1;
+	if (!(p = c->copy = malloc(total)))
+		return false;
+	for (size_t i = 0; i < 5; i++) {
+		memcpy(p, s[i], len[i] + 1);
+		s[i] = p;
+		p += len[i] + 1;
+	}
+	c->req = *req;
+	c->req.method = s[0];
+	c->req.path = s[1];
+	c->req.query = s[2];
+	c->req.client = s[3];
+	c->req.reqid = s[4];
+	c->req.authorization = NULL; /* used once, by the authentication, never kept */
+	if (req->body_len)
+		memcpy(p, req->body, req->body_len);
+	p[req->body_len] = '\0'; /* a NUL after the body, for parsers that want one */
+	c->req.body = req->body_len ? (const uint8_t *)p : NULL;
+	return true;
+}
+
+struct route_call *handle_request(struct worker *w, const struct api_request *req, respond_fn respond,
+				  void *ctx)
+{
+	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+	const struct route *r = NULL;
+	bool path_known = false;
+	struct route_call *c;
+
+	routes_init();
+	for (size_t i = 0; i < ntable && !r; i++) {
+		if (req->plain && !(table[i]->flags & ROUTE_PLAIN))
+			continue;
+		if (!match(table[i]->pattern, req->path, NULL, NULL))
+			continue;
+		path_known = true;
+		if (strcmp(method, table[i]->method) == 0)
+			r = table[i];
+	}
+	if (!r) {
+		respond_problem(respond, ctx, path_known ? 405 : 404,
+				path_known ? "Method Not Allowed" : "Not Found",
+				path_known ? "method not allowed on this route" : "no such route", NULL, req->reqid);
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof *c)) || !copy_request(c, req)) {
+		free(c);
+		respond_problem(respond, ctx, 503, "Service Unavailable", "out of memory", NULL, req->reqid);
+		return NULL;
+	}
+	c->w = w;
+	c->route = r;
+	c->respond = respond;
+	c->ctx = ctx;
+	match(r->pattern, req->path, c, &c->bad_param);
+	{
+		uint8_t d[SHA256_DIGEST_LENGTH];
+
+		SHA256(req->body ? req->body : (const uint8_t *)"", req->body_len, d);
+		hex_encode(d, sizeof d, c->body_sha256);
+	}
+	c->dispatching = true;
+	if (r->roles == ROLES_PUBLIC) {
+		if (c->bad_param)
+			route_problem(c, 404, "Not Found", NULL, NULL);
+		else
+			run(c);
+	} else {
+		/* on_auth may run before auth_check returns */
+		struct auth_req *a = auth_check(w, req->authorization, c->req.client, c->req.reqid, on_auth, c);
+
+		if (a && !c->answered)
+			c->auth = a;
+	}
+	c->dispatching = false;
+	if (c->answered) {
+		call_free(c);
+		return NULL;
+	}
+	return c;
+}
