@@ -21,8 +21,26 @@ const struct cfg_key cfg_keys[] = {
 };
 
 const char *const cfg_sections[] = {
-	"master", "api", "store", "signer", "scheduler", "deploy", "notifier", NULL,
+	"master", "api", "store", "signer", "scheduler", "deploy", "notifier", "audit", NULL,
 };
+
+/* Sections a worker reads besides its own, handed to it inside its section
+ * text as "section.key=value" lines. */
+static const struct {
+	const char *section, *reader;
+} shared_sections[] = {
+	{"audit", "api"},
+};
+
+static bool section_shared_with(const char *section, size_t len, const char *reader)
+{
+	for (size_t i = 0; i < sizeof shared_sections / sizeof shared_sections[0]; i++)
+		if (strcmp(shared_sections[i].reader, reader) == 0 &&
+		    strlen(shared_sections[i].section) == len &&
+		    memcmp(shared_sections[i].section, section, len) == 0)
+			return true;
+	return false;
+}
 
 size_t cfg_key_count(void)
 {
@@ -38,12 +56,18 @@ int cfg_key_index(const char *section, const char *name, size_t namelen)
 	return -1;
 }
 
-bool cfg_section_known(const char *section, size_t len)
+/* The table's spelling of a section name, or "" when there is none. */
+static const char *cfg_sections_find(const char *name, size_t len)
 {
 	for (const char *const *s = cfg_sections; *s; s++)
-		if (strlen(*s) == len && memcmp(*s, section, len) == 0)
-			return true;
-	return false;
+		if (strlen(*s) == len && memcmp(*s, name, len) == 0)
+			return *s;
+	return "";
+}
+
+bool cfg_section_known(const char *section, size_t len)
+{
+	return *cfg_sections_find(section, len) != '\0';
 }
 
 void cfg_error_set(struct cfg_error *err, const char *file, unsigned line, const char *key,
@@ -225,8 +249,37 @@ static const char *type_name(enum cfg_type t)
 	case CFG_DURATION: return "a duration with a unit (ms, s, m, h, d)";
 	case CFG_SIZE: return "a size (bytes, or with k, m, g)";
 	case CFG_ADDRESS: return "an address host:port or [v6]:port";
+	case CFG_ENUM: return "one of the listed words";
 	}
 	return "a value";
+}
+
+/* The choices of an enumerated key are the words of its default, "a|b|c".
+ * When text is none of them, msg lists them. */
+static bool enum_allows(const struct cfg_key *k, const char *text, size_t len, char *msg,
+			size_t msglen)
+{
+	size_t o;
+
+	for (const char *w = k->defval; w;) {
+		const char *bar = strchr(w, '|');
+		size_t wl = bar ? (size_t)(bar - w) : strlen(w);
+
+		if (wl == len && memcmp(w, text, len) == 0)
+			return true;
+		w = bar ? bar + 1 : NULL;
+	}
+	o = (size_t)snprintf(msg, msglen, "expected one of: ");
+	for (const char *p = k->defval; *p && o + 3 < msglen; p++) {
+		if (*p == '|') {
+			msg[o++] = ',';
+			msg[o++] = ' ';
+		} else {
+			msg[o++] = *p;
+		}
+	}
+	msg[o < msglen ? o : msglen - 1] = '\0';
+	return false;
 }
 
 int cfg_value_set(const struct cfg_key *k, const char *text, size_t len, struct cfg_value *out,
@@ -238,6 +291,7 @@ int cfg_value_set(const struct cfg_key *k, const char *text, size_t len, struct 
 	switch (k->type) {
 	case CFG_STRING:
 	case CFG_ADDRESS:
+	case CFG_ENUM:
 		if (memchr(text, '\0', len) || memchr(text, '\n', len) || memchr(text, '\r', len)) {
 			snprintf(msg, msglen, "expected %s without control line breaks or NUL",
 				 type_name(k->type));
@@ -247,6 +301,8 @@ int cfg_value_set(const struct cfg_key *k, const char *text, size_t len, struct 
 			snprintf(msg, msglen, "longer than %lld bytes", (long long)k->max);
 			return -1;
 		}
+		if (k->type == CFG_ENUM && !enum_allows(k, text, len, msg, msglen))
+			return -1;
 		/* an optional address may be empty: "not set" */
 		if (k->type == CFG_ADDRESS && (len > 0 || (k->flags & CFG_REQUIRED)) &&
 		    (len > 300 || parse_address(text, len) != 0)) {
@@ -329,7 +385,9 @@ struct cfg *cfg_new(void)
 		}
 		if (strcmp(def, "@libexecdir") == 0)
 			def = CERTWARD_LIBEXECDIR;
-		if (cfg_value_set(k, def, strlen(def), &cfg->v[i], msg, sizeof msg) != 0) {
+		if (cfg_value_set(k, def,
+				  k->type == CFG_ENUM ? strcspn(def, "|") : strlen(def),
+				  &cfg->v[i], msg, sizeof msg) != 0) {
 			/* the key table itself is wrong: a build defect */
 			fprintf(stderr, "config: default of %s.%s invalid: %s\n", k->section, k->name, msg);
 			cfg_free(cfg);
@@ -374,7 +432,8 @@ const char *cfg_str(const struct cfg *cfg, const char *section, const char *key)
 {
 	int i = cfg_key_index(section, key, strlen(key));
 
-	if (i < 0 || (cfg_keys[i].type != CFG_STRING && cfg_keys[i].type != CFG_ADDRESS))
+	if (i < 0 || (cfg_keys[i].type != CFG_STRING && cfg_keys[i].type != CFG_ADDRESS &&
+		      cfg_keys[i].type != CFG_ENUM))
 		return NULL;
 	return cfg->v[i].str;
 }
@@ -425,11 +484,14 @@ int cfg_section_serialize(const struct cfg *cfg, const char *section, char **out
 		const char *val;
 		size_t need;
 
-		if (strcmp(k->section, section) != 0)
+		bool own = strcmp(k->section, section) == 0;
+
+		if (!own && !section_shared_with(k->section, strlen(k->section), section))
 			continue;
 		switch (k->type) {
 		case CFG_STRING:
-		case CFG_ADDRESS: val = cfg->v[i].str ? cfg->v[i].str : ""; break;
+		case CFG_ADDRESS:
+		case CFG_ENUM: val = cfg->v[i].str ? cfg->v[i].str : ""; break;
 		case CFG_BOOL: val = cfg->v[i].num ? "true" : "false"; break;
 		case CFG_DURATION:
 			snprintf(num, sizeof num, "%lldms", (long long)cfg->v[i].num);
@@ -439,7 +501,7 @@ int cfg_section_serialize(const struct cfg *cfg, const char *section, char **out
 			snprintf(num, sizeof num, "%lld", (long long)cfg->v[i].num);
 			val = num;
 		}
-		need = strlen(k->name) + 1 + strlen(val) + 2;
+		need = (own ? 0 : strlen(k->section) + 1) + strlen(k->name) + 1 + strlen(val) + 2;
 		if (len + need > cap) {
 			char *p;
 
@@ -452,7 +514,8 @@ int cfg_section_serialize(const struct cfg *cfg, const char *section, char **out
 			}
 			buf = p;
 		}
-		len += (size_t)snprintf(buf + len, cap - len, "%s=%s\n", k->name, val);
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s%s=%s\n", own ? "" : k->section,
+					own ? "" : ".", k->name, val);
 	}
 	*out = buf;
 	*outlen = len;
@@ -500,11 +563,19 @@ int cfg_section_parse(const char *section, const char *text, size_t len, struct 
 		}
 		idx = cfg_key_index(section, l, (size_t)(eq - l));
 		if (idx < 0) {
+			/* "audit.key": a key of a section this worker also reads */
+			const char *dot = memchr(l, '.', (size_t)(eq - l));
+
+			if (dot && section_shared_with(l, (size_t)(dot - l), section))
+				idx = cfg_key_index(cfg_sections_find(l, (size_t)(dot - l)), dot + 1,
+						    (size_t)(eq - dot - 1));
+		}
+		if (idx < 0) {
 			snprintf(key, sizeof key, "%s.%.*s", section, (int)((eq - l) > 40 ? 40 : eq - l), l);
 			cfg_error_set(err, "ipc", line, key, "unknown key");
 			goto fail;
 		}
-		snprintf(key, sizeof key, "%s.%s", section, cfg_keys[idx].name);
+		snprintf(key, sizeof key, "%s.%s", cfg_keys[idx].section, cfg_keys[idx].name);
 		if (cfg->v[idx].set) {
 			cfg_error_set(err, "ipc", line, key, "duplicate key");
 			goto fail;

@@ -6,7 +6,7 @@
  * workers (config.c) both validate against that table.
  *
  * File shape: a mapping of sections (master, api, store, signer, scheduler,
- * deploy, notifier), each a mapping of scalar keys. CERTWARD_<SECTION>_<KEY>
+ * deploy, notifier, audit), each a mapping of scalar keys. CERTWARD_<SECTION>_<KEY>
  * environment variables override file values (KEY upper-cased, e.g.
  * CERTWARD_STORE_DSN).
  */
@@ -24,6 +24,8 @@ enum cfg_type {
 	CFG_DURATION, /* integer + unit: ms, s, m, h, d (e.g. 250ms, 30s); stored as ms, in [min, max] ms */
 	CFG_SIZE,     /* integer + optional unit: k, m, g (powers of 1024); stored as bytes, in [min, max] */
 	CFG_ADDRESS,  /* host:port, [v6]:port; port 1..65535 */
+	CFG_ENUM,     /* one of the words of the key's default, written "first|second|...";
+		       * the first is the default. Read with cfg_str(). */
 };
 
 enum {
@@ -44,7 +46,8 @@ struct cfg_key {
 /* The table from config_keys.def, terminated by a zeroed entry. */
 extern const struct cfg_key cfg_keys[];
 
-/* The sections, in start order; NULL-terminated. */
+/* The sections, in start order of their workers, then the sections that
+ * belong to no one worker (audit); NULL-terminated. */
 extern const char *const cfg_sections[];
 
 struct cfg_error {
@@ -84,12 +87,14 @@ bool cfg_is_set(const struct cfg *cfg, const char *section, const char *key);
  * Serialize one section as "key=value\n" lines (canonical form of each value,
  * keys in table order, including defaults) into a malloc'd buffer. This is what
  * the master hands to a worker; equal text means an unchanged section.
+ * The keys of sections the worker also reads (the api reads audit) follow as
+ * "audit.key=value\n" lines, so a change there restarts that worker too.
  */
 int cfg_section_serialize(const struct cfg *cfg, const char *section, char **out, size_t *outlen);
 
 /*
  * Parse text produced by cfg_section_serialize back into a cfg holding only that
- * section (other sections' getters return defaults). Strict: unknown key,
+ * section and the sections it reads (other sections' getters return defaults). Strict: unknown key,
  * malformed line, bad value, text over 64 KiB all fail. err->file is "ipc".
  */
 int cfg_section_parse(const char *section, const char *text, size_t len, struct cfg **out,

@@ -282,3 +282,65 @@ Test(config, units_and_bounds)
 	expect_error("store:\n  dsn: x\nmaster:\n  ipc_timeout: 99999999999999999999s\n", ":4:",
 		     "master.ipc_timeout", "duration");
 }
+
+/* an enumerated value: only the listed words, the first by default; the
+ * error lists the words and never echoes what was given */
+Test(config, enum_values)
+{
+	struct cfg *cfg = NULL;
+	char *env[] = {(char *)"CERTWARD_AUDIT_FAILURE_MODE=fail_open", NULL};
+
+	cr_assert_null(load("store:\n  dsn: x\n", NULL, &cfg));
+	cr_assert_str_eq(cfg_str(cfg, "audit", "failure_mode"), "fail_closed");
+	cfg_free(cfg);
+	cr_assert_null(load("store:\n  dsn: x\naudit:\n  failure_mode: fail_open\n", NULL, &cfg));
+	cr_assert_str_eq(cfg_str(cfg, "audit", "failure_mode"), "fail_open");
+	cfg_free(cfg);
+	cr_assert_null(load("store:\n  dsn: x\n", env, &cfg));
+	cr_assert_str_eq(cfg_str(cfg, "audit", "failure_mode"), "fail_open");
+	cfg_free(cfg);
+	expect_error("store:\n  dsn: x\naudit:\n  failure_mode: fail_openly\n", ":4: ",
+		     "audit.failure_mode", "expected one of: fail_closed, fail_open");
+	expect_error("store:\n  dsn: x\naudit:\n  failure_mode: FAIL_OPEN\n", ":4: ",
+		     "audit.failure_mode", "expected one of");
+	expect_error("store:\n  dsn: x\naudit:\n  failure_mode:\n", ":4: ",
+		     "audit.failure_mode", "missing value");
+	expect_error("store:\n  dsn: x\naudit:\n  mode: fail_open\n", ":4: ", "audit.mode",
+		     "unknown key");
+}
+
+static int parse_text(const char *section, const char *text, struct cfg **out,
+		      struct cfg_error *err)
+{
+	return cfg_section_parse(section, text, strlen(text), out, err);
+}
+
+/* the api's section text carries the audit section's keys, qualified; no
+ * other worker gets them */
+Test(config, shared_section_travels_with_the_api)
+{
+	struct cfg *cfg, *back;
+	struct cfg_error err;
+	char *a;
+	size_t alen;
+
+	cr_assert_null(load("store:\n  dsn: x\naudit:\n  failure_mode: fail_open\n", NULL, &cfg));
+	cr_assert_eq(cfg_section_serialize(cfg, "api", &a, &alen), 0);
+	cr_assert(strstr(a, "\naudit.failure_mode=fail_open\n"), "%s", a);
+	cr_assert_eq(cfg_section_parse("api", a, alen, &back, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg_str(back, "audit", "failure_mode"), "fail_open");
+	cfg_free(back);
+	free(a);
+	cr_assert_eq(cfg_section_serialize(cfg, "store", &a, &alen), 0);
+	cr_assert_null(strstr(a, "audit."), "%s", a);
+	cr_assert_neq(parse_text("store", "dsn=x\naudit.failure_mode=fail_open\n", &back, &err), 0,
+		      "the store does not read audit");
+	free(a);
+	cfg_free(cfg);
+	cr_assert_neq(parse_text("api", "audit.failure_mode=maybe\n", &back, &err), 0);
+	cr_assert(strstr(err.key, "audit.failure_mode"), "%s", err.key);
+	cr_assert_neq(parse_text("api", "audit.nope=1\n", &back, &err), 0);
+	cr_assert_neq(parse_text("api", "audit.failure_mode=fail_open\naudit.failure_mode=fail_open\n",
+			    &back, &err), 0, "duplicate");
+	cr_assert_neq(parse_text("api", ".failure_mode=fail_open\n", &back, &err), 0);
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "auth.h"
 #include "harden.h"
@@ -26,6 +27,7 @@ static struct api api;
 static int api_init(struct worker *w, const struct cfg *section)
 {
 	auth_configure(section);
+	audit_configure(w, section);
 	routes_init();
 	api.http = http_service_new(w, section);
 	if (!api.http)
