@@ -25,6 +25,21 @@ const struct field_def *resource_field(const struct resource_def *r, const char 
 	return NULL;
 }
 
+bool resource_enum_ok(const struct field_def *f, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (const char *v = f->values; v && *v;) {
+		const char *bar = strchr(v, '|');
+		size_t len = bar ? (size_t)(bar - v) : strlen(v);
+
+		if (len == n && memcmp(v, s, n) == 0)
+			return true;
+		v += len + (bar != NULL);
+	}
+	return false;
+}
+
 static char *refuse(struct resource_error *err, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -106,7 +121,69 @@ static bool string_ok(const struct field_def *f, const char *s, struct resource_
 			return false;
 		}
 		break;
+	case FF_SAN:
+		if (!valid_dns_name(s, true) && !valid_ip_address(s) && !valid_email(s)) {
+			refuse(err, f->name, "%s: not a DNS name, IP address or e-mail address", label);
+			return false;
+		}
+		break;
 	case FF_NONE: break;
+	}
+	return true;
+}
+
+static bool enum_ok(const struct field_def *f, json_t *v, struct resource_error *err, const char *label)
+{
+	if (!json_is_string(v) || !resource_enum_ok(f, json_string_value(v))) {
+		/* the values, for the client to pick from (bounded: err->msg) */
+		refuse(err, f->name, "%s: must be one of %s", label, f->values);
+		return false;
+	}
+	return true;
+}
+
+/* [{"algorithm": "RSA"|"ECDSA"|"Ed25519", "min_size": 0..16384}] */
+static bool key_rules_ok(const struct field_def *f, json_t *v, struct resource_error *err)
+{
+	static const struct field_def algorithm = {"algorithm", FT_ENUM, FF_NONE, 0, 0, 0, "RSA|ECDSA|Ed25519"};
+	size_t i;
+	json_t *rule;
+
+	if (!json_is_array(v) || json_array_size(v) > 16) {
+		refuse(err, f->name, "%s: must be an array of at most 16 rules", f->name);
+		return false;
+	}
+	json_array_foreach(v, i, rule) {
+		char label[96];
+		const char *k;
+		json_t *m;
+
+		snprintf(label, sizeof label, "%s[%zu]", f->name, i);
+		if (!json_is_object(rule)) {
+			refuse(err, f->name, "%s: must be an object {algorithm, min_size}", label);
+			return false;
+		}
+		json_object_foreach(rule, k, m) {
+			if (strcmp(k, "algorithm") == 0) {
+				snprintf(label, sizeof label, "%s[%zu].algorithm", f->name, i);
+				if (!enum_ok(&algorithm, m, err, label)) {
+					snprintf(err->field, sizeof err->field, "%s", f->name);
+					return false;
+				}
+			} else if (strcmp(k, "min_size") == 0) {
+				if (!json_is_integer(m) || json_integer_value(m) < 0 || json_integer_value(m) > 16384) {
+					refuse(err, f->name, "%s.min_size: must be an integer from 0 to 16384", label);
+					return false;
+				}
+			} else {
+				refuse(err, f->name, "%s: unknown member %.40s", label, k);
+				return false;
+			}
+		}
+		if (!json_object_get(rule, "algorithm")) {
+			refuse(err, f->name, "%s.algorithm: required", label);
+			return false;
+		}
 	}
 	return true;
 }
@@ -146,7 +223,16 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 			return false;
 		}
 		return true;
-	case FT_OBJECT: {
+	case FT_OBJECT:
+		/* settings of a type: any members, bounded by the body's size
+		 * and nesting; what they mean is checked where they are used */
+		if (!json_is_object(v) || json_object_size(v) > RESOURCE_MAX_ARRAY) {
+			refuse(err, f->name, "%s: must be an object of at most %d members", f->name,
+			       RESOURCE_MAX_ARRAY);
+			return false;
+		}
+		return true;
+	case FT_MAP: {
 		const char *k;
 		json_t *m;
 
@@ -181,7 +267,22 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 		}
 		return true;
 	}
-	case FT_STRINGS: {
+	case FT_ENUM:
+		return enum_ok(f, v, err, f->name);
+	case FT_KEY_RULES:
+		return key_rules_ok(f, v, err);
+	case FT_INET:
+	case FT_CIDR:
+		if (!json_is_string(v) || (f->type == FT_INET ? !valid_ip_address(json_string_value(v))
+							     : !valid_cidr(json_string_value(v)))) {
+			refuse(err, f->name, "%s: must be %s", f->name,
+			       f->type == FT_INET ? "an IP address" : "an IP network, address/prefix");
+			return false;
+		}
+		return true;
+	case FT_STRINGS:
+	case FT_ENUMS:
+	case FT_REFS: {
 		size_t i;
 		json_t *m;
 
@@ -194,12 +295,20 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 			char label[96];
 
 			snprintf(label, sizeof label, "%s[%zu]", f->name, i);
-			if (!json_is_string(m)) {
+			if (f->type == FT_ENUMS) {
+				if (!enum_ok(f, m, err, label))
+					return false;
+			} else if (f->type == FT_REFS) {
+				if (!json_is_string(m) || !valid_resource_id(json_string_value(m), 128)) {
+					refuse(err, f->name, "%s: must be an id", label);
+					return false;
+				}
+			} else if (!json_is_string(m)) {
 				refuse(err, f->name, "%s: must be a string", label);
 				return false;
-			}
-			if (!string_ok(f, json_string_value(m), err, label))
+			} else if (!string_ok(f, json_string_value(m), err, label)) {
 				return false;
+			}
 		}
 		return true;
 	}

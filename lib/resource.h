@@ -11,14 +11,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum field_type { FT_ID, FT_STRING, FT_REF, FT_INT, FT_BOOL, FT_TIMESTAMP, FT_OBJECT, FT_STRINGS, FT_INTS };
-enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD };
+enum field_type {
+	FT_ID, FT_STRING, FT_REF, FT_INT, FT_BOOL, FT_TIMESTAMP,
+	FT_OBJECT,    /* any JSON object (type-specific settings) */
+	FT_STRINGS, FT_INTS,
+	FT_ENUM,      /* one of the field's values */
+	FT_ENUMS,     /* an array of the field's values */
+	FT_MAP,       /* an object of strings (tags) */
+	FT_KEY_RULES, /* [{"algorithm": "RSA"|"ECDSA"|"Ed25519", "min_size": n}] */
+	FT_INET,      /* an IP address */
+	FT_CIDR,      /* an IP network, address/prefix */
+	FT_REFS,      /* an array of ids of another resource */
+};
+enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD, FF_SAN };
 
 #define FIELD_REQUIRED 1u /* on create */
 #define FIELD_SERVER 2u   /* set by the server: accepted on input and ignored */
 #define FIELD_FILTER 4u   /* a list query parameter */
 #define FIELD_SORT 8u     /* a sort key */
 #define FIELD_NOT_NULL 16u
+#define FIELD_HIDDEN 32u  /* not shown (a filter from the path) */
+
+/* verbs, bit i = i-th of list, get, create, update, delete */
+#define VERB_LIST 1u
+#define VERB_GET 2u
+#define VERB_CREATE 4u
+#define VERB_UPDATE 8u
+#define VERB_DELETE 16u
 
 struct field_def {
 	const char *name;
@@ -27,6 +46,7 @@ struct field_def {
 	unsigned flags;
 	long long min, max; /* string length in characters, or integer range (also of each
 			     * element of an FT_INTS array) */
+	const char *values; /* FT_ENUM, FT_ENUMS: the allowed values, '|'-separated */
 };
 
 struct resource_def {
@@ -34,6 +54,9 @@ struct resource_def {
 	const char *path; /* "/api/v1/teams" */
 	const struct field_def *fields;
 	size_t nfields;
+	unsigned verbs;       /* VERB_* */
+	unsigned read_roles;  /* list, get: bit i = admin, operator, viewer, agent */
+	unsigned write_roles; /* create, update, delete */
 };
 
 extern const struct resource_def resource_catalogue[];
@@ -41,13 +64,15 @@ extern const size_t resource_catalogue_len;
 
 const struct resource_def *resource_by_path(const char *path);
 const struct field_def *resource_field(const struct resource_def *r, const char *name);
+/* Whether s is one of f's enum values. */
+bool resource_enum_ok(const struct field_def *f, const char *s);
 
 #define RESOURCE_MAX_DEPTH 32
 #define RESOURCE_MAX_ARRAY 1000
 
 struct resource_error {
 	char field[64]; /* the offending member, "" for the body as a whole */
-	char msg[160];
+	char msg[400];
 };
 
 /*

@@ -70,6 +70,38 @@ bool valid_ip_address(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+bool valid_cidr(const char *s)
+{
+	char addr[64];
+	unsigned char buf[16];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : 0;
+	int bits = 0, max;
+
+	if (!slash || alen == 0 || alen >= sizeof addr || !slash[1] || strlen(slash + 1) > 3 ||
+	    (slash[1] == '0' && slash[2]))
+		return false;
+	for (const char *p = slash + 1; *p; p++) {
+		if (!is_digit(*p))
+			return false;
+		bits = bits * 10 + (*p - '0');
+	}
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, buf) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, addr, buf) == 1)
+		max = 128;
+	else
+		return false;
+	if (bits > max)
+		return false;
+	for (int i = bits; i < max; i++)
+		if (buf[i / 8] & (0x80 >> (i % 8)))
+			return false;
+	return true;
+}
+
 static bool atext(char c)
 {
 	return is_alpha(c) || is_digit(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));

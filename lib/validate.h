@@ -20,6 +20,10 @@ bool valid_dns_name(const char *s, bool allow_wildcard);
 
 /* An IPv4 or IPv6 address in its textual form. */
 bool valid_ip_address(const char *s);
+/* An IP network: address/prefix (prefix at most 32 or 128, no leading
+ * zeros), with no bits set beyond the prefix ("10.0.0.0/8", not
+ * "10.0.0.1/8"), as PostgreSQL's cidr wants. */
+bool valid_cidr(const char *s);
 
 /* An e-mail address for notifications: local@domain, local part 1..64 of
  * RFC 5322 atext with single inner dots (no quoted forms), domain a DNS

@@ -8,21 +8,34 @@ OUT.def   STORE_OP lines (see schema/store_ops.def), included at its end
 OUT.json  the same operations as data, for the integration tests
 OUT.c     the catalogue as C data for the api's checks (lib/resource.h)
 
-Per resource R (table T), all called by the api only:
+Per resource R (table T), all called by the api only, for the verbs the
+resource has ("verbs", default all five):
 
     R.list    $1 page, $2 per_page, $3 sort field or NULL, $4 descending
               ('true'/'false'), $5 filters as a JSON object or NULL
               -> {"data": [...], "total": n, "page": p, "per_page": pp}
+              (a resource under another one, "parent", answers no row
+              when that one does not exist)
     R.get     $1 id -> the object, or no row
     R.create  $1 the fields as a JSON object, then the audit parameters
               A = actor, actor type, actor role, request id, source
               address, SHA-256 of the request body (hex) -> the new object
     R.update  $1 id, $2 the fields to change as a JSON object, then A ->
               the object, or no row (fields absent from $2 keep their value)
-    R.delete  $1 id, then A -> {"deleted": rows}
+    R.delete  $1 id, then A -> {"deleted": rows}; with "delete": "archive"
+              the row stays, marked Archived
 
 A change and its audit event are one statement (a data-modifying CTE): one
-is never stored without the other.
+is never stored without the other. So are the rows of a link table behind
+a "refs" field (a certificate's target_ids).
+
+Other resource keys: "list_where" (a condition on the rows a list shows,
+e.g. agents not retired), "read_roles" / "write_roles" (who may list/get
+and create/update/delete; default admin, operator, viewer / admin). Field
+keys beyond the catalogue's own: "column" (read from another column),
+"hidden" (filters but is not shown), "values" (of an enum), "link" (the
+table of a refs field). A resource's "fields" may name another resource
+to borrow its fields.
 
 Values travel as one bound JSON parameter, never spliced into SQL; the api
 checks them against the same catalogue before calling. Sort keys are
@@ -32,18 +45,26 @@ import json
 import re
 import sys
 
-TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings", "ints"}
+TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings", "ints", "enum", "enums",
+         "map", "key_rules", "inet", "cidr", "refs"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+VERBS = ["list", "get", "create", "update", "delete"]
+ROLES = ["admin", "operator", "viewer", "agent"]  # bit order of ROLE_* (workers/api/routes.h)
 
 
 def fail(msg):
     sys.exit("gen_resources.py: " + msg)
 
 
+def col(f):
+    """The column (or SQL expression over row t) a field reads from."""
+    return "t." + f.get("column", f["name"])
+
+
 def value_of(f, j):
     """SQL for field f's value in the JSON object j."""
     n, t = f["name"], f["type"]
-    if t in ("id", "string", "ref"):
+    if t in ("id", "string", "ref", "enum"):
         return "(%s->>'%s')" % (j, n)
     if t == "int":
         return "(%s->>'%s')::bigint" % (j, n)
@@ -51,7 +72,9 @@ def value_of(f, j):
         return "(%s->>'%s')::boolean" % (j, n)
     if t == "timestamp":
         return "(%s->>'%s')::timestamptz" % (j, n)
-    if t == "object":
+    if t in ("inet", "cidr"):
+        return "(%s->>'%s')::%s" % (j, n, t)
+    if t in ("object", "map", "key_rules"):
         return "(%s->'%s')" % (j, n)
     elem = "jsonb_array_elements_text(%s->'%s')" % (j, n)
     if t == "ints":
@@ -60,7 +83,23 @@ def value_of(f, j):
         j, n, j, n, elem if t == "ints" else "SELECT " + elem)
 
 
-def check(res, names):
+def resolve(res, by_name):
+    """Fields given as the name of another resource stand for its fields."""
+    spec = res["fields"]
+    if isinstance(spec, str):
+        spec = [spec]
+    out = []
+    for f in spec:
+        if isinstance(f, str):
+            if f not in by_name or isinstance(by_name[f]["fields"], str):
+                fail("%s: fields of %s cannot be borrowed" % (res["name"], f))
+            out += by_name[f]["fields"]
+        else:
+            out.append(f)
+    res["fields"] = out
+
+
+def check(res):
     if not NAME.match(res["name"]) or not NAME.match(res["table"]):
         fail("%s: bad resource or table name" % res["name"])
     seen = set()
@@ -70,10 +109,50 @@ def check(res, names):
         seen.add(f["name"])
         if f["type"] not in TYPES:
             fail("%s.%s: unknown type %s" % (res["name"], f["name"], f["type"]))
-        if f["type"] == "ref" and not NAME.match(f.get("ref", "")):
+        if f["type"] in ("ref", "refs") and not NAME.match(f.get("ref", "")):
             fail("%s.%s: ref names no table" % (res["name"], f["name"]))
+        if f["type"] in ("enum", "enums") and not f.get("values"):
+            fail("%s.%s: an enum without values" % (res["name"], f["name"]))
+        if f["type"] == "refs" and (f.get("filter") or f.get("sort") or f.get("server")):
+            fail("%s.%s: a link list cannot filter, sort or be server-owned" % (res["name"], f["name"]))
     if "id" not in seen:
         fail("%s: no id field" % res["name"])
+    for v in res.get("verbs", VERBS):
+        if v not in VERBS:
+            fail("%s: unknown verb %s" % (res["name"], v))
+    for r in res.get("read_roles", []) + res.get("write_roles", []):
+        if r not in ROLES:
+            fail("%s: unknown role %s" % (res["name"], r))
+    par = res.get("parent")
+    if par and ("{%s}" % par["param"] not in res["path"] or par["param"] not in seen):
+        fail("%s: the parent parameter must be in the path and a field" % res["name"])
+    if res.get("delete") not in (None, "archive"):
+        fail("%s: unknown delete mode" % res["name"])
+
+
+def links(res):
+    return [f for f in res["fields"] if f["type"] == "refs"]
+
+
+def link_list(f, j=None):
+    """A link field's ids: from the JSON object j when it carries them (the
+    statement's own inserts are not visible to its other parts), else from
+    the link table."""
+    lk = f["link"]
+    stored = "ARRAY(SELECT l.%s FROM %s l WHERE l.%s = t.id ORDER BY 1)" % (lk["other"], lk["table"], lk["self"])
+    if j is None:
+        return stored
+    given = "ARRAY(SELECT DISTINCT e FROM jsonb_array_elements_text(%s->'%s') e ORDER BY 1)" % (j, f["name"])
+    return "CASE WHEN %s ? '%s' THEN %s ELSE %s END" % (j, f["name"], given, stored)
+
+
+def obj_of(res, j=None):
+    parts = []
+    for f in res["fields"]:
+        if f.get("hidden"):
+            continue
+        parts.append("'%s', %s" % (f["name"], link_list(f, j) if f["type"] == "refs" else col(f)))
+    return "json_build_object(%s)" % ", ".join(parts)
 
 
 def audit_cte(res, verb, k):
@@ -85,25 +164,49 @@ def audit_cte(res, verb, k):
             % (k, k + 1, k + 2, res["name"], verb, res["name"], k + 3, k + 4, k + 5))
 
 
+def link_ctes(res, j, update):
+    """Data-modifying CTEs keeping each link table in step with the ids sent."""
+    out = []
+    for i, f in enumerate(links(res)):
+        lk, n = f["link"], f["name"]
+        ids = "(SELECT e FROM jsonb_array_elements_text(%s->'%s') e)" % (j, n)
+        if update:
+            out.append("ld%d AS (DELETE FROM %s l USING r WHERE %s ? '%s' AND l.%s = r.id AND l.%s NOT IN %s)"
+                       % (i, lk["table"], j, n, lk["self"], lk["other"], ids))
+        out.append("li%d AS (INSERT INTO %s (%s, %s) SELECT DISTINCT r.id, e FROM r, "
+                   "jsonb_array_elements_text(CASE WHEN jsonb_typeof(%s->'%s') = 'array' THEN %s->'%s' "
+                   "ELSE '[]' END) e ON CONFLICT DO NOTHING)"
+                   % (i, lk["table"], lk["self"], lk["other"], j, n, j, n))
+    return "".join(c + ", " for c in out)
+
+
 def ops_of(res):
     name, table, fields = res["name"], res["table"], res["fields"]
-    obj = "json_build_object(%s)" % ", ".join("'%s', t.%s" % (f["name"], f["name"]) for f in fields)
-    writable = [f for f in fields if not f.get("server")]
+    verbs = res.get("verbs", VERBS)
+    obj = obj_of(res)
+    writable = [f for f in fields if not f.get("server") and f["type"] != "refs"]
     sorts = [f["name"] for f in fields if f.get("sort")]
     filters = [f for f in fields if f.get("filter")]
 
     where = " AND ".join(
-        "(NOT coalesce($5::jsonb, '{}') ? '%s' OR t.%s = %s)" % (f["name"], f["name"], value_of(f, "$5::jsonb"))
-        for f in filters) or "true"
+        ["(NOT coalesce($5::jsonb, '{}') ? '%s' OR %s = %s)" % (f["name"], col(f), value_of(f, "$5::jsonb"))
+         for f in filters] + ([res["list_where"]] if res.get("list_where") else [])) or "true"
     order = ", ".join(
-        "CASE WHEN $3 = '%s' AND NOT $4::boolean THEN t.%s END ASC, "
-        "CASE WHEN $3 = '%s' AND $4::boolean THEN t.%s END DESC" % (s, s, s, s) for s in sorts)
+        "CASE WHEN $3 = '%s' AND NOT $4::boolean THEN %s END ASC, "
+        "CASE WHEN $3 = '%s' AND $4::boolean THEN %s END DESC" % (s, col(f), s, col(f))
+        for s in sorts for f in fields if f["name"] == s)
     order = (order + ", " if order else "") + "t.id ASC"
     lst = ("SELECT json_build_object('data', coalesce((SELECT json_agg(x.o ORDER BY x.n) FROM "
            "(SELECT %s AS o, row_number() OVER (ORDER BY %s) AS n FROM %s t WHERE %s "
            "ORDER BY %s LIMIT $2::int OFFSET ($1::int - 1) * $2::int) x), '[]'::json), "
            "'total', (SELECT count(*) FROM %s t WHERE %s), 'page', $1::int, 'per_page', $2::int)"
            % (obj, order, table, where, order, table, where))
+    lst_result = "VALUE"
+    par = res.get("parent")
+    if par:
+        # a list under another resource: no row (404) when that one does not exist
+        lst += " WHERE EXISTS (SELECT 1 FROM %s p WHERE p.id = $5::jsonb->>'%s')" % (par["table"], par["param"])
+        lst_result = "ROW"
 
     cols, vals = [], []
     for f in writable:
@@ -115,26 +218,44 @@ def ops_of(res):
         cols.append(f["name"])
         vals.append(v)
     create = ("WITH r AS (INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING t.*), "
-              "%s SELECT %s FROM r t" % (table, ", ".join(cols), ", ".join(vals), audit_cte(res, "create", 2), obj))
+              "%s%s SELECT %s FROM r t" % (table, ", ".join(cols), ", ".join(vals), link_ctes(res, "$1::jsonb", False),
+                                          audit_cte(res, "create", 2), obj_of(res, "$1::jsonb")))
     sets = ", ".join("%s = CASE WHEN s.j ? '%s' THEN %s ELSE t.%s END"
                      % (f["name"], f["name"], value_of(f, "s.j"), f["name"])
                      for f in writable if f["name"] != "id")
     update = ("WITH r AS (UPDATE %s AS t SET %s FROM (SELECT $2::jsonb AS j) s WHERE t.id = $1 RETURNING t.*), "
-              "%s SELECT %s FROM r t" % (table, sets, audit_cte(res, "update", 3), obj))
-    delete = ("WITH r AS (DELETE FROM %s WHERE id = $1 RETURNING id), %s "
-              "SELECT json_build_object('deleted', count(*)) FROM r" % (table, audit_cte(res, "delete", 2)))
-    return [
-        (name + ".list", 5, "VALUE", lst),
-        (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
-        (name + ".create", 7, "ROW", create),
-        (name + ".update", 8, "ROW", update),
-        (name + ".delete", 7, "VALUE", delete),
-    ]
+              "%s%s SELECT %s FROM r t" % (table, sets, link_ctes(res, "$2::jsonb", True),
+                                          audit_cte(res, "update", 3), obj_of(res, "$2::jsonb")))
+    if res.get("delete") == "archive":
+        # archiving: the row stays; archiving again is no change and no event,
+        # and still answers as done (the id exists)
+        delete = ("WITH r AS (UPDATE %s AS t SET status = 'Archived', archived_at = now() "
+                  "WHERE t.id = $1 AND t.archived_at IS NULL RETURNING t.id), %s "
+                  "SELECT json_build_object('deleted', (SELECT count(*) FROM r) + "
+                  "(SELECT count(*) FROM %s WHERE id = $1 AND archived_at IS NOT NULL))"
+                  % (table, audit_cte(res, "archive", 2), table))
+    else:
+        delete = ("WITH r AS (DELETE FROM %s WHERE id = $1 RETURNING id), %s "
+                  "SELECT json_build_object('deleted', count(*)) FROM r" % (table, audit_cte(res, "delete", 2)))
+    ops = {
+        "list": (name + ".list", 5, lst_result, lst),
+        "get": (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
+        "create": (name + ".create", 7, "ROW", create),
+        "update": (name + ".update", 8, "ROW", update),
+        "delete": (name + ".delete", 7, "VALUE", delete),
+    }
+    return [ops[v] for v in VERBS if v in verbs]
 
 
 FT = {"id": "FT_ID", "string": "FT_STRING", "ref": "FT_REF", "int": "FT_INT", "bool": "FT_BOOL",
-      "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS", "ints": "FT_INTS"}
-FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD"}
+      "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS", "ints": "FT_INTS",
+      "enum": "FT_ENUM", "enums": "FT_ENUMS", "map": "FT_MAP", "key_rules": "FT_KEY_RULES",
+      "inet": "FT_INET", "cidr": "FT_CIDR", "refs": "FT_REFS"}
+FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD", "san": "FF_SAN"}
+
+
+def mask(names, default):
+    return sum(1 << ROLES.index(r) for r in (names if names is not None else default))
 
 
 def write_catalogue(out, resources):
@@ -146,17 +267,21 @@ def write_catalogue(out, resources):
             if f.get("format") not in FF:
                 fail("%s.%s: unknown format" % (res["name"], f["name"]))
             flags = [flag for key, flag in (("required", "FIELD_REQUIRED"), ("server", "FIELD_SERVER"),
-                                            ("filter", "FIELD_FILTER"), ("sort", "FIELD_SORT")) if f.get(key)]
+                                            ("filter", "FIELD_FILTER"), ("sort", "FIELD_SORT"),
+                                            ("hidden", "FIELD_HIDDEN")) if f.get(key)]
             if "default" in f or f["type"] == "id":
                 flags.append("FIELD_NOT_NULL")
-            out.write("\t{%s, %s, %s, %s, %dLL, %dLL},\n" % (
+            values = c_string("|".join(f["values"])) if f.get("values") else "NULL"
+            out.write("\t{%s, %s, %s, %s, %dLL, %dLL, %s},\n" % (
                 c_string(f["name"]), FT[f["type"]], FF[f.get("format")], " | ".join(flags) or "0",
-                f.get("min", 0), f.get("max", 0)))
+                f.get("min", 0), f.get("max", 0), values))
         out.write("};\n\n")
     out.write("const struct resource_def resource_catalogue[] = {\n")
     for res in resources:
-        out.write("\t{%s, %s, fields_%s, sizeof fields_%s / sizeof fields_%s[0]},\n" % (
-            c_string(res["name"]), c_string(res["path"]), res["name"], res["name"], res["name"]))
+        verbs = sum(1 << VERBS.index(v) for v in res.get("verbs", VERBS))
+        out.write("\t{%s, %s, fields_%s, sizeof fields_%s / sizeof fields_%s[0], %#xu, %#xu, %#xu},\n" % (
+            c_string(res["name"]), c_string(res["path"]), res["name"], res["name"], res["name"], verbs,
+            mask(res.get("read_roles"), ["admin", "operator", "viewer"]), mask(res.get("write_roles"), ["admin"])))
     out.write("};\n\nconst size_t resource_catalogue_len = sizeof resource_catalogue / sizeof resource_catalogue[0];\n")
 
 
@@ -169,10 +294,12 @@ def main():
         fail("usage: gen_resources.py resources.json OUT.def OUT.json OUT.c")
     with open(sys.argv[1]) as f:
         cat = json.load(f)
-    names = {r["name"] for r in cat["resources"]}
+    by_name = {r["name"]: r for r in cat["resources"]}
+    for res in cat["resources"]:
+        resolve(res, by_name)
     ops = []
     for res in cat["resources"]:
-        check(res, names)
+        check(res)
         ops += ops_of(res)
     with open(sys.argv[2], "w") as out:
         out.write("/* generated by schema/gen_resources.py from schema/resources.json: do not edit */\n")

@@ -276,3 +276,75 @@ class Cases:
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))
         sys.exit(1 if self.failed else 0)
+
+
+def psql(pg, text, user="certward"):
+    """One SQL command through psql as the database's owner; its output
+    (unaligned, tuples only)."""
+    cmd = (["runuser", "-u", user, "--"] if AS_ROOT else []) + ["psql", pg.dsn, "-qAtX", "-v",
+                                                               "ON_ERROR_STOP=1", "-c", text]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "psql failed: %s" % out.stderr)
+    return out.stdout
+
+
+def make_key(pg, name, role, extra_cols="", extra_vals=""):
+    """An API key put straight into the database, as the api stores one:
+    salt and SHA-256(salt || secret), never the secret."""
+    import hashlib
+    prefix = "cw_" + os.urandom(6).hex()
+    secret = os.urandom(32)
+    salt = os.urandom(16)
+    digest = hashlib.sha256(salt + secret).hexdigest()
+    psql(pg, "INSERT INTO api_keys (name, role, salt, key_hash, key_prefix%s) VALUES ('%s', '%s', "
+         "'\\x%s', '\\x%s', '%s'%s)" % (extra_cols, name, role, salt.hex(), digest, prefix, extra_vals))
+    return "%s_%s" % (prefix, secret.hex())
+
+
+class Api:
+    """HTTPS/1.1 keep-alive client of a certwardd's api, trusting only its
+    published certificate. call() answers (status, parsed JSON or text)."""
+
+    def __init__(self, cw):
+        self.cw = cw
+        self.ctx = None  # the certificate is published once the signer runs
+        self.conn = None
+
+    def call(self, method, path, key=None, body=None, headers=None):
+        import http.client
+        import json
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = "Bearer " + key
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        if self.ctx is None:
+            import ssl
+            crt = os.path.join(self.cw.state, "tls", "api.crt")
+            wait_for("the api's certificate", lambda: os.path.exists(crt), timeout=60)
+            self.ctx = ssl.create_default_context(cafile=crt)
+            self.ctx.check_hostname = False
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection("127.0.0.1", self.cw.api_port, context=self.ctx,
+                                                        timeout=30)
+            try:
+                self.conn.request(method, path, body=body, headers=h)
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+        if r.getheader("Connection", "").lower() == "close":
+            self.conn.close()
+            self.conn = None
+        text = data.decode("utf-8", "replace")
+        try:
+            return r.status, json.loads(text) if text else None
+        except ValueError:
+            return r.status, text

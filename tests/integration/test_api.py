@@ -3,7 +3,6 @@ the key kept in the signer (a memory scan proves it), handshakes surviving a
 signer restart, handshake timeout and connection limit."""
 import os
 import re
-import hashlib
 import json
 import signal
 import struct
@@ -17,6 +16,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import psql as harness_psql, make_key as harness_make_key
 from harness import (AS_ROOT, Cases, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 RUN = Cases(lambda: cw)
@@ -465,22 +465,11 @@ def prometheus_scrapes():
 
 
 def psql(text):
-    cmd = (["runuser", "-u", "certward", "--"] if AS_ROOT else []) + ["psql", pg.dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", text]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    check(out.returncode == 0, "psql failed: %s" % out.stderr)
-    return out.stdout
+    return harness_psql(pg, text)
 
 
 def make_key(name, role, extra_cols="", extra_vals=""):
-    """An API key put straight into the database, as `certward apikey
-    create` will: salt and SHA-256(salt || secret), never the secret."""
-    prefix = "cw_" + os.urandom(6).hex()
-    secret = os.urandom(32)
-    salt = os.urandom(16)
-    digest = hashlib.sha256(salt + secret).hexdigest()
-    psql("INSERT INTO api_keys (name, role, salt, key_hash, key_prefix%s) VALUES ('%s', '%s', "
-         "'\\x%s', '\\x%s', '%s'%s)" % (extra_cols, name, role, salt.hex(), digest, prefix, extra_vals))
-    return "%s_%s" % (prefix, secret.hex())
+    return harness_make_key(pg, name, role, extra_cols, extra_vals)
 
 
 def api_key_authentication():

@@ -107,3 +107,47 @@ Test(resource, fields)
 		refused(teams, s, true, "name");
 	}
 }
+
+/* the types of the later resources: enums, lists of enums, key rules,
+ * addresses, networks, tag maps, id lists and SANs */
+Test(resource, typed_fields)
+{
+	const struct resource_def *issuers = resource_by_path("/api/v1/issuers");
+	const struct resource_def *profiles = resource_by_path("/api/v1/profiles");
+	const struct resource_def *agents = resource_by_path("/api/v1/agents");
+	const struct resource_def *groups = resource_by_path("/api/v1/agent-groups");
+	const struct resource_def *certs = resource_by_path("/api/v1/certificates");
+	struct resource_error err;
+	char *out;
+
+	cr_assert(issuers && profiles && agents && groups && certs);
+	refused(issuers, "{\"name\":\"a\",\"type\":\"acme\"}", true, "type");
+	refused(issuers, "{\"name\":\"a\",\"type\":[\"ACME\"]}", true, "type");
+	refused(issuers, "{\"name\":\"a\",\"type\":\"ACME\",\"config\":\"x\"}", true, "config");
+	out = check(issuers, "{\"name\":\"a\",\"type\":\"ACME\",\"config\":{\"k\":{\"deep\":[1,2]}}}", true, &err);
+	cr_expect_str_eq(out, "{\"config\":{\"k\":{\"deep\":[1,2]}},\"name\":\"a\",\"type\":\"ACME\"}", "%s", err.msg);
+	free(out);
+	refused(profiles, "{\"name\":\"p\",\"allowed_ekus\":[\"serverAuth\",\"any\"]}", true, "allowed_ekus");
+	refused(profiles, "{\"name\":\"p\",\"allowed_key_algorithms\":{\"algorithm\":\"RSA\"}}", true,
+		"allowed_key_algorithms");
+	refused(profiles, "{\"name\":\"p\",\"allowed_key_algorithms\":[{\"algorithm\":\"RSA\",\"min_size\":1.5}]}",
+		true, "allowed_key_algorithms");
+	refused(profiles, "{\"name\":\"p\",\"allowed_key_algorithms\":[{\"algorithm\":\"RSA\",\"x\":1}]}", true,
+		"allowed_key_algorithms");
+	out = check(profiles, "{\"name\":\"p\",\"allowed_key_algorithms\":[{\"algorithm\":\"Ed25519\"}]}", true, &err);
+	cr_expect_not_null(out, "%s", err.msg);
+	free(out);
+	refused(agents, "{\"name\":\"a\",\"ip_address\":\"10.0.0.1/32\"}", true, "ip_address");
+	out = check(agents, "{\"name\":\"a\",\"ip_address\":\"2001:db8::1\",\"status\":\"Online\"}", true, &err);
+	cr_expect_str_eq(out, "{\"ip_address\":\"2001:db8::1\",\"name\":\"a\"}", "status is the server's: %s", out);
+	free(out);
+	refused(groups, "{\"name\":\"g\",\"match_ip_cidr\":\"10.0.0.0\"}", true, "match_ip_cidr");
+	refused(groups, "{\"name\":\"g\",\"match_ip_cidr\":\"2001:db8::1/64\"}", true, "match_ip_cidr");
+	refused(certs, "{\"tags\":{\"a\":[\"b\"]}}", false, "tags");
+	refused(certs, "{\"target_ids\":[\"ok\",\"not ok\"]}", false, "target_ids");
+	refused(certs, "{\"sans\":[\"*.example.com\",\"a..b\"]}", false, "sans");
+	out = check(certs, "{\"sans\":[\"*.example.com\",\"::1\",\"a@example.com\",\"xn--bcher-kva.example\"]}", false,
+		    &err);
+	cr_expect_not_null(out, "%s", err.msg);
+	free(out);
+}

@@ -59,6 +59,25 @@ Test(validate, addresses)
 	cr_expect(!valid_ip_address(""));
 }
 
+Test(validate, networks)
+{
+	cr_expect(valid_cidr("10.0.0.0/8"));
+	cr_expect(valid_cidr("0.0.0.0/0"));
+	cr_expect(valid_cidr("192.0.2.1/32"));
+	cr_expect(valid_cidr("2001:db8::/32"));
+	cr_expect(valid_cidr("::1/128"));
+	cr_expect(!valid_cidr("10.0.0.1/8"), "host bits set");
+	cr_expect(!valid_cidr("10.0.0.0/33"));
+	cr_expect(!valid_cidr("10.0.0.0/08"), "leading zero");
+	cr_expect(!valid_cidr("10.0.0.0/"));
+	cr_expect(!valid_cidr("10.0.0.0"));
+	cr_expect(!valid_cidr("/8"));
+	cr_expect(!valid_cidr("10.0.0.0/8/8"));
+	cr_expect(!valid_cidr("2001:db8::/129"));
+	cr_expect(!valid_cidr("example.com/24"));
+	cr_expect(!valid_cidr("10.0.0.0/-1"));
+}
+
 Test(validate, emails)
 {
 	static const char *const good[] = {

@@ -228,13 +228,16 @@ static bool parse_query(struct rest_call *c, const char *query, struct resource_
 			}
 			snprintf(c->sort, sizeof c->sort, "%s", name);
 			c->descending = val[0] == '-';
-		} else if ((f = resource_field(c->res, pair)) && (f->flags & FIELD_FILTER)) {
+		} else if ((f = resource_field(c->res, pair)) && (f->flags & FIELD_FILTER) &&
+			   !(f->flags & FIELD_HIDDEN)) {
 			long n;
 
 			if (strlen(val) > (size_t)(f->max > 0 && f->type != FT_INT ? f->max : 255) ||
 			    ((f->type == FT_ID || f->type == FT_REF) && !valid_resource_id(val, (size_t)f->max)) ||
 			    (f->type == FT_BOOL && strcmp(val, "true") != 0 && strcmp(val, "false") != 0) ||
-			    (f->type == FT_INT && !number(val, (long)f->min, (long)f->max, &n))) {
+			    (f->type == FT_INT && !number(val, (long)f->min, (long)f->max, &n)) ||
+			    (f->type == FT_ENUM && !resource_enum_ok(f, val)) ||
+			    (f->type == FT_INET && !valid_ip_address(val))) {
 				refuse(err, f->name, "a filter value is malformed");
 				goto bad;
 			}
@@ -247,9 +250,23 @@ static bool parse_query(struct rest_call *c, const char *query, struct resource_
 			goto bad;
 		}
 	}
+	/* a list under another resource: its id from the path */
+	for (size_t i = 0; i < c->rc->nparams; i++) {
+		const char *pat = c->rc->route->pattern, *brace = pat;
+		char name[64];
+		size_t len;
+
+		for (size_t k = 0; k <= i && brace; k++)
+			brace = strchr(brace + 1, '{');
+		if (!brace || !(len = strcspn(brace + 1, "}")) || len >= sizeof name)
+			continue;
+		memcpy(name, brace + 1, len);
+		name[len] = '\0';
+		json_object_set_new(filters, name, json_string(c->rc->params[i]));
+	}
 	snprintf(c->page, sizeof c->page, "%ld", page);
 	snprintf(c->per_page, sizeof c->per_page, "%ld", per_page);
-	c->filters = json_object_size(filters) ? json_dumps(filters, JSON_COMPACT) : NULL;
+	c->filters = json_object_size(filters) ? json_dumps(filters, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(filters);
 	return true;
 bad:
@@ -273,9 +290,11 @@ static void rest_handle(struct route_call *rc)
 	c->rc = rc;
 	c->res = rc->route->arg;
 	c->id = route_param(rc, "id");
-	if (item && !valid_resource_id(c->id, 128)) {
-		fail(c, 404, "Not Found", NULL, NULL);
-		return;
+	for (size_t i = 0; i < rc->nparams; i++) {
+		if (!valid_resource_id(rc->params[i], 128)) {
+			fail(c, 404, "Not Found", NULL, NULL);
+			return;
+		}
 	}
 	c->verb = !item ? (strcmp(m, "GET") == 0 ? V_LIST : V_CREATE)
 		: strcmp(m, "GET") == 0 ? V_GET : strcmp(m, "PUT") == 0 ? V_UPDATE : V_DELETE;
@@ -298,26 +317,34 @@ static void rest_handle(struct route_call *rc)
 #define REST_ROUTES_MAX 160
 
 static struct route rest_table[REST_ROUTES_MAX];
-static char rest_patterns[REST_ROUTES_MAX / 2][96];
+static char rest_patterns[REST_ROUTES_MAX / 2][128];
 
 void rest_routes_init(void)
 {
+	static const struct {
+		const char *method;
+		unsigned verb;
+		bool item, write;
+	} verbs[] = {{"GET", VERB_LIST, false, false}, {"POST", VERB_CREATE, false, true},
+		     {"GET", VERB_GET, true, false}, {"PUT", VERB_UPDATE, true, true},
+		     {"DELETE", VERB_DELETE, true, true}};
 	size_t n = 0;
 
-	for (size_t i = 0; i < resource_catalogue_len && n + 5 <= REST_ROUTES_MAX; i++) {
+	for (size_t i = 0; i < resource_catalogue_len && i < REST_ROUTES_MAX / 2; i++) {
 		const struct resource_def *r = &resource_catalogue[i];
 		char *item = rest_patterns[i];
-		static const struct {
-			const char *method;
-			bool item, write;
-		} verbs[] = {{"GET", false, false}, {"POST", false, true}, {"GET", true, false},
-			     {"PUT", true, true}, {"DELETE", true, true}};
 
 		snprintf(item, sizeof rest_patterns[i], "%s/{id}", r->path);
-		for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
+		for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
+			if (!(r->verbs & verbs[v].verb))
+				continue;
+			if (n == REST_ROUTES_MAX)
+				break;
+			/* the catalogue's role bits are the router's ROLE_* */
 			rest_table[n++] = (struct route){verbs[v].method, verbs[v].item ? item : r->path,
-							 verbs[v].write ? ROLE_ADMIN : ROLES_READ, 0,
+							 verbs[v].write ? r->write_roles : r->read_roles, 0,
 							 rest_handle, r};
+		}
 	}
 	if (routes_add(rest_table, n) != 0)
 		log_event(LOG_ERROR, NULL, NULL, "too many routes: the REST resources were not all added");

@@ -3,6 +3,7 @@
 
 #include <openssl/mem.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,13 +151,30 @@ const char *route_param(const struct route_call *c, const char *name)
 	return NULL;
 }
 
+static size_t count_params(const char *pattern)
+{
+	size_t n = 0;
+
+	for (; *pattern; pattern++)
+		n += *pattern == '{';
+	return n;
+}
+
 const char *handler_route(const char *path)
 {
+	const char *label = "other";
+	size_t best = SIZE_MAX;
+
 	routes_init();
-	for (size_t i = 0; i < ntable; i++)
-		if (match(table[i]->pattern, path, NULL, NULL))
-			return table[i]->pattern;
-	return "other";
+	for (size_t i = 0; i < ntable; i++) {
+		size_t params = count_params(table[i]->pattern);
+
+		if (params < best && match(table[i]->pattern, path, NULL, NULL)) {
+			label = table[i]->pattern;
+			best = params;
+		}
+	}
+	return label;
 }
 
 /* ---- answering ---- */
@@ -283,14 +301,21 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 	struct route_call *c;
 
 	routes_init();
-	for (size_t i = 0; i < ntable && !r; i++) {
+	/* the most specific route wins: /api/v1/agents/retired over
+	 * /api/v1/agents/{id} */
+	for (size_t i = 0, best = SIZE_MAX; i < ntable; i++) {
+		size_t params;
+
 		if (req->plain && !(table[i]->flags & ROUTE_PLAIN))
 			continue;
 		if (!match(table[i]->pattern, req->path, NULL, NULL))
 			continue;
 		path_known = true;
-		if (strcmp(method, table[i]->method) == 0)
+		params = count_params(table[i]->pattern);
+		if (strcmp(method, table[i]->method) == 0 && params < best) {
 			r = table[i];
+			best = params;
+		}
 	}
 	if (!r) {
 		respond_problem(respond, ctx, path_known ? 405 : 404,
