@@ -24,3 +24,9 @@ SELECT g.id AS agent_group_id, a.*
 	    AND (g.match_architecture IS NULL OR a.architecture = g.match_architecture)
 	    AND (g.match_ip_cidr IS NULL OR a.ip_address <<= g.match_ip_cidr)
 	    AND (g.match_version IS NULL OR a.version = g.match_version)));
+
+-- At most one issuance or renewal under way per certificate: two renewal
+-- requests at once make one job, the other gets 409.
+CREATE UNIQUE INDEX jobs_one_issuance_under_way ON jobs (certificate_id)
+	WHERE type IN ('Issuance', 'Renewal')
+	  AND status IN ('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running');

@@ -115,7 +115,7 @@ def check(res):
             fail("%s.%s: an enum without values" % (res["name"], f["name"]))
         if f["type"] == "refs" and (f.get("filter") or f.get("sort") or f.get("server")):
             fail("%s.%s: a link list cannot filter, sort or be server-owned" % (res["name"], f["name"]))
-    if "id" not in seen:
+    if "id" not in seen and res.get("verbs", VERBS):
         fail("%s: no id field" % res["name"])
     for v in res.get("verbs", VERBS):
         if v not in VERBS:
@@ -244,7 +244,33 @@ def ops_of(res):
         "update": (name + ".update", 8, "ROW", update),
         "delete": (name + ".delete", 7, "VALUE", delete),
     }
-    return [ops[v] for v in VERBS if v in verbs]
+    out = [ops[v] for v in VERBS if v in verbs]
+    # audit.failure_mode fail_open: the same change without its event, for
+    # when the event cannot be written (rest.c retries with these, counted
+    # and logged)
+    for v in ("create", "update", "delete"):
+        if v in verbs:
+            op, n, result, sql = ops[v]
+            out.append((op + "_unaudited", n, result, without_audit(sql, n)))
+    return out
+
+
+def without_audit(sql, nparams):
+    """sql without its audit CTE. The audit parameters stay, in a condition
+    that always holds: PostgreSQL must see every parameter to type it, and
+    both forms take the same parameters."""
+    start = sql.index(", a AS (INSERT INTO audit_events")
+    depth, i = 0, sql.index("(", start)
+    while True:
+        depth += {"(": 1, ")": -1}.get(sql[i], 0)
+        i += 1
+        if depth == 0:
+            break
+    body = sql[:start] + sql[i:]
+    if not body.startswith("WITH "):
+        fail("without_audit: not a WITH statement")
+    cond = " AND ".join("($%d::text IS NULL OR true)" % k for k in range(nparams - 5, nparams + 1))
+    return "WITH u AS (SELECT %s AS ok), %s" % (cond, body[len("WITH "):])
 
 
 FT = {"id": "FT_ID", "string": "FT_STRING", "ref": "FT_REF", "int": "FT_INT", "bool": "FT_BOOL",

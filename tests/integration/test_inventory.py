@@ -227,7 +227,11 @@ EXPECTED = {
     ("GET", "/api/v1/agents/retired"): READ,
     ("GET", "/api/v1/jobs"): READ, ("GET", "/api/v1/jobs/{id}"): READ,
     ("GET", "/api/v1/notifications"): READ, ("GET", "/api/v1/notifications/{id}"): READ,
-    ("GET", "/api/v1/agents"): READ, ("POST", "/api/v1/agents"): MANAGE, ("GET", "/api/v1/agents/{id}"): READ,
+    ("GET", "/api/v1/agents"): READ, ("POST", "/api/v1/agents"): MANAGE,
+    ("GET", "/api/v1/agents/{id}"): READ | {"own"}, ("DELETE", "/api/v1/agents/{id}"): MANAGE,
+    ("POST", "/api/v1/agents/{id}/heartbeat"): {"own"},
+    ("POST", "/api/v1/certificates/{id}/renew"): MANAGE, ("POST", "/api/v1/certificates/{id}/revoke"): MANAGE,
+    ("POST", "/api/v1/jobs/{id}/cancel"): MANAGE, ("POST", "/api/v1/notifications/{id}/read"): MANAGE,
 }
 for res, writers in (("teams", ADMIN), ("owners", ADMIN), ("issuers", ADMIN), ("profiles", ADMIN),
                      ("renewal-policies", ADMIN), ("certificates", MANAGE), ("targets", MANAGE),
@@ -253,20 +257,116 @@ def roles_on_every_route():
     check(set(routes) == set(EXPECTED), "routes served and the table differ: served only %r; table only %r"
           % (sorted(set(routes) - set(EXPECTED)), sorted(set(EXPECTED) - set(routes))))
     for method, pattern in routes:
-        path = pattern.replace("{id}", "zz-none").replace("{certificate_id}", "zz-none") \
-            .replace("{agent_group_id}", "zz-none").replace("{rule_id}", "zz-none")
-        body = "{}" if method in ("POST", "PUT") else None
         allowed = EXPECTED[(method, pattern)]
+        body = "{}" if method in ("POST", "PUT") else None
         for who in (None, "admin", "operator", "viewer", "agent"):
-            code, e = api.call(method, path, KEYS[who] if who else None, body)
-            if allowed is None:
-                check(code not in (401, 403), "%s %s as %s: %d, public" % (method, pattern, who, code))
-            elif who is None:
-                check(code == 401, "%s %s without a key: %d" % (method, pattern, code))
-            elif who in allowed:
-                check(code not in (401, 403), "%s %s as %s: %d %r" % (method, pattern, who, code, e))
-            else:
-                check(code == 403, "%s %s as %s: %d, want 403" % (method, pattern, who, code))
+            # an agent key reaches its own record's routes only: try it on
+            # its own id and on another agent's
+            ids = ["agent-own", "agent-other"] if who == "agent" and "{id}" in pattern and "/agents/" in pattern \
+                else ["zz-none"]
+            for ident in ids:
+                path = pattern.replace("{id}", ident).replace("{certificate_id}", "zz-none") \
+                    .replace("{agent_group_id}", "zz-none").replace("{rule_id}", "zz-none")
+                ok = allowed is None or (who in allowed) or (who == "agent" and "own" in allowed and ident == "agent-own")
+                if method == "DELETE" and "/agents/" in pattern and ok and ident != "zz-none":
+                    continue  # not retiring the test's own agents
+                code, e = api.call(method, path, KEYS[who] if who else None, body)
+                if allowed is None:
+                    check(code not in (401, 403), "%s %s as %s: %d, public" % (method, path, who, code))
+                elif who is None:
+                    check(code == 401, "%s %s without a key: %d" % (method, path, code))
+                elif ok:
+                    check(code not in (401, 403), "%s %s as %s: %d %r" % (method, path, who, code, e))
+                else:
+                    check(code == 403, "%s %s as %s: %d, want 403" % (method, path, who, code))
+    check(count("audit_events", "action = 'request.denied' AND outcome = 'denied' AND actor_role = 'viewer'") > 10,
+          "denied requests are not in the audit trail")
+
+
+def actions():
+    """Renew, cancel, revoke, mark read, heartbeat and retire with the
+    reference's blocking and force semantics, each in the audit trail."""
+    b = BASE
+    c = created("/api/v1/certificates", cert_body(b, name="acts", target_ids=[b["target"]["id"]]))
+    code, r = call("POST", "/api/v1/certificates/%s/renew" % c["id"], "operator")
+    check(code == 202 and r["status"] == "renewal triggered" and r["job_id"], "renew: %r" % ((code, r),))
+    check(call("GET", "/api/v1/certificates/" + c["id"])[1]["status"] == "RenewalInProgress", "status after renew")
+    code, e = call("POST", "/api/v1/certificates/%s/renew" % c["id"], "operator")
+    check(code == 409 and "under way" in e["detail"], "second renew: %r" % ((code, e),))
+    check(call("POST", "/api/v1/jobs/%s/cancel" % r["job_id"], "operator") == (200, {"status": "cancelled"}), "cancel")
+    code, e = call("POST", "/api/v1/jobs/%s/cancel" % r["job_id"], "operator")
+    check(code == 409 and "Cancelled" in e["detail"], "cancel again: %r" % ((code, e),))
+    check(call("POST", "/api/v1/jobs/job-none/cancel")[0] == 404, "cancel nothing")
+    check(call("POST", "/api/v1/certificates/%s/renew" % c["id"])[0] == 202, "renew after cancel")
+    # two at once make one job
+    results = []
+    c2 = created("/api/v1/certificates", cert_body(b, name="acts2", target_ids=[]))
+    threads = [threading.Thread(target=lambda: results.append(
+        Api(cw).call("POST", "/api/v1/certificates/%s/renew" % c2["id"], KEYS["admin"])[0])) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(sorted(results) == [202] + [409] * 5, "concurrent renewals: %r" % results)
+    for reason, status in (("bogus", 400), ("", 400), ("key compromise", 400), (7, 400)):
+        code, e = call("POST", "/api/v1/certificates/%s/revoke" % c["id"], "operator", {"reason": reason})
+        check(code == status and e.get("field") == "reason", "reason %r: %r" % (reason, (code, e)))
+    check(call("POST", "/api/v1/certificates/%s/revoke" % c["id"], "operator", {"why": "x"})[0] == 400, "unknown member")
+    code, r = call("POST", "/api/v1/certificates/%s/revoke" % c["id"], "operator", {"reason": "KEY_COMPROMISE"})
+    check(code == 200 and r == {"status": "revoked"}, "revoke: %r" % ((code, r),))
+    got = call("GET", "/api/v1/certificates/" + c["id"])[1]
+    check(got["status"] == "Revoked" and got["revocation_reason"] == "keyCompromise" and got["revoked_at"], "%r" % got)
+    check(call("POST", "/api/v1/certificates/%s/revoke" % c["id"], "operator", {"reason": "superseded"})[0] == 409,
+          "revoking twice")
+    check(call("POST", "/api/v1/certificates/%s/renew" % c["id"])[0] == 409, "renewing a revoked certificate")
+    check(call("POST", "/api/v1/certificates/%s/revoke" % c2["id"], "operator", {"reason": "cessation_of_operation"})
+          [0] == 200, "snake_case reason")
+    check(call("POST", "/api/v1/certificates/%s/revoke" % c2["id"].replace("mc-", "mc-x"))[0] == 404, "revoke nothing")
+    check(call("POST", "/api/v1/notifications/notif-1/read", "operator") == (200, {"status": "read"}), "read")
+    check(call("GET", "/api/v1/notifications/notif-1")[1]["status"] == "read", "marked read")
+    for action in ("managed_certificates.renew", "managed_certificates.revoke", "jobs.cancel", "notifications.read"):
+        check(count("audit_events", "action = '%s' AND outcome = 'success'" % action) >= 1, "no %s event" % action)
+    # heartbeat: the agent's own key, its own record only
+    code, r = call("POST", "/api/v1/agents/agent-own/heartbeat", "agent",
+                   {"hostname": "own.example.internal", "os": "linux", "ip_address": "192.0.2.7", "version": "0.1.0"})
+    check(code == 200 and r == {"status": "ok"}, "heartbeat: %r" % ((code, r),))
+    code, a = call("GET", "/api/v1/agents/agent-own", "agent")
+    check(code == 200 and a["status"] == "Online" and a["ip_address"] == "192.0.2.7" and a["last_heartbeat_at"],
+          "own record: %r" % ((code, a),))
+    check(call("POST", "/api/v1/agents/agent-own/heartbeat", "agent", {"ip_address": "x"})[0] == 400, "bad metadata")
+    check(call("POST", "/api/v1/agents/agent-own/heartbeat", "agent", {"cpu": 1})[0] == 400, "unknown metadata")
+    check(call("GET", "/api/v1/agents/agent-other", "agent")[0] == 403, "another agent's record")
+    check(call("GET", "/api/v1/agents", "agent")[0] == 403, "the list of agents")
+    # retire: blocked while the agent has work, then forced
+    ag = b["agent"]["id"]
+    code, e = call("DELETE", "/api/v1/agents/" + ag, "operator")
+    check(code == 409 and e["error"] == "blocked_by_dependencies" and e["counts"]["active_targets"] >= 1 and
+          e["counts"]["active_certificates"] >= 1, "blocked retire: %r" % ((code, e),))
+    check(call("DELETE", "/api/v1/agents/%s?force=true" % ag, "operator")[1].get("field") == "reason", "force alone")
+    check(call("DELETE", "/api/v1/agents/%s?force=true&reason=x&x=1" % ag, "operator")[0] == 400, "unknown parameter")
+    check(call("DELETE", "/api/v1/agents/%s?force=true&reason=%%0a" % ag, "operator")[0] == 400, "control in reason")
+    ag_key = make_key(pg, "edge01-key", "agent", ", agent_id", ", '%s'" % ag)
+    code, r = call("DELETE", "/api/v1/agents/%s?force=true&reason=host+decommissioned" % ag, "operator")
+    check(code == 200 and r["cascade"] is True and r["already_retired"] is False and r["retired_at"] and
+          r["counts"]["active_targets"] >= 1, "forced retire: %r" % ((code, r),))
+    got = call("GET", "/api/v1/agents/" + ag)[1]
+    check(got["retired_at"] and got["retired_reason"] == "host decommissioned", "retired record: %r" % got)
+    check(count("deployment_targets", "agent_id = '%s' AND retired_at IS NULL" % ag) == 0, "targets left active")
+    check(call("GET", "/api/v1/certificates/" + c2["id"])[1]["status"] == "Revoked", "a revoked certificate changed")
+    check(count("api_keys", "agent_id = '%s' AND revoked_at IS NULL" % ag) == 0, "the agent's keys still work")
+    wait_for("a retired agent's key refused", lambda: api.call("GET", "/api/v1/agents/" + ag, ag_key)[0] == 401,
+             timeout=3)
+    check(call("DELETE", "/api/v1/agents/" + ag, "operator") == (204, None), "retiring again")
+    check(call("DELETE", "/api/v1/agents/agent-none", "operator")[0] == 404, "retiring nothing")
+    psql(pg, "UPDATE api_keys SET revoked_at = NULL WHERE name = 'edge01-key'")
+    code, e = api.call("POST", "/api/v1/agents/%s/heartbeat" % ag, ag_key, "{}")
+    check(code == 410, "heartbeat of a retired agent: %r" % ((code, e),))
+    check(count("audit_events", "action = 'agents.retire' AND resource_id = '%s'" % ag) == 1, "retire event")
+    # a clean agent retires without force
+    clean = created("/api/v1/agents", {"name": "spare"})
+    code, r = call("DELETE", "/api/v1/agents/" + clean["id"], "admin")
+    check(code == 200 and r["cascade"] is False and r["counts"] == {"active_targets": 0, "active_certificates": 0,
+                                                                     "pending_jobs": 0}, "clean retire: %r" % r)
 
 
 def pagination_edges():
@@ -350,6 +450,7 @@ try:
     case(every_resource)
     case(bad_input)
     case(roles_on_every_route)
+    case(actions)
     case(pagination_edges)
     case(pages_and_sorting)
     case(concurrent_updates)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "log.h"
 #include "resource.h"
 #include "routes.h"
@@ -30,6 +31,7 @@ struct rest_call {
 	char *filters;   /* list: the filters as a JSON object, or NULL */
 	char page[12], per_page[12], sort[64];
 	int descending;
+	bool unaudited; /* audit.failure_mode fail_open: the change without its event */
 };
 
 static void call_free(struct rest_call *c)
@@ -49,30 +51,67 @@ static void fail(struct rest_call *c, int status, const char *title, const char 
 
 /* ---- the store's answer ---- */
 
+static void call_store(struct rest_call *c);
+
+void rest_store_failed(struct route_call *rc, const struct store_outcome *o, bool deleting, const char *what)
+{
+	const char *m = o->message ? o->message : "", *t = strstr(m, "(table ");
+	char detail[160];
+
+	if (o->error == EIO && strstr(m, "SQLSTATE 23505")) {
+		route_problem(rc, 409, "Conflict", "a record with this name or id exists already", NULL);
+	} else if (o->error == EIO && strstr(m, "SQLSTATE 23503") && deleting) {
+		/* the store names the table whose rows still refer to this one */
+		snprintf(detail, sizeof detail, "other records still refer to this one%s%.*s%s", t ? " (" : "",
+			 t ? (int)strcspn(t + 7, ")") : 0, t ? t + 7 : "", t ? ")" : "");
+		route_problem(rc, 409, "Conflict", detail, NULL);
+	} else if (o->error == EIO && strstr(m, "SQLSTATE 23503")) {
+		route_problem(rc, 422, "Unprocessable Content", "a referenced record does not exist", NULL);
+	} else if (o->error == EIO && (strstr(m, "SQLSTATE 23") || strstr(m, "SQLSTATE 22"))) {
+		route_problem(rc, 400, "Bad Request", "a value is out of range or not allowed", NULL);
+	} else if (o->error == ENOTCONN || o->error == EAGAIN || o->error == EBUSY || o->error == ETIMEDOUT ||
+		   o->error == ECONNRESET) {
+		route_problem(rc, 503, "Service Unavailable", "the database is unavailable", NULL);
+	} else {
+		log_event(LOG_ERROR, rc->req.reqid, NULL, "%s failed: %s", what, m);
+		route_problem(rc, 500, "Internal Server Error", NULL, NULL);
+	}
+}
+
+/* Whether a change failed on its audit event rather than on itself: the
+ * store names the table of the failing row. */
+static bool audit_failed(const struct store_outcome *o)
+{
+	return o->error == EIO && o->message &&
+	       (strstr(o->message, "(table audit_events)") || strstr(o->message, "(table audit_chain_head)"));
+}
+
 static void on_store(const struct store_outcome *o, void *arg)
 {
 	struct rest_call *c = arg;
 
-	if (o->error) {
-		const char *m = o->message;
+	if (o->error && c->verb >= V_CREATE && audit_failed(o)) {
+		char action[96];
 
-		if (o->error == EIO && strstr(m, "SQLSTATE 23505"))
-			fail(c, 409, "Conflict", "a record with this name or id exists already", NULL);
-		else if (o->error == EIO && strstr(m, "SQLSTATE 23503"))
-			fail(c, c->verb == V_DELETE ? 409 : 422,
-			     c->verb == V_DELETE ? "Conflict" : "Unprocessable Content",
-			     c->verb == V_DELETE ? "other records still refer to this one"
-						 : "a referenced record does not exist", NULL);
-		else if (o->error == EIO && (strstr(m, "SQLSTATE 23") || strstr(m, "SQLSTATE 22")))
-			fail(c, 400, "Bad Request", "a value is out of range or not allowed", NULL);
-		else if (o->error == ENOTCONN || o->error == EAGAIN || o->error == EBUSY ||
-			 o->error == ETIMEDOUT || o->error == ECONNRESET)
-			fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);
-		else {
-			log_event(LOG_ERROR, c->rc->req.reqid, NULL, "%s.%s failed: %s", c->res->name,
-				  verb_names[c->verb], m);
-			fail(c, 500, "Internal Server Error", NULL, NULL);
+		snprintf(action, sizeof action, "%s.%s", c->res->name, verb_names[c->verb]);
+		audit_report_write_failure(c->rc->req.reqid, action, c->res->name, c->id, o->error, o->message);
+		if (audit_fail_open() && !c->unaudited) {
+			log_event(LOG_ERROR, c->rc->req.reqid, NULL,
+				  "%s: making the change WITHOUT its audit event (audit.failure_mode: fail_open)",
+				  action);
+			c->unaudited = true;
+			call_store(c);
+			return;
 		}
+		fail(c, 503, "Service Unavailable", "the audit trail cannot be written: nothing was changed", NULL);
+		return;
+	}
+	if (o->error) {
+		char what[96];
+
+		snprintf(what, sizeof what, "%s.%s", c->res->name, verb_names[c->verb]);
+		rest_store_failed(c->rc, o, c->verb == V_DELETE, what);
+		call_free(c);
 		return;
 	}
 	if (o->status == STORE_NO_ROW) {
@@ -103,7 +142,7 @@ static void call_store(struct rest_call *c)
 	const char *p[16];
 	size_t n = 0;
 
-	snprintf(op, sizeof op, "%s.%s", c->res->name, verb_names[c->verb]);
+	snprintf(op, sizeof op, "%s.%s%s", c->res->name, verb_names[c->verb], c->unaudited ? "_unaudited" : "");
 	switch (c->verb) {
 	case V_LIST:
 		p[n++] = c->page;
@@ -340,10 +379,14 @@ void rest_routes_init(void)
 				continue;
 			if (n == REST_ROUTES_MAX)
 				break;
-			/* the catalogue's role bits are the router's ROLE_* */
-			rest_table[n++] = (struct route){verbs[v].method, verbs[v].item ? item : r->path,
-							 verbs[v].write ? r->write_roles : r->read_roles, 0,
-							 rest_handle, r};
+			/* the catalogue's role bits are the router's ROLE_*; an agent
+			 * may read only its own record, never a list */
+			unsigned roles = verbs[v].write ? r->write_roles : r->read_roles;
+
+			if (!verbs[v].item)
+				roles &= ~ROLE_AGENT;
+			rest_table[n++] = (struct route){verbs[v].method, verbs[v].item ? item : r->path, roles,
+							 (roles & ROLE_AGENT) ? ROUTE_OWN_AGENT : 0, rest_handle, r};
 		}
 	}
 	if (routes_add(rest_table, n) != 0)

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
+#include "audit.h"
 #include "log.h"
 #include "rest.h"
 #include "util.h"
+#include "validate.h"
 
 #define ROUTES_MAX 256
 
@@ -31,6 +34,7 @@ void routes_init(void)
 		return;
 	handlers_routes_init();
 	rest_routes_init();
+	actions_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
@@ -185,6 +189,44 @@ static void call_free(struct route_call *c)
 	free(c);
 }
 
+/*
+ * The audit trail's side of a refusal: a denied request (403) of any
+ * method, and a change refused for any other reason (4xx, 5xx). A change
+ * that succeeds wrote its own event with the change; failed
+ * authentication (401, 429) is recorded by the authentication.
+ */
+static void record_refusal(struct route_call *c, int status)
+{
+	const char *m = c->route->method, *p = c->route->pattern, *id = route_param(c, "id");
+	bool change = strcmp(m, "GET") != 0;
+	char type[64], details[192];
+	size_t n;
+
+	if (status < 400 || status == 401 || status == 429 || !c->who.role[0] || (!change && status != 403))
+		return;
+	if (id && (c->bad_param || !valid_resource_id(id, 128)))
+		id = NULL; /* not an id: not worth keeping, and maybe not text */
+	/* the resource type: the first segment after /api/v1/ */
+	p += strncmp(p, "/api/v1/", 8) == 0 ? 8 : 1;
+	n = strcspn(p, "/");
+	snprintf(type, sizeof type, "%.*s", (int)(n < sizeof type ? n : sizeof type - 1), p);
+	snprintf(details, sizeof details, "{\"method\":\"%s\",\"route\":\"%s\",\"status\":%d}", m,
+		 c->route->pattern, status);
+	audit_record(c->w, &(struct audit_entry){
+		.actor = c->who.key_id,
+		.actor_type = strcmp(c->who.role, "agent") == 0 ? "Agent" : "User",
+		.actor_role = c->who.role,
+		.action = status == 403 ? "request.denied" : "request.failed",
+		.resource_type = type,
+		.resource_id = id,
+		.request_id = c->req.reqid,
+		.source_address = c->req.client,
+		.outcome = status == 403 ? "denied" : "failure",
+		.body_sha256 = c->body_sha256,
+		.details = details,
+	});
+}
+
 void route_respond(struct route_call *c, int status, const char *content_type, const char *body,
 		   size_t len)
 {
@@ -194,6 +236,7 @@ void route_respond(struct route_call *c, int status, const char *content_type, c
 		return;
 	}
 	c->answered = true;
+	record_refusal(c, status);
 	if (!c->cancelled)
 		c->respond(c->ctx, status, content_type, body, len);
 	if (!c->dispatching)

@@ -591,7 +591,7 @@ void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out)
 
 void pg_result_describe(const PGresult *res, char *buf, size_t len)
 {
-	const char *state, *primary;
+	const char *state, *primary, *table;
 
 	if (!res) {
 		snprintf(buf, len, "no result");
@@ -603,5 +603,9 @@ void pg_result_describe(const PGresult *res, char *buf, size_t len)
 	}
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	snprintf(buf, len, "SQLSTATE %s: %s", state ? state : "?????", primary ? primary : "error");
+	table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+	/* the table tells a caller which part of a statement failed (the
+	 * api: a change, or its audit event) */
+	snprintf(buf, len, "SQLSTATE %s: %s%s%s%s", state ? state : "?????", primary ? primary : "error",
+		 table ? " (table " : "", table ? table : "", table ? ")" : "");
 }

@@ -1,0 +1,367 @@
+/*
+ * The inventory's actions beyond create/read/update/delete (docs/api.md):
+ *
+ *   POST   /api/v1/certificates/{id}/renew    a Renewal job              202
+ *   POST   /api/v1/certificates/{id}/revoke   {"reason": R}              200
+ *   POST   /api/v1/jobs/{id}/cancel                                      200
+ *   POST   /api/v1/notifications/{id}/read                               200
+ *   DELETE /api/v1/agents/{id}[?force=true&reason=...]  retire   200 / 204 / 409
+ *   POST   /api/v1/agents/{id}/heartbeat      the agent's metadata       200 / 410
+ *
+ * Each is one store operation (schema/store_ops.def, "inventory actions")
+ * that makes the change and its audit event in one statement and answers
+ * with a state the api maps to HTTP here.
+ */
+#include "actions.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "resource.h"
+#include "rest.h"
+#include "routes.h"
+#include "store_client.h"
+#include "validate.h"
+
+enum action { A_RENEW, A_REVOKE, A_CANCEL, A_READ, A_RETIRE, A_HEARTBEAT };
+
+static const char *const op_names[] = {"certificates.renew", "certificates.revoke", "jobs.cancel",
+				       "notifications.read", "agents.retire", "agents.heartbeat"};
+
+static void respond_json(struct route_call *c, int status, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if (text)
+		route_respond(c, status, "application/json", text, strlen(text));
+	else
+		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
+	free(text);
+	json_decref(j);
+}
+
+/* the reference's StatusResponse */
+static void respond_status(struct route_call *c, int status, const char *what)
+{
+	respond_json(c, status, json_pack("{s:s}", "status", what));
+}
+
+/* A retire refused because of what still depends on the agent: the
+ * problem members, and the reference's BlockedByDependenciesResponse. */
+static void respond_blocked(struct route_call *c, json_t *counts)
+{
+	static const char detail[] = "the agent still has active targets, certificates or pending jobs: "
+				     "retire with force=true and a reason to cascade";
+
+	respond_json(c, 409, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:s}", "type", "about:blank", "title",
+				       "Conflict", "status", 409, "detail", detail, "error",
+				       "blocked_by_dependencies", "message", detail, "counts", counts,
+				       "request_id", c->req.reqid));
+}
+
+static void on_store(const struct store_outcome *o, void *arg)
+{
+	struct route_call *c = arg;
+	enum action a = (enum action)(size_t)c->route->arg;
+	json_t *j, *counts;
+	const char *state;
+
+	if (o->error) {
+		rest_store_failed(c, o, false, op_names[a]);
+		return;
+	}
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	state = json_string_value(json_object_get(j, "state"));
+	counts = json_object_get(j, "counts");
+	if (!state) {
+		log_event(LOG_ERROR, c->req.reqid, NULL, "%s: an answer without a state", op_names[a]);
+		route_problem(c, 500, "Internal Server Error", NULL, NULL);
+	} else if (strcmp(state, "missing") == 0) {
+		route_problem(c, 404, "Not Found", NULL, NULL);
+	} else if (a == A_RENEW) {
+		const char *job = json_string_value(json_object_get(j, "job_id"));
+
+		if (strcmp(state, "done") == 0)
+			respond_json(c, 202, json_pack("{s:s, s:s?}", "status", "renewal triggered", "job_id", job));
+		else if (strcmp(state, "busy") == 0)
+			route_problem(c, 409, "Conflict", "an issuance or renewal of this certificate is under way", NULL);
+		else
+			route_problem(c, 409, "Conflict", "the certificate is archived or revoked", NULL);
+	} else if (a == A_REVOKE) {
+		if (strcmp(state, "done") == 0)
+			respond_status(c, 200, "revoked");
+		else
+			route_problem(c, 409, "Conflict", "the certificate is revoked or archived already", NULL);
+	} else if (a == A_CANCEL) {
+		char detail[96];
+
+		if (strcmp(state, "done") == 0) {
+			respond_status(c, 200, "cancelled");
+		} else {
+			snprintf(detail, sizeof detail, "the job has finished (%s)",
+				 json_string_value(json_object_get(j, "status")) ?: "?");
+			route_problem(c, 409, "Conflict", detail, NULL);
+		}
+	} else if (a == A_READ) {
+		respond_status(c, 200, "read");
+	} else if (a == A_RETIRE) {
+		if (strcmp(state, "already") == 0)
+			route_respond(c, 204, "application/json", "", 0); /* the reference: no body */
+		else if (strcmp(state, "blocked") == 0)
+			respond_blocked(c, counts);
+		else
+			respond_json(c, 200, json_pack("{s:O?, s:b, s:b, s:O}", "retired_at",
+						       json_object_get(j, "retired_at"), "already_retired", 0,
+						       "cascade", c->data != NULL, "counts", counts));
+	} else if (a == A_HEARTBEAT) {
+		if (strcmp(state, "retired") == 0)
+			route_problem(c, 410, "Gone", "the agent is retired: stop", NULL);
+		else
+			respond_status(c, 200, "ok");
+	}
+	json_decref(j);
+}
+
+static void call(struct route_call *c, const char **p, size_t n)
+{
+	enum action a = (enum action)(size_t)c->route->arg;
+
+	if (store_call(c->w, op_names[a], p, n, on_store, c) != 0)
+		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
+}
+
+/* the audit parameters after the operation's own */
+static size_t audit_params(struct route_call *c, const char **p, size_t n)
+{
+	p[n++] = c->who.key_id;
+	p[n++] = strcmp(c->who.role, "agent") == 0 ? "Agent" : "User";
+	p[n++] = c->who.role;
+	p[n++] = c->req.reqid;
+	p[n++] = c->req.client;
+	p[n++] = c->body_sha256;
+	return n;
+}
+
+/*
+ * RFC 5280 reason codes as the reference spells them (camelCase); also
+ * accepted in snake_case and UPPER_CASE ("key_compromise",
+ * "KEY_COMPROMISE"). Anything else is refused, never read as unspecified.
+ */
+static const char *revocation_reason(const char *in)
+{
+	static const char *const reasons[] = {"unspecified", "keyCompromise", "caCompromise", "affiliationChanged",
+					      "superseded", "cessationOfOperation", "certificateHold",
+					      "privilegeWithdrawn"};
+	char folded[64];
+	size_t n = 0;
+
+	for (const char *s = in; *s; s++) {
+		if (*s == '_')
+			continue;
+		if (n + 1 >= sizeof folded || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+			return NULL;
+		folded[n++] = (char)(*s | 0x20);
+	}
+	folded[n] = '\0';
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (strcasecmp(folded, reasons[i]) == 0)
+			return reasons[i];
+	return NULL;
+}
+
+/* a JSON object body with only the named members, or none at all */
+static json_t *small_body(struct route_call *c, const char *const *allowed, size_t n)
+{
+	json_t *j;
+	const char *k;
+	json_t *v;
+
+	if (!c->req.body_len)
+		return json_object();
+	if (!json_depth_ok((const char *)c->req.body, c->req.body_len, 4) ||
+	    !(j = json_loadb((const char *)c->req.body, c->req.body_len, JSON_REJECT_DUPLICATES, NULL)) ||
+	    !json_is_object(j)) {
+		route_problem(c, 400, "Bad Request", "the body must be a JSON object", NULL);
+		return NULL;
+	}
+	json_object_foreach(j, k, v) {
+		size_t i;
+
+		for (i = 0; i < n && strcmp(k, allowed[i]) != 0; i++)
+			;
+		if (i == n) {
+			char field[64];
+
+			snprintf(field, sizeof field, "%s", k);
+			route_problem(c, 400, "Bad Request", "unknown field", field);
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
+static bool id_ok(struct route_call *c)
+{
+	if (valid_resource_id(route_param(c, "id"), 128))
+		return true;
+	route_problem(c, 404, "Not Found", NULL, NULL);
+	return false;
+}
+
+static void simple(struct route_call *c)
+{
+	const char *p[8] = {route_param(c, "id")};
+
+	if (id_ok(c))
+		call(c, p, audit_params(c, p, 1));
+}
+
+static void revoke_certificate(struct route_call *c)
+{
+	static const char *const members[] = {"reason"};
+	const char *p[8] = {route_param(c, "id")}, *reason = "unspecified";
+	json_t *body, *r;
+
+	if (!id_ok(c) || !(body = small_body(c, members, 1)))
+		return;
+	r = json_object_get(body, "reason");
+	if (r && (!json_is_string(r) || !(reason = revocation_reason(json_string_value(r))))) {
+		route_problem(c, 400, "Bad Request",
+			      "reason: must be an RFC 5280 reason (unspecified, keyCompromise, caCompromise, "
+			      "affiliationChanged, superseded, cessationOfOperation, certificateHold, "
+			      "privilegeWithdrawn; also in snake_case or UPPER_CASE)", "reason");
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	p[1] = reason;
+	call(c, p, audit_params(c, p, 2));
+}
+
+static int unhex(char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* the value of one query parameter, percent-decoded into out; 0 absent,
+ * 1 found, -1 malformed or too long */
+static int query_value(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *q = query; q && *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : NULL) {
+		size_t o = 0;
+		const char *v;
+
+		if (strncmp(q, name, nlen) != 0 || q[nlen] != '=')
+			continue;
+		for (v = q + nlen + 1; *v && *v != '&'; v++) {
+			int ch = *v == '+' ? ' ' : (unsigned char)*v;
+
+			if (*v == '%') {
+				int hi = unhex(v[1]), lo = hi < 0 ? -1 : unhex(v[2]);
+
+				if (lo < 0 || (hi | lo) == 0)
+					return -1;
+				ch = hi << 4 | lo;
+				v += 2;
+			}
+			if (o + 1 >= cap)
+				return -1;
+			out[o++] = (char)ch;
+		}
+		out[o] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+/* valid UTF-8 without control characters: a reason goes to the audit trail */
+static bool utf8_text(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return j != NULL;
+}
+
+/*
+ * Retiring: `force` is true only for "true" or "1" (the reference reads a
+ * malformed value as false); with force a reason of 1 to 1024 characters
+ * is required. Other query parameters are refused.
+ */
+static void retire(struct route_call *c)
+{
+	char force[8] = "", reason[1025 * 4] = "";
+	const char *p[12] = {route_param(c, "id")};
+	int f, r;
+	bool forced;
+
+	if (!id_ok(c))
+		return;
+	for (const char *q = c->req.query; *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : "") {
+		if (strncmp(q, "force=", 6) != 0 && strncmp(q, "reason=", 7) != 0) {
+			route_problem(c, 400, "Bad Request", "unknown query parameter (force, reason)", NULL);
+			return;
+		}
+	}
+	f = query_value(c->req.query, "force", force, sizeof force);
+	r = query_value(c->req.query, "reason", reason, sizeof reason);
+	if (r < 0 || (r > 0 && (!*reason || !utf8_text(reason)))) {
+		route_problem(c, 400, "Bad Request", "reason: 1 to 1024 characters of text", "reason");
+		return;
+	}
+	forced = f > 0 && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
+	if (forced && !*reason) {
+		route_problem(c, 400, "Bad Request", "force=true needs a reason", "reason");
+		return;
+	}
+	c->data = forced ? c : NULL; /* for the answer's "cascade" */
+	p[1] = forced ? "true" : "false";
+	p[2] = forced ? reason : NULL;
+	call(c, p, audit_params(c, p, 3));
+}
+
+static void heartbeat(struct route_call *c)
+{
+	static const struct resource_def *body_def;
+	struct resource_error err;
+	const char *p[2] = {route_param(c, "id")};
+	char *meta;
+
+	if (!id_ok(c))
+		return;
+	if (!body_def)
+		body_def = resource_by_path("/api/v1/agents/{id}/heartbeat");
+	meta = c->req.body_len ? resource_check_body(body_def, (const char *)c->req.body, c->req.body_len, false, &err)
+			       : strdup("{}");
+	if (!meta) {
+		route_problem(c, 400, "Bad Request", err.msg, err.field);
+		return;
+	}
+	p[1] = meta;
+	call(c, p, 2);
+	free(meta);
+}
+
+static const struct route action_routes[] = {
+	{"POST", "/api/v1/certificates/{id}/renew", ROLES_MANAGE, 0, simple, (void *)A_RENEW},
+	{"POST", "/api/v1/certificates/{id}/revoke", ROLES_MANAGE, 0, revoke_certificate, (void *)A_REVOKE},
+	{"POST", "/api/v1/jobs/{id}/cancel", ROLES_MANAGE, 0, simple, (void *)A_CANCEL},
+	{"POST", "/api/v1/notifications/{id}/read", ROLES_MANAGE, 0, simple, (void *)A_READ},
+	{"DELETE", "/api/v1/agents/{id}", ROLES_MANAGE, 0, retire, (void *)A_RETIRE},
+	{"POST", "/api/v1/agents/{id}/heartbeat", ROLE_AGENT, ROUTE_OWN_AGENT, heartbeat, (void *)A_HEARTBEAT},
+};
+
+void actions_routes_init(void)
+{
+	routes_add(action_routes, sizeof action_routes / sizeof action_routes[0]);
+}
