@@ -25,6 +25,14 @@ const struct field_def *resource_field(const struct resource_def *r, const char 
 	return NULL;
 }
 
+bool resource_has_secrets(const struct resource_def *r)
+{
+	for (size_t i = 0; i < r->nfields; i++)
+		if (r->fields[i].flags & FIELD_SECRETS)
+			return true;
+	return false;
+}
+
 bool resource_enum_ok(const struct field_def *f, const char *s)
 {
 	size_t n = strlen(s);
@@ -271,6 +279,8 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 		return enum_ok(f, v, err, f->name);
 	case FT_KEY_RULES:
 		return key_rules_ok(f, v, err);
+	case FT_SEALED:
+		return false; /* never from a client (FIELD_INTERNAL) */
 	case FT_INET:
 	case FT_CIDR:
 		if (!json_is_string(v) || (f->type == FT_INET ? !valid_ip_address(json_string_value(v))
@@ -338,7 +348,7 @@ char *resource_check_body(const struct resource_def *r, const char *body, size_t
 	json_object_foreach(in, k, v) {
 		const struct field_def *f = resource_field(r, k);
 
-		if (!f) {
+		if (!f || (f->flags & FIELD_INTERNAL)) {
 			char name[64];
 
 			snprintf(name, sizeof name, "%s", k);
@@ -374,4 +384,82 @@ fail:
 	json_decref(out);
 	json_decref(in);
 	return text;
+}
+
+static bool secret_name(const char *name)
+{
+	static const char *const marks[] = {"secret", "password", "passphrase", "token", "hmac", "private_key",
+					    "privatekey", "api_key", "apikey", "credential"};
+	char low[256];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof low; i++)
+		low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] | 0x20 : name[i]);
+	low[i] = '\0';
+	for (i = 0; i < sizeof marks / sizeof marks[0]; i++)
+		if (strstr(low, marks[i]))
+			return true;
+	return false;
+}
+
+/* a secret-named member below the top level, or NULL */
+static const char *nested_secret(json_t *v, int depth)
+{
+	const char *k, *found;
+	json_t *m;
+	size_t i;
+
+	if (depth > RESOURCE_MAX_DEPTH)
+		return NULL;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m) {
+			if (secret_name(k))
+				return k;
+			if ((found = nested_secret(m, depth + 1)))
+				return found;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			if ((found = nested_secret(m, depth + 1)))
+				return found;
+	}
+	return NULL;
+}
+
+bool resource_split_secrets(const struct field_def *f, json_t *obj, json_t **secrets, bool *keeps,
+			    struct resource_error *err)
+{
+	const char *k, *deep;
+	json_t *v;
+
+	*secrets = NULL;
+	*keeps = false;
+	json_object_foreach(obj, k, v) {
+		if (!secret_name(k)) {
+			if ((deep = nested_secret(v, 1))) {
+				refuse(err, f->name, "%s.%.40s: secrets (%.40s) go at the top level of %s", f->name, k,
+				       deep, f->name);
+				goto fail;
+			}
+			continue;
+		}
+		if (!json_is_string(v)) {
+			refuse(err, f->name, "%s.%.60s: a secret must be a string", f->name, k);
+			goto fail;
+		}
+		if (!*secrets)
+			*secrets = json_object();
+		if (strcmp(json_string_value(v), RESOURCE_REDACTED) == 0)
+			*keeps = true;
+		json_object_set(*secrets, k, v);
+	}
+	if (*secrets) {
+		json_object_foreach(*secrets, k, v)
+			json_object_set_new(obj, k, json_string(RESOURCE_REDACTED));
+	}
+	return true;
+fail:
+	json_decref(*secrets);
+	*secrets = NULL;
+	return false;
 }

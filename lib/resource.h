@@ -22,6 +22,7 @@ enum field_type {
 	FT_INET,      /* an IP address */
 	FT_CIDR,      /* an IP network, address/prefix */
 	FT_REFS,      /* an array of ids of another resource */
+	FT_SEALED,    /* secrets sealed by the signer, hex on the way to the store */
 };
 enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD, FF_SAN };
 
@@ -31,6 +32,9 @@ enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD, FF_SAN };
 #define FIELD_SORT 8u     /* a sort key */
 #define FIELD_NOT_NULL 16u
 #define FIELD_HIDDEN 32u  /* not shown (a filter from the path) */
+#define FIELD_INTERNAL 64u /* set by the api only: refused on input, never shown */
+#define FIELD_SECRETS 128u /* an object whose secret members go sealed into the
+			    * resource's FT_SEALED field (resource_split_secrets) */
 
 /* verbs, bit i = i-th of list, get, create, update, delete */
 #define VERB_LIST 1u
@@ -64,6 +68,8 @@ extern const size_t resource_catalogue_len;
 
 const struct resource_def *resource_by_path(const char *path);
 const struct field_def *resource_field(const struct resource_def *r, const char *name);
+/* Whether r has a FIELD_SECRETS object (and so an FT_SEALED field). */
+bool resource_has_secrets(const struct resource_def *r);
 /* Whether s is one of f's enum values. */
 bool resource_enum_ok(const struct field_def *f, const char *s);
 
@@ -84,5 +90,19 @@ struct resource_error {
  */
 char *resource_check_body(const struct resource_def *r, const char *body, size_t len, bool create,
 			  struct resource_error *err);
+
+/*
+ * Secret members of a FIELD_SECRETS object: those whose name contains
+ * secret, password, passphrase, token, hmac, private_key, privatekey,
+ * api_key, apikey or credential (any case). They must be top-level members
+ * with string values. Moves them from obj into a new object *secrets
+ * (NULL when there are none) and leaves REDACTED in their place; returns
+ * false with err filled (field = the object's name) for a secret-named
+ * member deeper down or one that is not a string.
+ */
+#define RESOURCE_REDACTED "********"
+struct json_t;
+bool resource_split_secrets(const struct field_def *f, struct json_t *obj, struct json_t **secrets,
+			    bool *keeps, struct resource_error *err);
 
 #endif

@@ -33,7 +33,9 @@ Other resource keys: "list_where" (a condition on the rows a list shows,
 e.g. agents not retired), "read_roles" / "write_roles" (who may list/get
 and create/update/delete; default admin, operator, viewer / admin). Field
 keys beyond the catalogue's own: "column" (read from another column),
-"hidden" (filters but is not shown), "values" (of an enum), "link" (the
+"hidden" (filters but is not shown), "internal" (written by the api
+only, never shown), "secrets" (an object whose secret members the api
+seals into the resource's "sealed" field), "values" (of an enum), "link" (the
 table of a refs field). A resource's "fields" may name another resource
 to borrow its fields.
 
@@ -46,7 +48,7 @@ import re
 import sys
 
 TYPES = {"id", "string", "ref", "int", "bool", "timestamp", "object", "strings", "ints", "enum", "enums",
-         "map", "key_rules", "inet", "cidr", "refs"}
+         "map", "key_rules", "inet", "cidr", "refs", "sealed"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VERBS = ["list", "get", "create", "update", "delete"]
 ROLES = ["admin", "operator", "viewer", "agent"]  # bit order of ROLE_* (workers/api/routes.h)
@@ -72,6 +74,8 @@ def value_of(f, j):
         return "(%s->>'%s')::boolean" % (j, n)
     if t == "timestamp":
         return "(%s->>'%s')::timestamptz" % (j, n)
+    if t == "sealed":
+        return "decode(%s->>'%s', 'hex')" % (j, n)
     if t in ("inet", "cidr"):
         return "(%s->>'%s')::%s" % (j, n, t)
     if t in ("object", "map", "key_rules"):
@@ -115,6 +119,8 @@ def check(res):
             fail("%s.%s: an enum without values" % (res["name"], f["name"]))
         if f["type"] == "refs" and (f.get("filter") or f.get("sort") or f.get("server")):
             fail("%s.%s: a link list cannot filter, sort or be server-owned" % (res["name"], f["name"]))
+        if (f["type"] == "sealed") != bool(f.get("internal")) or (f.get("secrets") and f["type"] != "object"):
+            fail("%s.%s: sealed fields are internal, secrets live in objects" % (res["name"], f["name"]))
     if "id" not in seen and res.get("verbs", VERBS):
         fail("%s: no id field" % res["name"])
     for v in res.get("verbs", VERBS):
@@ -149,7 +155,7 @@ def link_list(f, j=None):
 def obj_of(res, j=None):
     parts = []
     for f in res["fields"]:
-        if f.get("hidden"):
+        if f.get("hidden") or f.get("internal"):
             continue
         parts.append("'%s', %s" % (f["name"], link_list(f, j) if f["type"] == "refs" else col(f)))
     return "json_build_object(%s)" % ", ".join(parts)
@@ -276,7 +282,7 @@ def without_audit(sql, nparams):
 FT = {"id": "FT_ID", "string": "FT_STRING", "ref": "FT_REF", "int": "FT_INT", "bool": "FT_BOOL",
       "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS", "ints": "FT_INTS",
       "enum": "FT_ENUM", "enums": "FT_ENUMS", "map": "FT_MAP", "key_rules": "FT_KEY_RULES",
-      "inet": "FT_INET", "cidr": "FT_CIDR", "refs": "FT_REFS"}
+      "inet": "FT_INET", "cidr": "FT_CIDR", "refs": "FT_REFS", "sealed": "FT_SEALED"}
 FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD", "san": "FF_SAN"}
 
 
@@ -294,7 +300,8 @@ def write_catalogue(out, resources):
                 fail("%s.%s: unknown format" % (res["name"], f["name"]))
             flags = [flag for key, flag in (("required", "FIELD_REQUIRED"), ("server", "FIELD_SERVER"),
                                             ("filter", "FIELD_FILTER"), ("sort", "FIELD_SORT"),
-                                            ("hidden", "FIELD_HIDDEN")) if f.get(key)]
+                                            ("hidden", "FIELD_HIDDEN"), ("internal", "FIELD_INTERNAL"),
+                                            ("secrets", "FIELD_SECRETS")) if f.get(key)]
             if "default" in f or f["type"] == "id":
                 flags.append("FIELD_NOT_NULL")
             values = c_string("|".join(f["values"])) if f.get("values") else "NULL"

@@ -152,6 +152,60 @@ def every_resource():
     check(call("GET", "/api/v1/agents/agent-other")[1]["retired_at"] is not None, "a retired agent by id")
 
 
+def sealed_plain(issuer_id):
+    """What an issuer's sealed secrets hold, opened with the signer's key."""
+    hexblob = psql(pg, "SELECT encode(secret_config, 'hex') FROM issuers WHERE id = '%s'" % issuer_id).strip()
+    if not hexblob:
+        return None
+    out = subprocess.run([os.path.join(BUILD, "tests", "secretbox_open"),
+                          os.path.join(cw.state, "signer", "secrets.key"), hexblob],
+                         capture_output=True, text=True, timeout=30)
+    check(out.returncode == 0, "the sealed secrets do not open: %s" % out.stderr)
+    return json.loads(out.stdout)
+
+
+def issuer_secrets():
+    """Secrets in an issuer's config are sealed by the signer before they
+    reach the store, shown redacted, kept when sent back redacted, replaced
+    when sent anew, and never written to a log or to the database in the
+    clear."""
+    s1, s2 = "hmac-" + os.urandom(12).hex(), "tok-" + os.urandom(12).hex()
+    code, i = call("POST", "/api/v1/issuers", "admin", {"name": "acme-eab", "type": "ACME", "config": {
+        "directory_url": "https://acme.example/dir", "eab_kid": "kid-1", "eab_hmac_key": s1, "api_token": s2}})
+    check(code == 201 and i["config"] == {"directory_url": "https://acme.example/dir", "eab_kid": "kid-1",
+                                          "eab_hmac_key": "********", "api_token": "********"}, "create: %r" % i)
+    check("secret_config" not in i, "the sealed field is shown")
+    check(call("GET", "/api/v1/issuers/" + i["id"], "viewer")[1] == i, "get differs")
+    check(s1 not in psql(pg, "SELECT config::text || encode(secret_config, 'escape') FROM issuers"), "in the clear")
+    check(sealed_plain(i["id"]) == {"eab_hmac_key": s1, "api_token": s2}, "sealed: %r" % sealed_plain(i["id"]))
+    # sent back as read, with one change: the secrets stay
+    cfg = dict(i["config"], eab_kid="kid-2")
+    code, u = call("PUT", "/api/v1/issuers/" + i["id"], "admin", {"config": cfg})
+    check(code == 200 and u["config"]["eab_kid"] == "kid-2" and u["config"]["eab_hmac_key"] == "********", "%r" % u)
+    check(sealed_plain(i["id"]) == {"eab_hmac_key": s1, "api_token": s2}, "kept secrets changed")
+    # one replaced, one dropped
+    code, u = call("PUT", "/api/v1/issuers/" + i["id"], "admin", {"config": {"eab_hmac_key": s2}})
+    check(code == 200 and u["config"] == {"eab_hmac_key": "********"}, "replace: %r" % u)
+    check(sealed_plain(i["id"]) == {"eab_hmac_key": s2}, "replaced secrets: %r" % sealed_plain(i["id"]))
+    check(call("PUT", "/api/v1/issuers/" + i["id"], "admin", {"enabled": False})[0] == 200 and
+          sealed_plain(i["id"]) == {"eab_hmac_key": s2}, "an update without config touched the secrets")
+    code, u = call("PUT", "/api/v1/issuers/" + i["id"], "admin", {"config": {"directory_url": "https://x.example/"}})
+    check(code == 200 and sealed_plain(i["id"]) is None, "secrets left after a config without any")
+    for body, what in (({"name": "k", "type": "ACME", "config": {"password": "********"}}, "nothing to keep"),
+                       ({"name": "k", "type": "ACME", "config": {"eab": {"hmac_key": "x"}}}, "nested secret"),
+                       ({"name": "k", "type": "ACME", "config": {"token": 5}}, "a secret that is no string")):
+        code, e = call("POST", "/api/v1/issuers", "admin", body)
+        check(code == 400 and e.get("field") == "config", "%s: %r" % (what, (code, e)))
+    code, e = call("PUT", "/api/v1/issuers/" + i["id"], "admin", {"config": {"api_token": "********"}})
+    check(code == 400 and "no stored value" in e["detail"], "keeping what is not there: %r" % ((code, e),))
+    check(call("POST", "/api/v1/issuers", "admin", {"name": "k", "type": "ACME", "secret_config": "00"})[0] == 400,
+          "the sealed field from a client")
+    for name in os.listdir(cw.logs):
+        with open(os.path.join(cw.logs, name), errors="replace") as f:
+            text = f.read()
+        check(s1 not in text and s2 not in text, "a secret in %s" % name)
+
+
 def bad_input():
     """Every class of bad input gets 400 naming the field (422 for a
     reference to nothing, 409 for a taken name), and nothing is written."""
@@ -449,6 +503,7 @@ try:
     case(setup_keys)
     case(every_resource)
     case(bad_input)
+    case(issuer_secrets)
     case(roles_on_every_route)
     case(actions)
     case(pagination_edges)

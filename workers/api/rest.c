@@ -2,13 +2,17 @@
 #include "rest.h"
 
 #include <errno.h>
+#include <openssl/mem.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "codec.h"
 #include "log.h"
+#include "util.h"
 #include "resource.h"
 #include "routes.h"
 #include "store_client.h"
@@ -32,12 +36,33 @@ struct rest_call {
 	char page[12], per_page[12], sort[64];
 	int descending;
 	bool unaudited; /* audit.failure_mode fail_open: the change without its event */
+	/* a resource with secrets (issuers' config): the body as JSON, and
+	 * the secret members on their way to the signer */
+	json_t *doc, *secrets;
+	const struct field_def *secrets_field, *sealed_field;
 };
+
+static void forget_secrets(struct rest_call *c)
+{
+	if (c->secrets) {
+		const char *k;
+		json_t *v;
+
+		/* clear the values in jansson's own buffers before they are freed */
+		json_object_foreach(c->secrets, k, v)
+			if (json_is_string(v))
+				OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+		json_decref(c->secrets);
+		c->secrets = NULL;
+	}
+}
 
 static void call_free(struct rest_call *c)
 {
 	free(c->canonical);
 	free(c->filters);
+	forget_secrets(c);
+	json_decref(c->doc);
 	free(c);
 }
 
@@ -313,6 +338,152 @@ bad:
 	return false;
 }
 
+/* ---- secrets at rest (lib/secretbox.h): the api splits them off, the
+ * signer seals them, the store keeps the blob ---- */
+
+/* the body with the sealed blob (hex) or NULL in place: on to the store */
+static void store_with_sealed(struct rest_call *c, const char *hex)
+{
+	json_object_set_new(c->doc, c->sealed_field->name, hex ? json_string(hex) : json_null());
+	OPENSSL_cleanse(c->canonical, strlen(c->canonical)); /* it held the secrets in the clear */
+	free(c->canonical);
+	c->canonical = json_dumps(c->doc, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!c->canonical) {
+		fail(c, 503, "Service Unavailable", "out of memory", NULL);
+		return;
+	}
+	call_store(c);
+}
+
+static void on_sealed(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct rest_call *c = arg;
+	char *hex;
+
+	if (fd >= 0)
+		close(fd);
+	forget_secrets(c);
+	if (status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EINVAL) {
+		char detail[200];
+
+		snprintf(detail, sizeof detail, "%s: %.150s", c->secrets_field->name, m->u.error.message);
+		fail(c, 400, "Bad Request", detail, c->secrets_field->name);
+		return;
+	}
+	if (status != 0 || !m || m->type != IPC_T_SECRET_SEALED) {
+		fail(c, 503, "Service Unavailable", "the signer cannot seal secrets now", NULL);
+		return;
+	}
+	hex = malloc(m->u.secret_sealed.sealed.len * 2 + 1);
+	if (!hex) {
+		fail(c, 503, "Service Unavailable", "out of memory", NULL);
+		return;
+	}
+	hex_encode(m->u.secret_sealed.sealed.ptr, m->u.secret_sealed.sealed.len, hex);
+	store_with_sealed(c, hex);
+	free(hex);
+}
+
+static void seal(struct rest_call *c, const uint8_t *old, size_t old_len)
+{
+	struct ipc_msg m = {.type = IPC_T_SECRET_SEAL};
+	char *text = json_dumps(c->secrets, JSON_COMPACT);
+	struct ipc_channel *ch = worker_peer(c->rc->w, IPC_ROLE_SIGNER);
+	int rc;
+
+	if (!text) {
+		fail(c, 503, "Service Unavailable", "out of memory", NULL);
+		return;
+	}
+	m.u.secret_seal.old.ptr = old;
+	m.u.secret_seal.old.len = (uint32_t)old_len;
+	m.u.secret_seal.secrets.ptr = (const uint8_t *)text;
+	m.u.secret_seal.secrets.len = (uint32_t)strlen(text);
+	rc = ch ? ipc_request(ch, &m, -1, worker_ipc_timeout_ms(c->rc->w), on_sealed, c) : -1;
+	OPENSSL_cleanse(text, strlen(text));
+	free(text);
+	if (rc != 0)
+		fail(c, 503, "Service Unavailable", "the signer cannot seal secrets now", NULL);
+}
+
+/* an update keeping some secrets: the blob stored now, for the signer */
+static void on_old_secrets(const struct store_outcome *o, void *arg)
+{
+	struct rest_call *c = arg;
+	json_t *j;
+	const char *hex;
+	uint8_t *old;
+	size_t n;
+
+	if (o->error) {
+		rest_store_failed(c->rc, o, false, "issuers.secret_get");
+		forget_secrets(c);
+		call_free(c);
+		return;
+	}
+	if (o->status == STORE_NO_ROW) {
+		fail(c, 404, "Not Found", NULL, NULL);
+		return;
+	}
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	hex = json_string_value(json_object_get(j, "sealed"));
+	n = hex ? strlen(hex) / 2 : 0;
+	old = malloc(n + 1);
+	if (!old || (hex && hex_decode(hex, old, n) != 0)) {
+		json_decref(j);
+		free(old);
+		fail(c, 500, "Internal Server Error", "the stored secrets are malformed", NULL);
+		return;
+	}
+	json_decref(j);
+	seal(c, old, n);
+	free(old);
+}
+
+/* Create/update of a resource with a FIELD_SECRETS object: its secret
+ * members go sealed into the FT_SEALED field, shown redacted. An update
+ * without the object leaves both as they are. */
+static void with_secrets(struct rest_call *c)
+{
+	struct resource_error err = {"", ""};
+	json_t *obj;
+	bool keeps;
+
+	for (size_t i = 0; i < c->res->nfields; i++) {
+		if (c->res->fields[i].flags & FIELD_SECRETS)
+			c->secrets_field = &c->res->fields[i];
+		if (c->res->fields[i].type == FT_SEALED)
+			c->sealed_field = &c->res->fields[i];
+	}
+	c->doc = json_loads(c->canonical, 0, NULL);
+	obj = c->doc ? json_object_get(c->doc, c->secrets_field->name) : NULL;
+	if (!json_is_object(obj)) {
+		if (!c->doc || c->verb == V_CREATE)
+			store_with_sealed(c, NULL);
+		else
+			call_store(c); /* config not sent: secrets untouched */
+		return;
+	}
+	if (!resource_split_secrets(c->secrets_field, obj, &c->secrets, &keeps, &err)) {
+		fail(c, 400, "Bad Request", err.msg, err.field);
+		return;
+	}
+	if (!c->secrets) {
+		store_with_sealed(c, NULL);
+	} else if (keeps && c->verb == V_UPDATE) {
+		const char *p[1] = {c->id};
+		char op[96];
+
+		snprintf(op, sizeof op, "%s.secret_get", c->res->name);
+		if (store_call(c->rc->w, op, p, 1, on_old_secrets, c) != 0) {
+			forget_secrets(c);
+			fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);
+		}
+	} else {
+		seal(c, NULL, 0);
+	}
+}
+
 /* One REST route: the verb follows from the method and whether the
  * pattern ends in {id}; the caller is authenticated and allowed. */
 static void rest_handle(struct route_call *rc)
@@ -346,6 +517,10 @@ static void rest_handle(struct route_call *rc)
 						   c->verb == V_CREATE, &err);
 		if (!c->canonical) {
 			fail(c, 400, "Bad Request", err.msg, err.field);
+			return;
+		}
+		if (resource_has_secrets(c->res)) {
+			with_secrets(c);
 			return;
 		}
 	}

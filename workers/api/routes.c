@@ -185,6 +185,9 @@ const char *handler_route(const char *path)
 
 static void call_free(struct route_call *c)
 {
+	/* a body may have carried secrets (an issuer's credentials) */
+	if (c->copy)
+		OPENSSL_cleanse(c->copy, c->copy_len);
 	free(c->copy);
 	free(c);
 }
@@ -316,6 +319,7 @@ static bool copy_request(struct route_call *c, const struct api_request *req)
 		total += (len[i] = strlen(s[i])) + 1;
 	if (!(p = c->copy = malloc(total)))
 		return false;
+	c->copy_len = total;
 	for (size_t i = 0; i < 5; i++) {
 		memcpy(p, s[i], len[i] + 1);
 		s[i] = p;

@@ -71,6 +71,7 @@ struct route_call {
 	struct auth_req *auth;
 	bool cancelled, answered, dispatching, bad_param;
 	char *copy; /* backing store of req's strings */
+	size_t copy_len;
 };
 
 /* Registers routes (at most a fixed number; returns -1 beyond it). */

@@ -10,6 +10,8 @@
 #include "codec.h"
 #include "harden.h"
 #include "log.h"
+#include "secretbox.h"
+#include "secrets.h"
 #include "tlskey.h"
 #include "worker.h"
 
@@ -58,6 +60,8 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	signer.key_dir_fd = open_key_dir(dir);
 	if (signer.key_dir_fd < 0)
 		return -1;
+	if (secrets_init(signer.key_dir_fd) != 0)
+		return -1;
 	signer.api_key = tls_key_open(section, dir, cfg_str(section, "signer", "cert_dir"));
 	return signer.api_key ? 0 : -1;
 }
@@ -99,6 +103,25 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		ipc_reply(from, m, &r);
 		return;
 	}
+	case IPC_T_SECRET_SEAL: {
+		uint8_t sealed[SECRETBOX_MAX_PLAIN + SECRETBOX_OVERHEAD];
+		char why[160];
+		long n = secrets_seal(m->u.secret_seal.old.ptr, m->u.secret_seal.old.len,
+				      m->u.secret_seal.secrets.ptr, m->u.secret_seal.secrets.len, sealed,
+				      sizeof sealed, why, sizeof why);
+
+		if (n < 0) {
+			log_event(LOG_WARN, NULL, NULL, "refused to seal secrets for %s: %s",
+				  ipc_channel_peer(from), why);
+			ipc_reply_error(from, m, EINVAL, why);
+			return;
+		}
+		r.type = IPC_T_SECRET_SEALED;
+		r.u.secret_sealed.sealed.ptr = sealed;
+		r.u.secret_sealed.sealed.len = (uint32_t)n;
+		ipc_reply(from, m, &r);
+		return;
+	}
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
 	}
@@ -118,6 +141,7 @@ static void signer_stop(struct worker *w)
 	signer.key_dir_fd = -1;
 	tls_key_free(signer.api_key);
 	signer.api_key = NULL;
+	secrets_stop();
 }
 
 static const struct worker_ops ops = {
