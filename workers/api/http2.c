@@ -248,6 +248,17 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		free(st->full_path);
 		if (!(st->full_path = strndup((const char *)value, vlen)))
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	} else if (nlen == 14 && memcmp(name, "content-length", 14) == 0) {
+		/* a body announced over the limit is refused at once, as HTTP/1.1
+		 * does, rather than after it has all arrived (nghttp2 checks
+		 * that the DATA frames match the announced length) */
+		unsigned long long n = 0;
+		size_t i;
+
+		for (i = 0; i < vlen && i < 20 && value[i] >= '0' && value[i] <= '9'; i++)
+			n = n * 10 + (value[i] - '0');
+		if (vlen > 0 && (i == 20 || n > l->max_body) && !st->error)
+			st->error = 413;
 	} else if (nlen == 13 && memcmp(name, "authorization", 13) == 0 && !st->authorization) {
 		/* bounded by max_header_bytes above */
 		if (!(st->authorization = strndup((const char *)value, vlen)))
@@ -287,10 +298,16 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	struct h2stream *st;
 
+	st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	/* too large a body announced: answered now; the DATA that follows is
+	 * dropped, and nghttp2 resets the stream once the answer is out */
+	if (f->hd.type == NGHTTP2_HEADERS && st && st->receiving && st->error == 413) {
+		request_complete(st);
+		return 0;
+	}
 	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
 	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
-	st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (st && st->receiving)
 		request_complete(st);
 	return 0;
