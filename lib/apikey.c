@@ -55,6 +55,28 @@ bool apikey_generate(struct apikey *key, uint8_t salt[APIKEY_SALT_BYTES],
 	return true;
 }
 
+bool apikey_make(struct apikey_made *out)
+{
+	uint8_t salt[APIKEY_SALT_BYTES], hash[32];
+	bool ok = apikey_generate(&out->key, salt, out->text);
+
+	if (ok) {
+		apikey_hash(salt, sizeof salt, &out->key, hash);
+		hex_encode(salt, sizeof salt, out->salt_hex);
+		hex_encode(hash, sizeof hash, out->hash_hex);
+	} else {
+		apikey_made_clear(out);
+	}
+	OPENSSL_cleanse(salt, sizeof salt);
+	OPENSSL_cleanse(hash, sizeof hash);
+	return ok;
+}
+
+void apikey_made_clear(struct apikey_made *m)
+{
+	OPENSSL_cleanse(m, sizeof *m);
+}
+
 void apikey_hash(const uint8_t *salt, size_t salt_len, const struct apikey *key, uint8_t out[32])
 {
 	SHA256_CTX c;

@@ -31,6 +31,20 @@ bool apikey_parse(const char *text, size_t len, struct apikey *out);
 bool apikey_generate(struct apikey *key, uint8_t salt[APIKEY_SALT_BYTES],
 		     char text[APIKEY_TEXT_LEN + 1]);
 
+/* A new key as the store records it: the presentable text (shown once),
+ * and the hex of a fresh salt and of SHA-256(salt || secret). */
+struct apikey_made {
+	struct apikey key;
+	char text[APIKEY_TEXT_LEN + 1];
+	char salt_hex[2 * APIKEY_SALT_BYTES + 1];
+	char hash_hex[65];
+};
+
+/* Returns false if no randomness was available (then nothing is kept). */
+bool apikey_make(struct apikey_made *out);
+/* Wipes all of it. */
+void apikey_made_clear(struct apikey_made *m);
+
 /* SHA-256(salt || secret). */
 void apikey_hash(const uint8_t *salt, size_t salt_len, const struct apikey *key, uint8_t out[32]);
 

@@ -29,8 +29,7 @@ static struct {
 	unsigned generation; /* of the store process asked */
 	uint64_t retry_ms;
 	uv_timer_t timer;
-	struct apikey key;
-	char text[APIKEY_TEXT_LEN + 1];
+	struct apikey_made made;
 } B;
 
 static void ask(void);
@@ -42,8 +41,7 @@ static void key_path(char *out, size_t len)
 
 static void forget_key(void)
 {
-	apikey_clear(&B.key);
-	explicit_bzero(B.text, sizeof B.text);
+	apikey_made_clear(&B.made);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -67,14 +65,14 @@ static void write_key(void)
 
 	key_path(path, sizeof path);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, B.text, strlen(B.text)) != (ssize_t)strlen(B.text) ||
+	if (fd < 0 || write(fd, B.made.text, strlen(B.made.text)) != (ssize_t)strlen(B.made.text) ||
 	    write(fd, "\n", 1) != 1) {
 		log_error("bootstrap admin API key %s was recorded but cannot be written to %s (%s): "
-			  "revoke it and make another with certward apikey create", B.key.prefix, path,
+			  "revoke it and make another with certward apikey create", B.made.key.prefix, path,
 			  strerror(errno));
 	} else {
 		log_info("bootstrap admin API key %s written to %s (mode 0600): keep it safe, then "
-			 "delete the file", B.key.prefix, path);
+			 "delete the file", B.made.key.prefix, path);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -117,8 +115,7 @@ static void on_reply(int status, struct ipc_msg *m, int fd, void *arg)
 static void ask(void)
 {
 	struct slot *store = NULL;
-	char salt_hex[2 * APIKEY_SALT_BYTES + 1], hash_hex[65];
-	uint8_t salt[APIKEY_SALT_BYTES], hash[32], *buf = NULL;
+	uint8_t *buf = NULL;
 	size_t len;
 	const char *params[4];
 	struct ipc_msg m = {.type = IPC_T_STORE_CALL};
@@ -131,18 +128,14 @@ static void ask(void)
 			store = &M.slots[i];
 	if (!store)
 		return; /* asked again when the store is ready */
-	if (!apikey_generate(&B.key, salt, B.text)) {
+	if (!apikey_make(&B.made)) {
 		log_error("no randomness for the bootstrap admin API key");
 		return;
 	}
-	apikey_hash(salt, sizeof salt, &B.key, hash);
-	hex_encode(salt, sizeof salt, salt_hex);
-	hex_encode(hash, sizeof hash, hash_hex);
-	explicit_bzero(hash, sizeof hash);
 	params[0] = "bootstrap-admin";
-	params[1] = salt_hex;
-	params[2] = hash_hex;
-	params[3] = B.key.prefix;
+	params[1] = B.made.salt_hex;
+	params[2] = B.made.hash_hex;
+	params[3] = B.made.key.prefix;
 	if (store_params_encode(params, 4, &buf, &len) != 0) {
 		forget_key();
 		return;

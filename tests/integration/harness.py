@@ -273,6 +273,15 @@ class Cases:
         self.failed += 1
         log("FAIL " + msg)
 
+    def stop_clean(self, cw):
+        """Stops cw; a non-zero exit or a sanitizer report is a failure."""
+        rc = cw.stop()
+        if rc != 0:
+            self.fail("certwardd exit status %r" % rc)
+        reports = sanitizer_reports(cw.logs)
+        if reports:
+            self.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
+
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))
         sys.exit(1 if self.failed else 0)

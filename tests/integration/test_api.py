@@ -17,7 +17,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import psql as harness_psql, make_key as harness_make_key
-from harness import (AS_ROOT, Cases, free_port, sanitizer_reports, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
+from harness import (AS_ROOT, Cases, free_port, teardown, Certward, Postgres, check, log, make_root, remove_root, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -764,12 +764,7 @@ try:
     case(connection_limit)
     case(two_api_processes_share_the_port)
     case(tls12_when_configured)
-    rc = cw.stop()
-    if rc != 0:
-        RUN.fail("certwardd exit status %r" % rc)
-    reports = sanitizer_reports(cw.logs)
-    if reports:
-        RUN.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
+    RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)
 RUN.finish()

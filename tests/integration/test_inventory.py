@@ -11,8 +11,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Api, Cases, Certward, Postgres, check, make_key, make_root, psql,
-                     sanitizer_reports, teardown, wait_for)
+from harness import (BUILD, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
+                     wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -509,12 +509,7 @@ try:
     case(pagination_edges)
     case(pages_and_sorting)
     case(concurrent_updates)
-    rc = cw.stop()
-    if rc != 0:
-        RUN.fail("certwardd exit status %r" % rc)
-    reports = sanitizer_reports(cw.logs)
-    if reports:
-        RUN.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
+    RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)
 RUN.finish()

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "apikey.h"
+#include "util.h"
 
 static const char good[] = "cw_0123456789ab_"
 			   "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -81,4 +82,27 @@ Test(apikey, hash_and_match)
 	salt[15] ^= 0x80;
 	cr_expect(!apikey_matches(salt, sizeof salt, &k, h), "one bit of the salt");
 	apikey_clear(&k);
+}
+
+/* what the store records of a made key: the text parses, and the hex salt
+ * and hash check against it */
+Test(apikey, made_key_matches_its_record)
+{
+	struct apikey_made m;
+	struct apikey back;
+	uint8_t salt[APIKEY_SALT_BYTES], hash[32];
+	static const uint8_t zero[sizeof m] = {0};
+
+	cr_assert(apikey_make(&m));
+	cr_assert(apikey_parse(m.text, strlen(m.text), &back));
+	cr_expect_str_eq(back.prefix, m.key.prefix);
+	cr_expect_eq(strlen(m.salt_hex), 2 * APIKEY_SALT_BYTES);
+	cr_expect_eq(strlen(m.hash_hex), 64);
+	cr_assert_eq(hex_decode(m.salt_hex, salt, sizeof salt), 0);
+	cr_assert_eq(hex_decode(m.hash_hex, hash, sizeof hash), 0);
+	cr_expect(apikey_matches(salt, sizeof salt, &back, hash));
+	back.secret[0] ^= 1;
+	cr_expect(!apikey_matches(salt, sizeof salt, &back, hash));
+	apikey_made_clear(&m);
+	cr_expect(memcmp(&m, zero, sizeof m) == 0, "not wiped");
 }

@@ -9,10 +9,13 @@
 
 #include "apikey.h"
 #include "log.h"
+#include "metrics.h"
 #include "store_client.h"
 #include "util.h"
 
 #define LIMITER_SLOTS 1024
+#define CACHE_BUCKETS 8192 /* power of two, twice AUTH_CACHE_KEYS */
+#define TOUCH_BATCH 256    /* ids per apikeys.touch: 256 * 131 bytes stays under a call's 64 KiB */
 
 /* failures per client address, in a fixed table: a busy or hostile
  * population of addresses evicts older entries, never grows memory */
@@ -26,10 +29,43 @@ static struct failures limiter[LIMITER_SLOTS];
 static unsigned failure_limit = 10;
 static uint64_t failure_window_ms = 60000;
 
+/* A key this process verified: what the store holds, never the secret. */
+struct cached_key {
+	char prefix[APIKEY_PREFIX_LEN + 1]; /* "" while the slot is free */
+	uint8_t salt[64];
+	size_t salt_len;
+	uint8_t hash[32];
+	char role[16];
+	char key_id[129];
+	char agent_id[129];
+	bool expires;
+	uint64_t expires_at_ms; /* on now_ms()'s clock */
+	uint64_t touched_ms;    /* when last_used_at was last asked for; 0 never */
+	unsigned next;          /* the next entry of its bucket, index + 1; 0 ends */
+};
+
+static struct {
+	struct worker *w;
+	struct cached_key slot[AUTH_CACHE_KEYS];
+	unsigned bucket[CACHE_BUCKETS]; /* first entry, index + 1; 0 empty */
+	unsigned oldest;                /* slots are taken in turn: the next one holds the oldest */
+	unsigned used;
+	int64_t version;                /* of api_keys, as last seen */
+	bool version_known;
+	uint64_t confirmed_ms;          /* when the store last told it */
+	bool stale_logged;
+	bool polling, touching, timer_on;
+	uv_timer_t timer;
+	char touch[TOUCH_BATCH][129];   /* key ids whose last_used_at is due */
+	size_t ntouch;
+} cache;
+
 struct auth_req {
+	struct worker *w;
 	struct apikey key;
 	char client[64];
 	char reqid[17];
+	uint64_t asked_ms;
 	auth_cb cb;
 	void *arg;
 	int cancelled;
@@ -41,13 +77,219 @@ void auth_configure(const struct cfg *section)
 	failure_window_ms = cfg_duration_ms(section, "api", "auth_failure_window");
 }
 
-static struct failures *slot_of(const char *client)
+static uint32_t fnv1a(const char *s)
 {
 	uint32_t h = 2166136261u;
 
-	for (const char *p = client; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return &limiter[h % LIMITER_SLOTS];
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static void count(const char *name, double v)
+{
+	metrics_add(worker_metrics(cache.w), name, NULL, v);
+}
+
+/* ---- the key cache ---- */
+
+static unsigned *bucket_of(const char *prefix)
+{
+	return &cache.bucket[fnv1a(prefix) & (CACHE_BUCKETS - 1)];
+}
+
+static struct cached_key *cache_find(const char *prefix)
+{
+	for (unsigned i = *bucket_of(prefix); i; i = cache.slot[i - 1].next)
+		if (strcmp(cache.slot[i - 1].prefix, prefix) == 0)
+			return &cache.slot[i - 1];
+	return NULL;
+}
+
+static void cache_drop(struct cached_key *e)
+{
+	unsigned idx = (unsigned)(e - cache.slot) + 1, *p = bucket_of(e->prefix);
+
+	while (*p && *p != idx)
+		p = &cache.slot[*p - 1].next;
+	if (*p)
+		*p = e->next;
+	memset(e, 0, sizeof *e);
+	cache.used--;
+}
+
+static void cache_gauge(void)
+{
+	metrics_set(worker_metrics(cache.w), "api_key_cache_entries", NULL, cache.used);
+}
+
+static void cache_flush(void)
+{
+	memset(cache.slot, 0, sizeof cache.slot);
+	memset(cache.bucket, 0, sizeof cache.bucket);
+	cache.used = cache.oldest = 0;
+	count("api_key_cache_flushes_total", 1);
+	cache_gauge();
+}
+
+/* Whether cached keys may be used: the store told the version lately. */
+static bool cache_trusted(void)
+{
+	if (!cache.version_known)
+		return false;
+	if (now_ms() - cache.confirmed_ms <= AUTH_STALE_MS)
+		return true;
+	if (!cache.stale_logged) {
+		cache.stale_logged = true;
+		log_warn("API key changes unknown for %d s: cached keys are no longer used until the store answers",
+			 AUTH_STALE_MS / 1000);
+	}
+	return false;
+}
+
+static void version_seen(int64_t v)
+{
+	if (cache.version_known && v != cache.version) {
+		cache_flush();
+		log_debug("API keys changed (version %lld): cache emptied", (long long)v);
+	}
+	if (cache.stale_logged)
+		log_info("the store answers again: cached API keys are used again");
+	cache.version = v;
+	cache.version_known = true;
+	cache.confirmed_ms = now_ms();
+	cache.stale_logged = false;
+}
+
+static struct cached_key *cache_put(const char *prefix, const uint8_t *salt, size_t salt_len,
+				    const uint8_t hash[32], const char *role, const char *id,
+				    const char *agent, bool expires, uint64_t expires_at_ms)
+{
+	struct cached_key *e = cache_find(prefix);
+
+	if (!e) {
+		unsigned *b = bucket_of(prefix);
+
+		e = &cache.slot[cache.oldest];
+		cache.oldest = (cache.oldest + 1) % AUTH_CACHE_KEYS;
+		if (e->prefix[0]) {
+			cache_drop(e);
+			count("api_key_cache_evictions_total", 1);
+		}
+		snprintf(e->prefix, sizeof e->prefix, "%s", prefix);
+		e->next = *b;
+		*b = (unsigned)(e - cache.slot) + 1;
+		cache.used++;
+		cache_gauge();
+	}
+	memcpy(e->salt, salt, salt_len);
+	e->salt_len = salt_len;
+	memcpy(e->hash, hash, 32);
+	snprintf(e->role, sizeof e->role, "%s", role);
+	snprintf(e->key_id, sizeof e->key_id, "%s", id);
+	snprintf(e->agent_id, sizeof e->agent_id, "%s", agent);
+	e->expires = expires;
+	e->expires_at_ms = expires_at_ms;
+	return e;
+}
+
+/* ---- last_used_at, in batches ---- */
+
+static void touch_queue(const char *key_id)
+{
+	for (size_t i = 0; i < cache.ntouch; i++)
+		if (strcmp(cache.touch[i], key_id) == 0)
+			return;
+	if (cache.ntouch < TOUCH_BATCH)
+		snprintf(cache.touch[cache.ntouch++], sizeof cache.touch[0], "%s", key_id);
+}
+
+/* A cached key is queued at most once a minute. */
+static void touch_due(struct cached_key *e)
+{
+	uint64_t now = now_ms();
+
+	if (e->touched_ms && now - e->touched_ms < AUTH_TOUCH_MS)
+		return;
+	e->touched_ms = now;
+	touch_queue(e->key_id);
+}
+
+static void on_touched(const struct store_outcome *o, void *arg)
+{
+	cache.touching = false;
+	if (o->error)
+		log_debug("last_used_at not recorded: %s", o->message);
+}
+
+static void touch_send(void)
+{
+	json_t *ids;
+	char *text;
+	const char *p[1];
+
+	if (cache.touching || cache.ntouch == 0 || !(ids = json_array()))
+		return;
+	for (size_t i = 0; i < cache.ntouch; i++)
+		json_array_append_new(ids, json_string(cache.touch[i]));
+	text = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	p[0] = text;
+	if (text && store_call(cache.w, "apikeys.touch", p, 1, on_touched, NULL) == 0) {
+		cache.touching = true;
+		cache.ntouch = 0;
+	}
+	free(text);
+}
+
+/* ---- the change poll ---- */
+
+static void on_version(const struct store_outcome *o, void *arg)
+{
+	json_t *v;
+
+	cache.polling = false;
+	if (o->error)
+		return; /* confirmed_ms ages: past AUTH_STALE_MS the cache is not used */
+	v = json_loadb((const char *)o->json, o->json_len, JSON_DECODE_ANY, NULL);
+	if (json_is_integer(v))
+		version_seen(json_integer_value(v));
+	json_decref(v);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	if (!cache.polling && store_call(cache.w, "apikeys.version", NULL, 0, on_version, NULL) == 0)
+		cache.polling = true;
+	touch_send();
+}
+
+void auth_start(struct worker *w)
+{
+	cache.w = w;
+	if (cache.timer_on)
+		return;
+	uv_timer_init(worker_loop(w), &cache.timer);
+	uv_unref((uv_handle_t *)&cache.timer);
+	uv_timer_start(&cache.timer, on_tick, AUTH_POLL_MS, AUTH_POLL_MS);
+	cache.timer_on = true;
+	cache_gauge();
+}
+
+void auth_stop(void)
+{
+	if (!cache.timer_on)
+		return;
+	uv_timer_stop(&cache.timer);
+	uv_close((uv_handle_t *)&cache.timer, NULL);
+	cache.timer_on = false;
+}
+
+/* ---- failures ---- */
+
+static struct failures *slot_of(const char *client)
+{
+	return &limiter[fnv1a(client) % LIMITER_SLOTS];
 }
 
 static bool limited(const char *client)
@@ -92,11 +334,32 @@ static void finish(struct auth_req *r, const struct auth_result *res)
 	free(r);
 }
 
+static void accept_key(struct auth_result *res, const char *role, const char *id, const char *agent)
+{
+	res->status = 200;
+	snprintf(res->role, sizeof res->role, "%s", role);
+	snprintf(res->key_id, sizeof res->key_id, "%s", id);
+	snprintf(res->agent_id, sizeof res->agent_id, "%s", agent ? agent : "");
+}
+
+/* A request whose key is cached: no store round trip. */
+static void check_cached(struct auth_req *r, const struct cached_key *e, struct auth_result *res)
+{
+	snprintf(res->prefix, sizeof res->prefix, "%s", r->key.prefix);
+	/* the secret first, as for a looked-up key */
+	if (!apikey_matches(e->salt, e->salt_len, &r->key, e->hash))
+		fail(r, res, 401, "wrong secret");
+	else if (e->expires && now_ms() >= e->expires_at_ms)
+		fail(r, res, 401, "expired key");
+	else
+		accept_key(res, e->role, e->key_id, e->agent_id);
+}
+
 static void on_key(const struct store_outcome *o, void *arg)
 {
 	struct auth_req *r = arg;
 	struct auth_result res = {0};
-	json_t *row = NULL;
+	json_t *row = NULL, *expires_in, *version;
 	uint8_t salt[64], hash[32];
 	const char *salt_hex, *role, *id, *agent;
 	size_t salt_len;
@@ -114,9 +377,12 @@ static void on_key(const struct store_outcome *o, void *arg)
 	role = json_string_value(json_object_get(row, "role"));
 	id = json_string_value(json_object_get(row, "id"));
 	agent = json_string_value(json_object_get(row, "agent_id"));
+	expires_in = json_object_get(row, "expires_in_ms");
+	version = json_object_get(row, "version");
 	salt_len = salt_hex ? strlen(salt_hex) / 2 : 0;
 	if (!role || !id || salt_len == 0 || salt_len > sizeof salt || hex_decode(salt_hex, salt, salt_len) ||
-	    hex_decode(json_string_value(json_object_get(row, "key_hash")), hash, sizeof hash)) {
+	    hex_decode(json_string_value(json_object_get(row, "key_hash")), hash, sizeof hash) ||
+	    (!json_is_null(expires_in) && !json_is_integer(expires_in))) {
 		fail(r, &res, 503, "malformed key record");
 		goto out;
 	}
@@ -129,14 +395,27 @@ static void on_key(const struct store_outcome *o, void *arg)
 		fail(r, &res, 401, "revoked key");
 		goto out;
 	}
-	if (json_is_true(json_object_get(row, "expired"))) {
+	if (json_is_integer(expires_in) && json_integer_value(expires_in) <= 0) {
 		fail(r, &res, 401, "expired key");
 		goto out;
 	}
-	res.status = 200;
-	snprintf(res.role, sizeof res.role, "%s", role);
-	snprintf(res.key_id, sizeof res.key_id, "%s", id);
-	snprintf(res.agent_id, sizeof res.agent_id, "%s", agent ? agent : "");
+	accept_key(&res, role, id, agent);
+	/* Cached only when the row is as new as the last poll: an answer read
+	 * before a change that the poll has seen since must not outlive it. The
+	 * expiry counts from when the store was asked, which is no later than
+	 * the database's now(). */
+	if (json_is_integer(version) && cache.version_known && json_integer_value(version) == cache.version) {
+		struct cached_key *e;
+
+		cache.confirmed_ms = now_ms();
+		e = cache_put(r->key.prefix, salt, salt_len, hash, role, id, agent ? agent : "",
+			      json_is_integer(expires_in),
+			      r->asked_ms + (uint64_t)json_integer_value(expires_in));
+		touch_due(e);
+	} else {
+		/* not cached (a change is being polled): queued, once per batch */
+		touch_queue(id);
+	}
 out:
 	json_decref(row);
 	finish(r, &res);
@@ -147,6 +426,7 @@ struct auth_req *auth_check(struct worker *w, const char *authorization, const c
 {
 	struct auth_req *r = calloc(1, sizeof *r);
 	struct auth_result res = {0};
+	struct cached_key *e;
 	const char *token;
 	const char *params[1];
 	int rc;
@@ -156,6 +436,8 @@ struct auth_req *auth_check(struct worker *w, const char *authorization, const c
 		cb(&res, arg);
 		return NULL;
 	}
+	cache.w = w;
+	r->w = w;
 	r->cb = cb;
 	r->arg = arg;
 	snprintf(r->client, sizeof r->client, "%s", client);
@@ -177,7 +459,17 @@ struct auth_req *auth_check(struct worker *w, const char *authorization, const c
 		finish(r, &res);
 		return NULL;
 	}
+	if (cache_trusted() && (e = cache_find(r->key.prefix))) {
+		count("api_key_cache_hits_total", 1);
+		check_cached(r, e, &res);
+		if (res.status == 200)
+			touch_due(e);
+		finish(r, &res);
+		return NULL;
+	}
+	count("api_key_cache_misses_total", 1);
 	params[0] = r->key.prefix;
+	r->asked_ms = now_ms();
 	rc = store_call(w, "apikeys.lookup", params, 1, on_key, r);
 	if (rc != 0) {
 		snprintf(res.prefix, sizeof res.prefix, "%s", r->key.prefix);

@@ -7,6 +7,18 @@
  * api.auth_failure_window the address gets 429 without a lookup. Failures
  * are logged with the reason and the key's public prefix when there is
  * one, never with what was presented.
+ *
+ * Each api process keeps the keys it verified (salt, hash, role; never a
+ * secret) by prefix, at most AUTH_CACHE_KEYS, dropping the oldest, so a
+ * known key needs no store round trip. Every AUTH_POLL_MS it asks the store
+ * for the api_keys change counter (apikeys.version) and forgets every
+ * cached key when it moved: a revoked key stops working here within about
+ * AUTH_POLL_MS of the revocation's commit. Expiry is checked at every use.
+ * When the store cannot be asked, cached keys keep working for
+ * AUTH_STALE_MS after the last answer, then every key needs the store
+ * (503 while it cannot be asked). Unknown or refused keys are never
+ * cached. last_used_at is written in batches, at most once a minute per
+ * key (apikeys.touch).
  */
 #ifndef CERTWARD_API_AUTH_H
 #define CERTWARD_API_AUTH_H
@@ -25,7 +37,15 @@ struct auth_result {
 typedef void (*auth_cb)(const struct auth_result *r, void *arg);
 struct auth_req;
 
+#define AUTH_CACHE_KEYS 4096
+#define AUTH_POLL_MS 250
+#define AUTH_STALE_MS 30000
+#define AUTH_TOUCH_MS 60000
+
 void auth_configure(const struct cfg *section);
+/* Starts the change poll (a timer on w's loop); auth_stop() closes it. */
+void auth_start(struct worker *w);
+void auth_stop(void);
 
 /* Calls cb exactly once (possibly before returning, then NULL is returned),
  * unless auth_cancel() is called first. */

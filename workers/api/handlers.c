@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apikeys.h"
 #include "build_config.h"
 #include "codec.h"
 #include "routes.h"
@@ -236,6 +237,10 @@ static const struct route fixed_routes[] = {
 	{"GET", "/api/v1/auth/info", ROLES_PUBLIC, 0, get_auth_info, NULL},
 	{"GET", "/api/v1/auth/check", ROLES_READ | ROLE_AGENT, 0, get_auth_check, NULL},
 	{"GET", "/api/v1/version", ROLES_PUBLIC, 0, get_version, NULL},
+	{"GET", "/api/v1/apikeys", ROLE_ADMIN, 0, apikeys_list, NULL},
+	{"POST", "/api/v1/apikeys", ROLE_ADMIN, 0, apikeys_create, NULL},
+	{"GET", "/api/v1/apikeys/{id}", ROLE_ADMIN, 0, apikeys_get, NULL},
+	{"DELETE", "/api/v1/apikeys/{id}", ROLE_ADMIN, 0, apikeys_revoke, NULL},
 };
 
 void handlers_routes_init(void)

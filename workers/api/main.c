@@ -29,6 +29,7 @@ static int api_init(struct worker *w, const struct cfg *section)
 	auth_configure(section);
 	audit_configure(w, section);
 	routes_init();
+	auth_start(w);
 	api.http = http_service_new(w, section);
 	if (!api.http)
 		return -1;
@@ -58,6 +59,7 @@ static void api_metrics(struct worker *w, struct strbuf *out)
 
 static void api_stop(struct worker *w)
 {
+	auth_stop();
 	if (api.tls)
 		tls_server_stop(api.tls);
 	if (api.plain)

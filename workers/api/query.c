@@ -1,0 +1,100 @@
+/* See query.h. */
+#include "query.h"
+
+#include <string.h>
+
+static int unhex(char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+bool query_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s == '%') {
+			int hi = unhex(s[1]), lo = hi < 0 ? -1 : unhex(s[2]);
+
+			if (lo < 0 || (hi == 0 && lo == 0))
+				return false;
+			*o++ = (char)(hi << 4 | lo);
+			s += 2;
+		} else {
+			*o++ = *s == '+' ? ' ' : *s;
+		}
+	}
+	*o = '\0';
+	return true;
+}
+
+bool query_int(const char *s, long lo, long hi, long *out)
+{
+	long v = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 10)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+const char *query_get(const struct query *q, const char *name)
+{
+	for (size_t i = 0; i < q->n; i++)
+		if (strcmp(q->pair[i].name, name) == 0)
+			return q->pair[i].value;
+	return NULL;
+}
+
+int query_parse(struct query *q, const char *text, const char **why, const char **bad)
+{
+	char *p, *end;
+
+	q->n = 0;
+	*bad = "";
+	if (strlen(text) > QUERY_MAX) {
+		*why = "the query is too long";
+		return -1;
+	}
+	memcpy(q->buf, text, strlen(text) + 1);
+	for (p = q->buf; *p; p = end) {
+		char *eq;
+
+		end = p + strcspn(p, "&");
+		if (*end)
+			*end++ = '\0';
+		if (!*p)
+			continue; /* "a=1&&b=2", a trailing '&' */
+		if (q->n == QUERY_PAIRS_MAX) {
+			*why = "too many query parameters";
+			return -1;
+		}
+		if (!(eq = strchr(p, '=')) || eq == p) {
+			*why = "a query parameter without a name or a value";
+			return -1;
+		}
+		*eq = '\0';
+		if (!query_unescape(p) || !query_unescape(eq + 1)) {
+			*why = "a malformed percent-escape in the query";
+			return -1;
+		}
+		if (query_get(q, p)) {
+			*why = "a query parameter given twice";
+			*bad = p;
+			return -1;
+		}
+		q->pair[q->n].name = p;
+		q->pair[q->n].value = eq + 1;
+		q->n++;
+	}
+	return 0;
+}
