@@ -364,6 +364,50 @@ def last_admin_kept():
     check(who(admin) == "admin", "the last admin key stopped working")
 
 
+def failures_audited():
+    """Each refused authentication (missing, malformed, unknown, wrong,
+    revoked, expired key) writes an auth.failure event naming the key's
+    public prefix or "anonymous"; the address reaching the limit writes one
+    auth.rate_limited event, and the 429s after it write none."""
+    before = api_pid = cw.status()["api"]["pid"]
+    cw.api_extra = "  auth_failure_limit: 6\n  auth_failure_window: 60s\n"
+    cw.write_config()
+    cw.ctl("reload")
+    wait_for("one api process, restarted", lambda: (lambda st: "api.1" not in st and st["api"]["state"] == "running"
+                                                     and st["api"]["pid"] != before)(cw.status()), timeout=30)
+    wait_for("admin accepted", lambda: who(admin) == "admin", timeout=20)
+    last = int(sql("SELECT coalesce(max(id), 0) FROM audit_events").strip())
+    good = made["it-viewer"][1]
+    revoked = make_key(pg, "it-failed-revoked", "viewer", ", revoked_at", ", now()")
+    expired = make_key(pg, "it-failed-expired", "viewer", ", expires_at", ", now() - interval '1 second'")
+    unknown = "cw_000000000000_" + good[16:]
+    wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
+    tries = [(None, "anonymous", "no credentials"), ("cw_nonsense", "anonymous", "malformed credentials"),
+             (unknown, unknown[:15], "unknown key"), (wrong, wrong[:15], "wrong secret"),
+             (revoked, revoked[:15], "revoked key"), (expired, expired[:15], "expired key")]
+    for key, _, reason in tries:
+        check(rest("GET", "/api/v1/teams", key)[0] == 401, "%s: not 401" % reason)
+    check([rest("GET", "/api/v1/teams", good)[0] for _ in range(3)] == [429] * 3, "not limited after 6 failures")
+    query = ("SELECT action, actor, actor_type, coalesce(actor_role, '-'), resource_type, request_id, "
+             "host(source_address), outcome, details::text FROM audit_events WHERE id > %d "
+             "AND action LIKE 'auth.%%' ORDER BY id" % last)
+    wait_for("the events (written without waiting)", lambda: len(sql(query).splitlines()) >= 7, timeout=10)
+    time.sleep(0.5)  # and no more come
+    rows = sql(query).splitlines()
+    check(len(rows) == 7, "events: %r" % rows)
+    # written without waiting, so not necessarily in the order of the requests
+    failures = {json.loads(r.split("|")[8]).get("reason"): r for r in rows if r.startswith("auth.failure|")}
+    for key, actor, reason in tries:
+        row = failures.get(reason, "")
+        f = row.split("|")
+        check(f[:5] == ["auth.failure", actor, "User", "-", "api_keys"] and re.match(r"^[0-9a-f]{16}$", f[5]) and
+              f[6] == "127.0.0.1" and f[7] == "failure", "%s: %r" % (reason, row))
+        check(not key or len(key) < 80 or key[16:] not in row, "a secret is in an audit event")
+    limited = [r.split("|") for r in rows if r.startswith("auth.rate_limited|")]
+    check(len(limited) == 1 and limited[0][1] == expired[:15] and limited[0][7] == "denied" and
+          json.loads(limited[0][8]) == {"failures": 6, "window_ms": 60000}, "rate limited: %r" % rows)
+
+
 root = make_root("certward-apikeys-")
 cw = None
 pg = None
@@ -397,6 +441,7 @@ try:
     case(cache_serves_known_keys)
     case(store_away)
     case(last_admin_kept)
+    case(failures_audited)
     RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)

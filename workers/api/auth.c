@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "apikey.h"
+#include "audit.h"
 #include "log.h"
 #include "metrics.h"
 #include "store_client.h"
@@ -300,7 +301,8 @@ static bool limited(const char *client)
 	       f->count >= failure_limit;
 }
 
-static void count_failure(const char *client)
+/* Counts a failure; true when this one makes the address limited. */
+static bool count_failure(const char *client)
 {
 	struct failures *f = slot_of(client);
 	uint64_t now = now_ms();
@@ -310,20 +312,46 @@ static void count_failure(const char *client)
 		f->window_start_ms = now;
 		f->count = 0;
 	}
-	f->count++;
+	return ++f->count == failure_limit;
+}
+
+/* An audit event of a refused authentication: the key's public prefix
+ * when the header parsed, never anything of the secret. */
+static void audit_refusal(struct auth_req *r, const struct auth_result *res, const char *action,
+			  const char *outcome, const char *details)
+{
+	struct audit_entry e = {
+		.actor = res->prefix[0] ? res->prefix : "anonymous",
+		.actor_type = "User",
+		.action = action,
+		.resource_type = "api_keys",
+		.request_id = r->reqid[0] ? r->reqid : NULL,
+		.source_address = r->client[0] ? r->client : NULL,
+		.outcome = outcome,
+		.details = details,
+	};
+
+	audit_record(r->w, &e);
 }
 
 static void fail(struct auth_req *r, struct auth_result *res, int status, const char *reason)
 {
-	char kv[160];
+	char kv[160], details[96];
 
 	res->status = status;
-	if (status == 401)
-		count_failure(r->client);
 	snprintf(kv, sizeof kv, "client=%s key=%s reason=%s", r->client,
 		 res->prefix[0] ? res->prefix : "-", reason);
 	log_event(status == 503 ? LOG_WARN : LOG_INFO, r->reqid[0] ? r->reqid : NULL, kv,
 		  "authentication failed");
+	if (status != 401)
+		return; /* 429: recorded once, when the limit was reached; 503: nothing was refused */
+	snprintf(details, sizeof details, "{\"reason\": \"%s\"}", reason);
+	audit_refusal(r, res, "auth.failure", "failure", details);
+	if (count_failure(r->client)) {
+		snprintf(details, sizeof details, "{\"failures\": %u, \"window_ms\": %llu}", failure_limit,
+			 (unsigned long long)failure_window_ms);
+		audit_refusal(r, res, "auth.rate_limited", "denied", details);
+	}
 }
 
 static void finish(struct auth_req *r, const struct auth_result *res)
