@@ -133,18 +133,6 @@ static void call(struct route_call *c, const char **p, size_t n)
 		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 }
 
-/* the audit parameters after the operation's own */
-static size_t audit_params(struct route_call *c, const char **p, size_t n)
-{
-	p[n++] = c->who.key_id;
-	p[n++] = strcmp(c->who.role, "agent") == 0 ? "Agent" : "User";
-	p[n++] = c->who.role;
-	p[n++] = c->req.reqid;
-	p[n++] = c->req.client;
-	p[n++] = c->body_sha256;
-	return n;
-}
-
 /*
  * RFC 5280 reason codes as the reference spells them (camelCase); also
  * accepted in snake_case and UPPER_CASE ("key_compromise",
@@ -217,7 +205,7 @@ static void simple(struct route_call *c)
 	const char *p[8] = {route_param(c, "id")};
 
 	if (id_ok(c))
-		call(c, p, audit_params(c, p, 1));
+		call(c, p, route_audit_params(c, p, 1));
 }
 
 static void revoke_certificate(struct route_call *c)
@@ -239,7 +227,7 @@ static void revoke_certificate(struct route_call *c)
 	}
 	json_decref(body);
 	p[1] = reason;
-	call(c, p, audit_params(c, p, 2));
+	call(c, p, route_audit_params(c, p, 2));
 }
 
 static int unhex(char ch)
@@ -327,7 +315,7 @@ static void retire(struct route_call *c)
 	c->data = forced ? c : NULL; /* for the answer's "cascade" */
 	p[1] = forced ? "true" : "false";
 	p[2] = forced ? reason : NULL;
-	call(c, p, audit_params(c, p, 3));
+	call(c, p, route_audit_params(c, p, 3));
 }
 
 static void heartbeat(struct route_call *c)

@@ -133,7 +133,6 @@ static void on_store(const struct store_outcome *o, void *arg)
 
 static void call_store(struct apikeys_call *c)
 {
-	const struct auth_result *who = &c->rc->who;
 	const char *p[16];
 	size_t n = 0;
 	char op[32];
@@ -162,15 +161,8 @@ static void call_store(struct apikeys_call *c)
 		p[n++] = c->made.key.prefix;
 		break;
 	}
-	if (c->verb == K_CREATE || c->verb == K_REVOKE) {
-		/* the audit event, written with the change */
-		p[n++] = who->key_id;
-		p[n++] = strcmp(who->role, "agent") == 0 ? "Agent" : "User";
-		p[n++] = who->role;
-		p[n++] = c->rc->req.reqid;
-		p[n++] = c->rc->req.client;
-		p[n++] = c->rc->body_sha256;
-	}
+	if (c->verb == K_CREATE || c->verb == K_REVOKE)
+		n = route_audit_params(c->rc, p, n); /* the audit event, written with the change */
 	snprintf(op, sizeof op, "apikeys.%s", verb_names[c->verb]);
 	if (store_call(c->rc->w, op, p, n, on_store, c) != 0)
 		fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);

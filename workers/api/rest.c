@@ -162,7 +162,6 @@ static void on_store(const struct store_outcome *o, void *arg)
 
 static void call_store(struct rest_call *c)
 {
-	const struct auth_result *who = &c->rc->who;
 	char op[96];
 	const char *p[16];
 	size_t n = 0;
@@ -184,15 +183,8 @@ static void call_store(struct rest_call *c)
 		break;
 	case V_DELETE: p[n++] = c->id; break;
 	}
-	if (c->verb == V_CREATE || c->verb == V_UPDATE || c->verb == V_DELETE) {
-		/* the audit event, written with the change (schema/gen_resources.py) */
-		p[n++] = who->key_id;
-		p[n++] = strcmp(who->role, "agent") == 0 ? "Agent" : "User";
-		p[n++] = who->role;
-		p[n++] = c->rc->req.reqid;
-		p[n++] = c->rc->req.client;
-		p[n++] = c->rc->body_sha256;
-	}
+	if (c->verb == V_CREATE || c->verb == V_UPDATE || c->verb == V_DELETE)
+		n = route_audit_params(c->rc, p, n); /* the audit event, written with the change */
 	if (store_call(c->rc->w, op, p, n, on_store, c) != 0)
 		fail(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 }

@@ -39,6 +39,17 @@ void routes_init(void)
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
 
+size_t route_audit_params(const struct route_call *c, const char **p, size_t n)
+{
+	p[n++] = c->who.key_id;
+	p[n++] = strcmp(c->who.role, "agent") == 0 ? "Agent" : "User";
+	p[n++] = c->who.role;
+	p[n++] = c->req.reqid;
+	p[n++] = c->req.client;
+	p[n++] = c->body_sha256;
+	return n;
+}
+
 unsigned role_bit(const char *role)
 {
 	for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)

@@ -90,6 +90,11 @@ void route_respond(struct route_call *c, int status, const char *content_type, c
 void route_problem(struct route_call *c, int status, const char *title, const char *detail,
 		   const char *field);
 
+/* Appends the audit parameters of a change made by the caller (actor,
+ * actor type, actor role, request id, source address, body SHA-256: the
+ * "A" of schema/gen_resources.py) to p[n..n+6); returns the new count. */
+size_t route_audit_params(const struct route_call *c, const char **p, size_t n);
+
 /* The role's bit, 0 for an unknown one. */
 unsigned role_bit(const char *role);
 
