@@ -22,6 +22,8 @@ void strbuf_init(struct strbuf *b, size_t limit);
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *b);
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(char c);
 /* Lowercase hex of p[0..n) into out (2n + 1 bytes, NUL-terminated). */
 void hex_encode(const uint8_t *p, size_t n, char *out);
 /* Exactly 2n hex digits (either case) into out[0..n); 0, or -1 for anything

@@ -140,6 +140,61 @@ bool valid_resource_id(const char *s, size_t max)
 	return true;
 }
 
+/* n digits at s as a number, or -1 */
+static int fixed_digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!is_digit(s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+bool valid_rfc3339(const char *s)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	/* the fixed part, "YYYY-MM-DDTHH:MM:SS": where each number starts, its width, its range */
+	static const struct {
+		int at, width, lo, hi;
+		char after;
+	} parts[] = {{0, 4, 1, 9999, '-'}, {5, 2, 1, 12, '-'}, {8, 2, 1, 31, 'T'},
+		     {11, 2, 0, 23, ':'}, {14, 2, 0, 59, ':'}, {17, 2, 0, 60, '\0'}};
+	int v[6];
+	size_t i = 19;
+
+	if (strnlen(s, 20) < 20)
+		return false;
+	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+		char sep = s[parts[k].at + parts[k].width];
+
+		v[k] = fixed_digits(s + parts[k].at, parts[k].width);
+		if (v[k] < parts[k].lo || v[k] > parts[k].hi)
+			return false;
+		if (parts[k].after && sep != parts[k].after && !(parts[k].after == 'T' && sep == 't'))
+			return false;
+	}
+	if (v[2] > mdays[v[1] - 1] ||
+	    (v[1] == 2 && v[2] == 29 && (v[0] % 4 != 0 || (v[0] % 100 == 0 && v[0] % 400 != 0))))
+		return false;
+	if (s[i] == '.') {
+		size_t start = ++i;
+
+		while (is_digit(s[i]))
+			i++;
+		if (i == start || i - start > 9)
+			return false;
+	}
+	if (s[i] == 'Z' || s[i] == 'z')
+		return s[i + 1] == '\0';
+	if (s[i] != '+' && s[i] != '-')
+		return false;
+	return fixed_digits(s + i + 1, 2) >= 0 && fixed_digits(s + i + 1, 2) <= 23 && s[i + 3] == ':' &&
+	       fixed_digits(s + i + 4, 2) >= 0 && fixed_digits(s + i + 4, 2) <= 59 && s[i + 6] == '\0';
+}
+
 bool json_depth_ok(const char *text, size_t len, unsigned max_depth)
 {
 	unsigned depth = 0;

@@ -34,6 +34,13 @@ bool valid_email(const char *s);
  * starting with '.' or '-'. */
 bool valid_resource_id(const char *s, size_t max);
 
+/* An RFC 3339 date-time, "2026-11-25T14:00:00Z", "2026-11-25T15:00:00.5+01:00":
+ * a four-digit year from 0001, a real calendar day (leap years counted),
+ * hours 00-23, minutes 00-59, seconds 00-60 (a leap second), at most 9
+ * fraction digits, and "Z" or an offset up to 23:59 ('T' and 'Z' in
+ * either case). Nothing before or after it. */
+bool valid_rfc3339(const char *s);
+
 /* Whether a JSON text nests arrays and objects at most max_depth deep (a
  * scalar at the top is depth 0, "[]" depth 1). Only brackets outside
  * strings count; the text is not otherwise checked (the parser does that),
