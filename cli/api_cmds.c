@@ -416,3 +416,21 @@ int api_cmd_run(int argc, char **argv)
 		return usage_error("'%s' takes no arguments besides options", argv[0]);
 	return fn(&o);
 }
+
+int api_cmd_client_options(int argc, char **argv, struct http_client *http)
+{
+	struct opts o;
+	int rc = parse_opts(argc, argv, &o);
+
+	if (rc != 0)
+		return rc;
+	if (o.npos > 0 || o.data)
+		return usage_error("'%s' takes no arguments besides options", argv[0]);
+	*http = o.http;
+	return 0;
+}
+
+void api_cmd_print_http_error(const struct http_response *r)
+{
+	print_http_error(r);
+}

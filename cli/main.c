@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api_cmds.h"
+#include "audit_verify.h"
 #include "build_config.h"
 #include "codec.h"
 #include "config.h"
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 		"master.control_socket of CONFIG, else " DEFAULT_SOCKET ".\n"
 		"\n"
 		"REST commands:\n");
+	audit_verify_usage(out);
 	api_cmd_usage(out);
 }
 
@@ -292,6 +294,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "ctl") == 0)
 		return cmd_ctl(argc - 1, argv + 1);
+	if (strcmp(argv[1], "audit") == 0 && argc > 2 && strcmp(argv[2], "verify") == 0)
+		return audit_verify_main(argc - 2, argv + 2);
 	{
 		int rc = api_cmd_run(argc - 1, argv + 1);
 

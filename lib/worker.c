@@ -369,6 +369,11 @@ static void handle_test_hook(struct worker *w, struct ipc_msg *m)
 		ipc_reply_error(w->control, m, -rc, msg);
 		return;
 	}
+	if (w->ops->test_hook && strcmp(hook, "syscall") != 0 &&
+	    (rc = w->ops->test_hook(w, hook, arg, msg, sizeof msg)) != -ENOENT) {
+		ipc_reply_error(w->control, m, -rc, msg);
+		return;
+	}
 	if (strcmp(hook, "syscall") != 0) {
 		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame, store-call");
 		return;

@@ -39,6 +39,10 @@ struct worker_ops {
 	void (*peer_closed)(struct worker *w, struct ipc_channel *ch);
 	/* Graceful stop: close what init opened (may be NULL). */
 	void (*stop)(struct worker *w);
+	/* Builds with -Dtest_hooks=true: a TEST_HOOK the runtime does not know
+	 * (may be NULL). Returns 0 or a negative errno, with what was done in msg;
+	 * -ENOENT when hook is not one of its own. */
+	int (*test_hook)(struct worker *w, const char *hook, const char *arg, char *msg, size_t msglen);
 };
 
 int worker_main(int argc, char **argv, const struct worker_ops *ops);

@@ -339,7 +339,7 @@ Test(audit_chain, page_parses_and_verifies)
 Test(audit_chain, page_refusals)
 {
 	static const char *const bad_texts[] = {
-		"", "[]", "{}", "null", "{\"data\": [], \"head\": {\"last_id\": 0}}",
+		"", "[]", "{}", "null", "{\"data\": [\"a\nb\"]}", "{\"data\n\": 1\n\n", "{\"data\": [], \"head\": {\"last_id\": 0}}",
 		"{\"data\": [], \"head\": {\"last_id\": -1, \"last_hash\": \"00\"}}",
 		"{\"data\": {}, \"head\": {\"last_id\": 0, \"last_hash\": "
 		"\"0000000000000000000000000000000000000000000000000000000000000000\"}}",

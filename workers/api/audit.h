@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 
+#include "build_config.h"
 #include "config.h"
 #include "worker.h"
 
@@ -57,5 +58,25 @@ void audit_count_write_failure(const char *action);
  * value) plus audit_count_write_failure(action). */
 void audit_report_write_failure(const char *reqid, const char *action, const char *resource_type,
 				const char *resource_id, int error, const char *message);
+
+/*
+ * The routes (rows of the route table, handlers.c); the router has
+ * authenticated the caller and checked the role:
+ *
+ *   GET /api/v1/audit          a page of events, newest first; filters
+ *   GET /api/v1/audit/{id}     one event (404 when there is none)
+ *   GET /api/v1/audit/chain    the raw chain for `certward audit verify`
+ *                              (admin): ?after=ID&limit=N (N <= 1000)
+ */
+struct route_call;
+void audit_list_route(struct route_call *c);
+void audit_get_route(struct route_call *c);
+void audit_chain_route(struct route_call *c);
+
+#if CERTWARD_TEST_HOOKS
+/* Test hook "audit-record ACTION": one audit_record() of a System event
+ * with that action (worker_ops.test_hook). */
+int audit_test_hook(struct worker *w, const char *hook, const char *arg, char *msg, size_t msglen);
+#endif
 
 #endif

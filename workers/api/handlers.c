@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "apikeys.h"
+#include "audit.h"
 #include "build_config.h"
 #include "codec.h"
 #include "routes.h"
@@ -241,6 +242,10 @@ static const struct route fixed_routes[] = {
 	{"POST", "/api/v1/apikeys", ROLE_ADMIN, 0, apikeys_create, NULL},
 	{"GET", "/api/v1/apikeys/{id}", ROLE_ADMIN, 0, apikeys_get, NULL},
 	{"DELETE", "/api/v1/apikeys/{id}", ROLE_ADMIN, 0, apikeys_revoke, NULL},
+	/* the audit trail (audit.c) */
+	{"GET", "/api/v1/audit", ROLES_READ, 0, audit_list_route, NULL},
+	{"GET", "/api/v1/audit/chain", ROLE_ADMIN, 0, audit_chain_route, NULL},
+	{"GET", "/api/v1/audit/{id}", ROLES_READ, 0, audit_get_route, NULL},
 };
 
 void handlers_routes_init(void)

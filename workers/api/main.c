@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "build_config.h"
 #include "codec.h"
 #include "auth.h"
 #include "harden.h"
@@ -76,6 +77,9 @@ static const struct worker_ops ops = {
 	.init = api_init,
 	.metrics = api_metrics,
 	.stop = api_stop,
+#if CERTWARD_TEST_HOOKS
+	.test_hook = audit_test_hook,
+#endif
 };
 
 int main(int argc, char **argv)

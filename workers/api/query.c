@@ -34,7 +34,7 @@ bool query_int(const char *s, long lo, long hi, long *out)
 	long v = 0;
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 10)
+	if (n == 0 || n > 18)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] < '0' || s[i] > '9')

@@ -38,7 +38,8 @@ const char *query_get(const struct query *q, const char *name);
  * or one that decodes to NUL. */
 bool query_unescape(char *s);
 
-/* Decimal digits only (at most 10, no sign, no space) within lo..hi. */
+/* Decimal digits only (at most 18, so none overflows; no sign, no space)
+ * within lo..hi. */
 bool query_int(const char *s, long lo, long hi, long *out);
 
 #endif
