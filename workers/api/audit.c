@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "query.h"
+#include "rest.h"
 #include "routes.h"
 #include "store_client.h"
 #include "validate.h"
@@ -182,16 +183,9 @@ static void on_answer(const struct store_outcome *o, void *arg)
 	} else if (o->error == EMSGSIZE && bound) {
 		route_problem(c, 422, "Unprocessable Content",
 			      "these events are larger than one answer may be: ask for fewer", bound);
-	} else if (o->error == EIO && strstr(o->message, "SQLSTATE 22")) {
-		route_problem(c, 400, "Bad Request", "a filter value is out of range", NULL);
-	} else if (o->error == ENOTCONN || o->error == EAGAIN || o->error == EBUSY ||
-		   o->error == ETIMEDOUT || o->error == ECONNRESET) {
-		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 	} else {
-		/* the store's own log has the details; a message may quote a value */
-		log_event(LOG_ERROR, c->req.reqid, NULL, "%s failed: %s", c->route->pattern,
-			  strncmp(o->message, "SQLSTATE ", 9) == 0 ? "statement refused" : o->message);
-		route_problem(c, 500, "Internal Server Error", NULL, NULL);
+		/* a value out of range 400, no database 503, else 500 */
+		rest_store_failed(c, o, false, c->route->pattern);
 	}
 }
 
