@@ -180,6 +180,14 @@ int audit_verify_main(int argc, char **argv)
 	/* --from is ours; the rest are the REST commands' options */
 	rest[nrest++] = argv[0];
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: certward audit verify [--from ID] [options]\n\n");
+			audit_verify_usage(stdout);
+			printf("\noptions: --server URL, --cacert FILE, --api-key KEY, --timeout SECONDS\n"
+			       "(see certward --help); the key must be an admin's\n");
+			free(rest);
+			return EXIT_INTACT;
+		}
 		if (strcmp(argv[i], "--from") != 0) {
 			rest[nrest++] = argv[i];
 			continue;

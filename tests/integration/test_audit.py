@@ -341,6 +341,8 @@ def verify_errors():
     for bad in (["--from"], ["--from", "0"], ["--from", "x"], ["--bogus"], ["extra"]):
         out = verify(*bad)
         check(out.returncode == 2, "%r: %r" % (bad, out))
+    out = verify("--help")
+    check(out.returncode == 0 and "usage: certward audit verify" in out.stdout, "--help: %r" % out)
     out = verify("--from", str(last_id() + 5))
     expect_verify(out, 2, r"chain ends at event %d" % last_id())
 
