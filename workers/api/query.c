@@ -3,11 +3,7 @@
 
 #include <string.h>
 
-static int unhex(char ch)
-{
-	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
+#include "util.h"
 
 bool query_unescape(char *s)
 {
@@ -15,7 +11,7 @@ bool query_unescape(char *s)
 
 	for (; *s; s++) {
 		if (*s == '%') {
-			int hi = unhex(s[1]), lo = hi < 0 ? -1 : unhex(s[2]);
+			int hi = hex_digit(s[1]), lo = hi < 0 ? -1 : hex_digit(s[2]);
 
 			if (lo < 0 || (hi == 0 && lo == 0))
 				return false;

@@ -83,12 +83,6 @@ void routes_print(FILE *out)
 
 /* ---- matching ---- */
 
-static int unhex1(char ch)
-{
-	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
 /* One path segment, percent-decoded into out; false when malformed, when
  * it would hold a NUL or a '/', or when it is longer than out. */
 static bool decode_segment(const char *s, size_t len, char *out, size_t cap)
@@ -99,7 +93,7 @@ static bool decode_segment(const char *s, size_t len, char *out, size_t cap)
 		int ch = (unsigned char)s[i];
 
 		if (ch == '%') {
-			int hi = i + 2 < len ? unhex1(s[i + 1]) : -1, lo = hi < 0 ? -1 : unhex1(s[i + 2]);
+			int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1, lo = hi < 0 ? -1 : hex_digit(s[i + 2]);
 
 			if (lo < 0)
 				return false;
