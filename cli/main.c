@@ -1,6 +1,6 @@
 /* certward: the operator's command line. `certward ctl ...` speaks to the
  * local master over the control socket; the other commands speak to the
- * REST API over HTTPS (api_cmds.c). */
+ * REST API over HTTPS (api_cmds.c, resource_cmds.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +13,24 @@
 #include "api_cmds.h"
 #include "audit_verify.h"
 #include "build_config.h"
+#include "cli.h"
 #include "codec.h"
 #include "config.h"
+#include "resource_cmds.h"
+
+#define CLI_COMMAND(cmd, sub, fn, help) int fn(int argc, char **argv);
+#include "commands.def"
+#undef CLI_COMMAND
+
+static const struct {
+	const char *cmd, *sub;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+#define CLI_COMMAND(cmd, sub, fn, help) {cmd, sub, fn, help},
+#include "commands.def"
+#undef CLI_COMMAND
+};
 
 #define DEFAULT_SOCKET "/run/certward/control.sock"
 #define REPLY_TIMEOUT_S 30
@@ -39,6 +55,22 @@ static void usage(FILE *out)
 		"REST commands:\n");
 	audit_verify_usage(out);
 	api_cmd_usage(out);
+	fprintf(out,
+		"\n"
+		"resource commands: certward COMMAND ACTION [ID] [OPTIONS]; each takes --help\n");
+	resource_cmd_usage(out);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (commands[i].help)
+			fprintf(out, "  %s\n", commands[i].help);
+	fprintf(out,
+		"\n"
+		"options of the REST and resource commands (after the command):\n");
+	cli_common_usage(out);
+	fprintf(out,
+		"\n"
+		"exit status: 0 done, 1 the server answered with an error (or not ready),\n"
+		"2 a bad command line, 66 --data @FILE unreadable, 69 cannot connect, not\n"
+		"trusted or timed out, 71 out of memory, 76 a malformed answer\n");
 }
 
 static int connect_master(const char *path)
@@ -109,34 +141,34 @@ static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
 	req->id = next_id++;
 	if (ipc_encode(req, &frame, &len) != IPC_OK) {
 		fprintf(stderr, "certward: argument too long\n");
-		return 64;
+		return EXIT_USAGE;
 	}
 	rc = write_full(fd, frame, len);
 	free(frame);
 	if (rc != 0 || read_full(fd, hdr, sizeof hdr) != 0) {
 		fprintf(stderr, "certward: no answer from certwardd: %s\n",
 			errno == EAGAIN ? "timed out" : "connection closed");
-		return 69;
+		return EXIT_UNAVAILABLE;
 	}
 	rc = ipc_header_decode(hdr, &h, IPC_ROLE_MASTER);
 	if (rc != IPC_OK) {
 		fprintf(stderr, "certward: bad answer from certwardd: %s\n", ipc_strerror(rc));
-		return 76;
+		return EXIT_PROTOCOL;
 	}
 	frame = malloc(IPC_HEADER_LEN + (size_t)h.len);
 	if (!frame)
-		return 71;
+		return EXIT_OSERR;
 	memcpy(frame, hdr, sizeof hdr);
 	if (read_full(fd, frame + IPC_HEADER_LEN, h.len) != 0) {
 		free(frame);
 		fprintf(stderr, "certward: truncated answer from certwardd\n");
-		return 76;
+		return EXIT_PROTOCOL;
 	}
 	rc = ipc_decode(frame, IPC_HEADER_LEN + (size_t)h.len, IPC_ROLE_MASTER, &r);
 	free(frame);
 	if (rc != IPC_OK) {
 		fprintf(stderr, "certward: bad answer from certwardd: %s\n", ipc_strerror(rc));
-		return 76;
+		return EXIT_PROTOCOL;
 	}
 	if (r.type == IPC_T_ERROR) {
 		fprintf(stderr, "certward: %s\n", r.u.error.message);
@@ -146,7 +178,7 @@ static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
 	if (r.type != IPC_T_CTL_OK) {
 		fprintf(stderr, "certward: unexpected answer %s\n", ipc_type_name(r.type));
 		ipc_msg_free(&r);
-		return 76;
+		return EXIT_PROTOCOL;
 	}
 	if (!quiet_ok)
 		fwrite(r.u.ctl_ok.text.ptr, 1, r.u.ctl_ok.text.len, stdout);
@@ -168,7 +200,7 @@ static int status_with_metrics(int fd)
 	text = strndup((const char *)table.u.ctl_ok.text.ptr, table.u.ctl_ok.text.len);
 	ipc_msg_free(&table);
 	if (!text)
-		return 71;
+		return EXIT_OSERR;
 	line = strtok_r(text, "\n", &save); /* header */
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		char name[33];
@@ -204,7 +236,14 @@ static const char *socket_from_config(const char *path)
 	return buf;
 }
 
-static int cmd_ctl(int argc, char **argv)
+static int ctl_usage_error(const char *at)
+{
+	if (at)
+		return cli_usage_error(NULL, "ctl: unexpected '%s'", at);
+	return cli_usage_error(NULL, "ctl needs a command: status, restart, reload, ping or metrics");
+}
+
+int ctl_main(int argc, char **argv)
 {
 	const char *sock = getenv("CERTWARD_CONTROL_SOCKET");
 	struct ipc_msg m = {0};
@@ -223,26 +262,21 @@ static int cmd_ctl(int argc, char **argv)
 				return 78;
 			i += 2;
 		} else {
-			usage(stderr);
-			return 64;
+			return ctl_usage_error(argv[i]);
 		}
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return 64;
-	}
+	if (i >= argc)
+		return ctl_usage_error(NULL);
 	const char *cmd = argv[i++];
 	int nargs = argc - i;
 
 	if (strcmp(cmd, "status") == 0 && nargs <= 1) {
-		if (nargs == 1 && strcmp(argv[i], "--metrics") != 0) {
-			usage(stderr);
-			return 64;
-		}
+		if (nargs == 1 && strcmp(argv[i], "--metrics") != 0)
+			return ctl_usage_error(argv[i]);
 		if (nargs == 1) {
 			fd = connect_master(sock);
 			if (fd < 0)
-				return 69;
+				return EXIT_UNAVAILABLE;
 			rc = status_with_metrics(fd);
 			close(fd);
 			return rc;
@@ -267,12 +301,11 @@ static int cmd_ctl(int argc, char **argv)
 		m.u.ctl_test_hook.hook = argv[i + 1];
 		m.u.ctl_test_hook.arg = argv[i + 2];
 	} else {
-		usage(stderr);
-		return 64;
+		return ctl_usage_error(cmd);
 	}
 	fd = connect_master(sock);
 	if (fd < 0)
-		return 69;
+		return EXIT_UNAVAILABLE;
 	rc = call(fd, &m, 0, NULL);
 	close(fd);
 	return rc;
@@ -280,29 +313,29 @@ static int cmd_ctl(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 64;
-	}
+	int rc;
+
+	if (argc < 2)
+		return cli_usage_error(NULL, "which command?");
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		printf("certward %s\n", CERTWARD_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "ctl") == 0)
-		return cmd_ctl(argc - 1, argv + 1);
-	if (strcmp(argv[1], "audit") == 0 && argc > 2 && strcmp(argv[2], "verify") == 0)
-		return audit_verify_main(argc - 2, argv + 2);
-	{
-		int rc = api_cmd_run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		int skip = commands[i].sub ? 2 : 1;
 
-		if (rc >= 0)
-			return rc;
+		if (strcmp(argv[1], commands[i].cmd) == 0 &&
+		    (!commands[i].sub || (argc > 2 && strcmp(argv[2], commands[i].sub) == 0)))
+			return commands[i].run(argc - skip, argv + skip);
 	}
-	fprintf(stderr, "certward: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return 64;
+	if ((rc = api_cmd_run(argc - 1, argv + 1)) >= 0)
+		return rc;
+	if ((rc = resource_cmd_run(argc - 1, argv + 1)) >= 0)
+		return rc;
+	return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

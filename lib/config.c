@@ -196,6 +196,11 @@ static int parse_duration(const char *s, size_t len, int64_t *out)
 	return parse_scaled(s, len, units, scale, 5, true, out);
 }
 
+int cfg_parse_duration(const char *s, int64_t *ms)
+{
+	return parse_duration(s, strlen(s), ms);
+}
+
 static int parse_size(const char *s, size_t len, int64_t *out)
 {
 	static const char *const units[] = {"k", "m", "g", "kb", "mb", "gb"};

@@ -79,6 +79,10 @@ const char *cfg_str(const struct cfg *cfg, const char *section, const char *key)
 int64_t cfg_int(const struct cfg *cfg, const char *section, const char *key);
 bool cfg_bool(const struct cfg *cfg, const char *section, const char *key);
 uint64_t cfg_duration_ms(const struct cfg *cfg, const char *section, const char *key);
+
+/* A duration as the configuration writes it ("90d", "12h", "500ms"; the
+ * unit required) in milliseconds: 0, or -1 when it is not one. */
+int cfg_parse_duration(const char *s, int64_t *ms);
 uint64_t cfg_size(const struct cfg *cfg, const char *section, const char *key);
 /* Whether the value came from the file or environment (not the default). */
 bool cfg_is_set(const struct cfg *cfg, const char *section, const char *key);

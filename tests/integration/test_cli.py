@@ -1,19 +1,25 @@
 """The certward CLI's REST commands against a real certwardd over HTTPS:
 status, health, version and api with the pinned certificate, a wrong
 certificate, an unreachable port, an error answer, and an API key that
-never shows in the output."""
+never shows in the output. Then the resource commands: create, list, get,
+update and delete in table and JSON output, list pages and --all, errors
+as one line with the right exit status, usage errors, and a hostile
+server string escaped in tables."""
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Cases, Certward, Postgres, check, free_port, make_root, teardown,
-                     wait_for)
+from harness import (BUILD, Cases, Certward, Postgres, check, free_port, make_root,
+                     sanitizer_reports, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
 KEY = "cw_0123456789ab_" + "5e" * 32
+ADMIN = None  # the bootstrap admin key, for the resource commands
 
 
 def cert_path():
@@ -24,11 +30,11 @@ def url():
     return "https://127.0.0.1:%d" % cw.api_port
 
 
-def cli(*args, env=None, timeout=30):
+def cli(*args, env=None, stdin=None, timeout=30):
     e = {k: v for k, v in os.environ.items() if not k.startswith("CERTWARD_")}
     e.update(env or {})
     return subprocess.run([os.path.join(BUILD, "certward")] + list(args), capture_output=True,
-                          text=True, timeout=timeout, env=e)
+                          text=True, timeout=timeout, env=e, input=stdin)
 
 
 def expect(out, rc, what):
@@ -144,6 +150,233 @@ def ctl_still_works():
     check(out.stdout.startswith("WORKER"), "ctl status: %r" % out.stdout)
 
 
+def run(*args, key=True, env=None, stdin=None):
+    """A resource command with the admin key (unless key is False) and the
+    server from the environment; the key must show in no output."""
+    e = {"CERTWARD_SERVER_URL": url()}
+    if key:
+        e["CERTWARD_API_KEY"] = ADMIN
+    e.update(env or {})
+    out = cli(*(args + ("--cacert", cert_path())), env=e, stdin=stdin, timeout=60)
+    both = out.stdout + out.stderr
+    check(ADMIN[16:] not in both, "the API key shows in the output of %r" % (args,))
+    return out
+
+
+def ok(*args, **kw):
+    out = run(*args, **kw)
+    check(out.returncode == 0, "%r: exit %d\nstdout: %s\nstderr: %s"
+          % (args, out.returncode, out.stdout, out.stderr))
+    return out
+
+
+def js(*args, **kw):
+    return json.loads(ok(*(args + ("--format", "json")), **kw).stdout)
+
+
+def fails(rc, *args, **kw):
+    """The command fails with exit status rc and one line on stderr."""
+    out = run(*args, **kw)
+    check(out.returncode == rc, "%r: exit %d, want %d\nstdout: %s\nstderr: %s"
+          % (args, out.returncode, rc, out.stdout, out.stderr))
+    lines = out.stderr.strip().splitlines()
+    check(len(lines) == 1 and lines[0].startswith("certward: "), "%r: not one line: %r" % (args, out.stderr))
+    return lines[0]
+
+
+def fields(text):
+    """The "field: value" lines of a record."""
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def table(text):
+    """Rows of a table as dicts by header, split on runs of two spaces."""
+    lines = text.rstrip("\n").splitlines()
+    if not lines:
+        return []
+    head = re.split(r"  +", lines[0].strip())
+    starts = [lines[0].index(h) for h in head]
+    rows = []
+    for line in lines[1:]:
+        cells = [line[s:(starts[i + 1] if i + 1 < len(starts) else None)].strip()
+                 for i, s in enumerate(starts)]
+        rows.append(dict(zip(head, cells)))
+    return rows
+
+
+def teams_crud():
+    out = ok("teams", "create", "--name", "platform", "--description", "the platform team")
+    t = fields(out.stdout)
+    check(t["name"] == "platform" and t["id"].startswith("t-") and t["description"] == "the platform team",
+          "create: %r" % out.stdout)
+    got = js("teams", "get", t["id"])
+    check(got["id"] == t["id"] and got["name"] == "platform", "get json: %r" % got)
+    check(fields(ok("teams", "get", t["id"]).stdout)["name"] == "platform", "get table")
+    js("teams", "create", "--data", '{"id": "t-sec", "name": "security"}')
+    out = ok("teams", "list", "--sort", "name")
+    rows = table(out.stdout)
+    check([r["NAME"] for r in rows] == ["platform", "security"] and rows[1]["ID"] == "t-sec",
+          "list rows: %r" % out.stdout)
+    check(out.stderr.strip() == "page 1 of 1, 2 total", "footer: %r" % out.stderr)
+    env = js("teams", "list", "--name", "security")
+    check(env["total"] == 1 and env["page"] == 1 and env["per_page"] == 50 and
+          env["data"][0]["id"] == "t-sec", "filtered envelope: %r" % env)
+    out = ok("teams", "update", "t-sec", "--description", "security team")
+    u = fields(out.stdout)
+    check(u["description"] == "security team" and u["name"] == "security", "update: %r" % out.stdout)
+    out = ok("teams", "delete", "t-sec")
+    check(out.stdout.strip() == "deleted t-sec", "delete: %r" % out.stdout)
+    line = fails(1, "teams", "get", "t-sec")
+    check(line == "certward: 404 Not Found", "missing: %r" % line)
+    out = ok("teams", "delete", t["id"], "--format", "json")
+    check(out.stdout == "", "json delete printed %r" % out.stdout)
+
+
+def owners_with_team():
+    js("teams", "create", "--id", "t-ops", "--name", "operations")
+    ann = js("owners", "create", "--name", "Ann", "--email", "ann@example.com", "--team-id", "t-ops")
+    js("owners", "create", "--name", "Bob")
+    check(ann["team_id"] == "t-ops" and ann["email"] == "ann@example.com", "owner: %r" % ann)
+    rows = table(ok("owners", "list", "--team-id", "t-ops").stdout)
+    check(len(rows) == 1 and rows[0]["NAME"] == "Ann" and rows[0]["TEAM_ID"] == "t-ops" and
+          rows[0]["EMAIL"] == "ann@example.com", "owners of t-ops: %r" % rows)
+    rows = table(ok("owners", "list", "--sort", "-name").stdout)
+    check([r["NAME"] for r in rows] == ["Bob", "Ann"], "sorted: %r" % rows)
+    line = fails(1, "owners", "create", "--name", "Cy", "--team-id", "t-none")
+    check(line.startswith("certward: 422 Unprocessable Content: "), "dangling team: %r" % line)
+    line = fails(1, "teams", "delete", "t-ops")
+    check(line.startswith("certward: 409 Conflict: "), "referenced team: %r" % line)
+    ok("owners", "delete", ann["id"])
+    ok("teams", "delete", "t-ops")
+
+
+def conflict_and_bad_request():
+    js("teams", "create", "--name", "dup")
+    line = fails(1, "teams", "create", "--name", "dup")
+    check(line == "certward: 409 Conflict: a record with this name or id exists already", "409: %r" % line)
+    line = fails(1, "owners", "create", "--name", "Eve", "--email", "eve@")
+    check(line.startswith("certward: 400 Bad Request: email: ") and line.endswith("(field email)"),
+          "400: %r" % line)
+    line = fails(1, "renewal-policies", "create", "--name", "rp", "--max-retries", "11")
+    check(line == "certward: 400 Bad Request: max_retries: must be an integer from 0 to 10 (field max_retries)",
+          "range: %r" % line)
+    line = fails(1, "teams", "list", "--name", "x" * 300)
+    check(line.startswith("certward: 400 Bad Request: ") and "(field name)" in line, "filter: %r" % line)
+    # the JSON output of an error is the same one line on stderr
+    line = fails(1, "teams", "create", "--name", "dup", "--format", "json")
+    check("409 Conflict" in line, "json 409: %r" % line)
+
+
+def renewal_policy_types():
+    p = js("renewal-policies", "create", "--name", "fast", "--max-retries", "2", "--auto-renew", "false",
+           "--alert-thresholds-days", "30,14", "--alert-thresholds-day", "1", "--renewal-window-days", "20")
+    check(p["max_retries"] == 2 and p["auto_renew"] is False and p["alert_thresholds_days"] == [30, 14, 1]
+          and p["renewal_window_days"] == 20, "typed fields: %r" % p)
+    rows = table(ok("renewal-policies", "list", "--auto-renew", "false").stdout)
+    check([r["ID"] for r in rows] == [p["id"]] and rows[0]["AUTO_RENEW"] == "false", "bool filter: %r" % rows)
+    got = fields(ok("renewal-policies", "get", p["id"]).stdout)
+    check(got["alert_thresholds_days"] == "30, 14, 1", "array in a record: %r" % got)
+    u = js("renewal-policies", "update", p["id"], "--data", '{"max_retries": 5, "auto_renew": true}',
+           "--auto-renew", "false")
+    check(u["max_retries"] == 5 and u["auto_renew"] is False and u["renewal_window_days"] == 20,
+          "--data under options: %r" % u)
+    path = os.path.join(root, "rp.json")
+    with open(path, "w") as f:
+        f.write('{"name": "from-file", "max_retries": 1}')
+    check(js("renewal-policies", "create", "--data", "@" + path)["name"] == "from-file", "--data @FILE")
+    check(js("renewal-policies", "create", "--data", "@-", stdin='{"name": "stdin", "max_retries": 0}')
+          ["max_retries"] == 0, "--data @-")
+
+
+def paging_and_all():
+    for i in range(23):
+        js("teams", "create", "--id", "t-page-%02d" % i, "--name", "page %02d" % i)
+    total = js("teams", "list")["total"]
+    check(total >= 23, "total %d" % total)
+    out = ok("teams", "list", "--per-page", "10", "--page", "2", "--sort", "id")
+    check(len(table(out.stdout)) == 10, "one page: %r" % out.stdout)
+    pages = (total + 9) // 10
+    check(out.stderr.strip() == "page 2 of %d, %d total" % (pages, total), "footer: %r" % out.stderr)
+    out = ok("teams", "list", "--page", "99")
+    check(out.stdout == "" and out.stderr.strip() == "page 99 of 1, %d total" % total,
+          "beyond the end: %r %r" % (out.stdout, out.stderr))
+    out = ok("teams", "list", "--all", "--per-page", "10", "--sort", "id")
+    rows = table(out.stdout)
+    ids = [r["ID"] for r in rows]
+    check(len(ids) == total and len(set(ids)) == total and ids == sorted(ids), "--all table: %d of %d" % (len(ids), total))
+    check(out.stderr.strip() == "all %d pages, %d records, %d total" % (pages, total, total), "--all footer: %r" % out.stderr)
+    items = js("teams", "list", "--all", "--per-page", "7")
+    check(isinstance(items, list) and len({t["id"] for t in items}) == total, "--all json: %d" % len(items))
+    check(js("teams", "list", "--all", "--name", "nobody") == [], "--all of nothing")
+    for i in range(23):
+        ok("teams", "delete", "t-page-%02d" % i)
+
+
+def hostile_strings_escaped():
+    desc = "\x1b[31mred\x1b[0m \x9b2J \u202egnp.exe\nnext line\x07"
+    t = js("teams", "create", "--name", "evil\x1b]0;title\x07", "--description", desc)
+    check(t["description"] == desc, "stored as sent: %r" % t)
+    for args in (("teams", "get", t["id"]), ("teams", "list", "--name", t["name"])):
+        out = ok(*args)
+        bad = [c for c in out.stdout if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+               or c in "\u202e\u2028"]
+        check(not bad, "%r printed control characters: %r" % (args, out.stdout))
+        check("\\x1b[31mred" in out.stdout and "\\u202e" in out.stdout and "\\u009b" in out.stdout,
+              "%r: escapes missing: %r" % (args, out.stdout))
+    check(len(ok("teams", "list", "--name", t["name"]).stdout.strip().splitlines()) == 2,
+          "a row took more than one line")
+    raw = ok("teams", "get", t["id"], "--format", "json").stdout
+    check("\x1b" not in raw and json.loads(raw)["description"] == desc, "json: %r" % raw)
+    ok("teams", "delete", t["id"])
+
+
+def usage_errors():
+    for args in (("teams",), ("teams", "frobnicate"), ("teams", "get"), ("teams", "get", "a", "b"),
+                 ("teams", "list", "--colour", "red"), ("teams", "list", "--page", "0"),
+                 ("teams", "list", "--per-page", "x"), ("teams", "list", "--sort", "colour"),
+                 ("teams", "list", "--all", "--page", "2"), ("teams", "list", "--all=yes"),
+                 ("teams", "create"), ("teams", "create", "--colour", "red"),
+                 ("teams", "create", "--created-at", "2020-01-01T00:00:00Z", "--name", "x"),
+                 ("teams", "update", "t-x", "--id", "t-y"), ("teams", "update", "t-x"),
+                 ("teams", "create", "--name", "a", "--name", "b"),
+                 ("teams", "create", "--data", "{nope"), ("teams", "create", "--data", "[1]"),
+                 ("renewal-policies", "create", "--name", "x", "--max-retries", "many"),
+                 ("renewal-policies", "create", "--name", "x", "--auto-renew", "yes"),
+                 ("teams", "list", "--format", "yaml"), ("teams", "list", "--timeout", "0"),
+                 ("teams", "list", "--server"), ("frobnicate",), ("teams", "list", "-x"),
+                 ("agents", "retire", "a-1", "--force"), ("apikey", "create", "--name", "x"),
+                 ("apikey", "create", "--name", "x", "--role", "viewer", "--expires-in", "soon"),
+                 ("certs", "list", "--retired")):
+        line = fails(2, *args)
+        check("--help" in line, "%r: no hint: %r" % (args, line))
+    check(fails(66, "teams", "create", "--data", "@/nonexistent/x.json").startswith("certward: cannot read"),
+          "unreadable --data")
+
+
+def help_lists_commands():
+    out = ok("--help")
+    for word in ("teams", "owners", "issuers", "profiles", "renewal-policies", "targets", "agent-groups",
+                 "policies", "certs", "agents", "jobs", "notifications", "audit", "apikey", "--format"):
+        check(word in out.stdout, "--help lacks %s" % word)
+    out = ok("renewal-policies", "--help")
+    for word in ("--max-retries N", "--alert-thresholds-days", "--auto-renew true|false", "filters (list):"):
+        check(word in out.stdout, "renewal-policies --help lacks %r:\n%s" % (word, out.stdout))
+    check("--reason" in ok("certs", "revoke", "--help").stdout, "certs revoke --help")
+
+
+def transport_and_auth_errors():
+    line = fails(69, "teams", "list", "--server", "https://127.0.0.1:%d" % free_port())
+    check("cannot connect" in line, "unreachable: %r" % line)
+    line = fails(1, "teams", "list", key=False)
+    check(line.startswith("certward: 401 Unauthorized"), "no key: %r" % line)
+    line = fails(1, "teams", "list", env={"CERTWARD_API_KEY": ADMIN[:-4] + "0000"})
+    check(line.startswith("certward: 401 Unauthorized"), "wrong key: %r" % line)
+
+
 LAST = {}
 
 
@@ -175,9 +408,25 @@ try:
     case(api_error_detail)
     case(api_key_never_printed)
     case(ctl_still_works)
+    key_file = os.path.join(cw.state, "admin-api-key")
+    wait_for("bootstrap key", lambda: os.path.exists(key_file), timeout=30)
+    with open(key_file) as f:
+        ADMIN = f.read().strip()
+    case(teams_crud)
+    case(owners_with_team)
+    case(conflict_and_bad_request)
+    case(renewal_policy_types)
+    case(paging_and_all)
+    case(hostile_strings_escaped)
+    case(usage_errors)
+    case(help_lists_commands)
+    case(transport_and_auth_errors)
     rc = cw.stop()
     if rc != 0:
         RUN.fail("certwardd exit status %r" % rc)
+    reports = sanitizer_reports(cw.logs)
+    if reports:
+        RUN.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
 finally:
     teardown(cw, pg, root)
 RUN.finish()
