@@ -131,19 +131,28 @@ enum field_opt fields_set(const struct resource_def *r, bool create, json_t *bod
 	case FT_STRINGS:
 	case FT_INTS: {
 		json_t *a = json_is_array(old) ? old : json_array();
-		char *copy = strdup(value), *save = NULL, *item;
-		bool ok = copy != NULL;
+		bool ok = true;
 
 		if (f->type == FT_STRINGS) {
-			ok = ok && json_array_append_new(a, json_string(value)) == 0;
+			ok = json_array_append_new(a, json_string(value)) == 0;
 		} else {
 			/* "30,14,7" or one per option */
-			for (item = ok ? strtok_r(copy, ",", &save) : NULL; ok && item;
-			     item = strtok_r(NULL, ",", &save))
-				ok = parse_int(item, &n) && json_array_append_new(a, json_integer(n)) == 0;
-			ok = ok && value[0] && value[strlen(value) - 1] != ',';
+			for (const char *p = value;;) {
+				const char *comma = strchr(p, ',');
+				size_t len = comma ? (size_t)(comma - p) : strlen(p);
+				char item[24];
+
+				ok = len > 0 && len < sizeof item;
+				if (ok) {
+					memcpy(item, p, len);
+					item[len] = '\0';
+					ok = parse_int(item, &n) && json_array_append_new(a, json_integer(n)) == 0;
+				}
+				if (!ok || !comma)
+					break;
+				p = comma + 1;
+			}
 		}
-		free(copy);
 		if (a != old) {
 			if (ok)
 				json_object_set(body, f->name, a);

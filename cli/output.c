@@ -109,6 +109,10 @@ static int scalar(const json_t *v)
 
 static void append_scalar(struct strbuf *b, const json_t *v)
 {
+	if (!v) {
+		strbuf_printf(b, "-");
+		return;
+	}
 	switch (json_typeof(v)) {
 	case JSON_STRING: out_escape(b, json_string_value(v), json_string_length(v)); break;
 	case JSON_INTEGER: strbuf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
