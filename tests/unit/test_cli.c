@@ -63,40 +63,42 @@ Test(output, width_counts_characters)
 	cr_expect_eq(out_width(""), 0);
 }
 
-static void text_is(const char *json, size_t max, const char *want)
-{
-	json_t *v = json_loads(json, JSON_DECODE_ANY, NULL);
-	char *got;
-
-	cr_assert_not_null(v, "%s", json);
-	got = out_text(v, max);
-	cr_expect_str_eq(got, want, "text of %s", json);
-	free(got);
-	json_decref(v);
-}
-
 Test(output, text_of_values)
 {
-	text_is("\"x\\u001by\"", 0, "x\\x1by");
-	text_is("42", 0, "42");
-	text_is("-7", 0, "-7");
-	text_is("true", 0, "true");
-	text_is("null", 0, "-");
-	text_is("[30, 14, 7]", 0, "30, 14, 7");
-	text_is("[\"a\", \"b\\n\"]", 0, "a, b\\n");
-	text_is("[]", 0, "");
-	text_is("{\"k\":\"v\\u001b\"}", 0, "{\"k\":\"v\\u001B\"}");
-	text_is("[[1]]", 0, "[[1]]");
-	/* cut by characters */
-	text_is("\"abcdefghij\"", 8, "abcde...");
-	text_is("\"üüüüüüüüüü\"", 8, "üüüüü...");
-	text_is("\"abcdefgh\"", 8, "abcdefgh");
-	{
-		char *dash = out_text(NULL, 0);
+	static const struct {
+		const char *json;
+		size_t max;
+		const char *want;
+	} cases[] = {
+		{"\"x\\u001by\"", 0, "x\\x1by"},
+		{"42", 0, "42"},
+		{"-7", 0, "-7"},
+		{"true", 0, "true"},
+		{"null", 0, "-"},
+		{"[30, 14, 7]", 0, "30, 14, 7"},
+		{"[\"a\", \"b\\n\"]", 0, "a, b\\n"},
+		{"[]", 0, ""},
+		{"{\"k\":\"v\\u001b\"}", 0, "{\"k\":\"v\\u001B\"}"},
+		{"[[1]]", 0, "[[1]]"},
+		/* cut by characters */
+		{"\"abcdefghij\"", 8, "abcde..."},
+		{"\"üüüüüüüüüü\"", 8, "üüüüü..."},
+		{"\"abcdefgh\"", 8, "abcdefgh"},
+	};
+	char *got;
 
-		cr_expect_str_eq(dash, "-");
-		free(dash);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *v = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+
+		cr_assert_not_null(v, "%s", cases[i].json);
+		got = out_text(v, cases[i].max);
+		cr_expect_str_eq(got, cases[i].want, "text of %s", cases[i].json);
+		free(got);
+		json_decref(v);
 	}
+	got = out_text(NULL, 0);
+	cr_expect_str_eq(got, "-");
+	free(got);
 }
 
 /* What a function writes to a FILE, as a string. */
