@@ -22,12 +22,12 @@
 /* --expires-in: at most a hundred years */
 #define EXPIRES_IN_MAX_S (100LL * 366 * 86400)
 
-/* the generic actions */
-#define A_LIST 1u
-#define A_GET 2u
-#define A_CREATE 4u
-#define A_UPDATE 8u
-#define A_DELETE 16u
+/* the generic actions: the catalogue's verbs */
+#define A_LIST VERB_LIST
+#define A_GET VERB_GET
+#define A_CREATE VERB_CREATE
+#define A_UPDATE VERB_UPDATE
+#define A_DELETE VERB_DELETE
 #define A_CRUD (A_LIST | A_GET | A_CREATE | A_UPDATE | A_DELETE)
 
 /* the options an action takes besides the common ones */
@@ -42,7 +42,7 @@
 struct group {
 	const char *name, *path;
 	const char *one; /* a record, for help: "team" */
-	unsigned actions;
+	unsigned actions; /* the generic ones when the catalogue does not have the resource */
 	const char *deleted; /* what delete did, said after it: "deleted" */
 	const char *const *cols;
 	size_t ncols;
@@ -80,10 +80,6 @@ static const struct group groups[] = {
 	 COLS("id", "name", "role", "prefix", "key_prefix", "agent_id", "expires_at", "revoked_at")},
 };
 
-/* the columns of `certs versions` */
-static const char *const version_cols[] = {"id", "serial_number", "not_before", "not_after",
-					   "key_algorithm", "key_size"};
-
 /* One invocation: the command line, parsed. */
 struct inv {
 	struct cli_common c;
@@ -108,6 +104,11 @@ struct action {
 	int takes_id;
 	const char *args, *help;
 	int (*run)(struct inv *v);
+	/* a list under a record: its path in the catalogue, the record's id
+	 * as the {...} segment, and its columns */
+	const char *sub;
+	const char *const *cols;
+	size_t ncols;
 };
 
 static int do_list(struct inv *v);
@@ -117,10 +118,13 @@ static int do_update(struct inv *v);
 static int do_delete(struct inv *v);
 static int do_renew(struct inv *v);
 static int do_revoke(struct inv *v);
-static int do_versions(struct inv *v);
+static int do_sublist(struct inv *v);
 static int do_retire(struct inv *v);
 static int do_cancel(struct inv *v);
 static int do_key_create(struct inv *v);
+
+/* an action that is not a list under a record */
+#define NO_SUB NULL, NULL, 0
 
 #define LIST_ARGS "[--page N] [--per-page N] [--sort F|-F] [--FILTER VALUE ...] [--all]"
 
@@ -128,34 +132,42 @@ static int do_key_create(struct inv *v);
  * stands in for a generic one of the same name). */
 static const struct action actions[] = {
 	{NULL, "list", A_LIST, O_PAGES | O_LIST, 0, LIST_ARGS,
-	 "a page (the footer on stderr tells which), or every page with --all", do_list},
-	{NULL, "get", A_GET, 0, 1, "ID", "one record, a field a line", do_get},
+	 "a page (the footer on stderr tells which), or every page with --all", do_list, NO_SUB},
+	{NULL, "get", A_GET, 0, 1, "ID", "one record, a field a line", do_get, NO_SUB},
 	{NULL, "create", A_CREATE, O_FIELDS, 0, "--FIELD VALUE ... [--data JSON|@FILE|@-]",
-	 "create; prints the new record", do_create},
+	 "create; prints the new record", do_create, NO_SUB},
 	{NULL, "update", A_UPDATE, O_FIELDS, 1, "ID --FIELD VALUE ... [--data JSON|@FILE|@-]",
-	 "change the fields given, keep the others", do_update},
-	{NULL, "delete", A_DELETE, 0, 1, "ID", "delete (certificates: archive)", do_delete},
+	 "change the fields given, keep the others", do_update, NO_SUB},
+	{NULL, "delete", A_DELETE, 0, 1, "ID", "delete (certificates: archive)", do_delete, NO_SUB},
 	{"agents", "list", 0, O_PAGES | O_LIST | O_RETIRED, 0, LIST_ARGS " [--retired]",
-	 "agents in service, or the retired ones", do_list},
-	{"certs", "archive", 0, 0, 1, "ID", "archive a certificate (the same as delete)", do_delete},
-	{"certs", "renew", 0, 0, 1, "ID", "ask for a renewal now", do_renew},
+	 "agents in service, or the retired ones", do_list, NO_SUB},
+	{"certs", "archive", 0, 0, 1, "ID", "archive a certificate (the same as delete)", do_delete, NO_SUB},
+	{"certs", "renew", 0, 0, 1, "ID", "ask for a renewal now", do_renew, NO_SUB},
 	{"certs", "revoke", 0, O_REASON, 1, "ID [--reason REASON]",
 	 "revoke; REASON as in RFC 5280: unspecified, keyCompromise, caCompromise,\n"
 	 "affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
 	 "privilegeWithdrawn",
-	 do_revoke},
-	{"certs", "versions", 0, O_PAGES, 1, "ID [--page N] [--per-page N] [--all]",
-	 "the issued versions of a certificate", do_versions},
+	 do_revoke, NO_SUB},
+	{"certs", "versions", 0, O_PAGES | O_LIST, 1, "ID " LIST_ARGS,
+	 "the issued versions of a certificate", do_sublist,
+	 "/api/v1/certificates/{certificate_id}/versions",
+	 COLS("id", "serial_number", "not_before", "not_after", "key_algorithm", "key_size")},
+	{"agent-groups", "members", 0, O_PAGES | O_LIST, 1, "ID " LIST_ARGS,
+	 "the agents an agent group matches", do_sublist, "/api/v1/agent-groups/{agent_group_id}/members",
+	 COLS("id", "name", "hostname", "status", "last_heartbeat_at")},
+	{"policies", "violations", 0, O_PAGES | O_LIST, 1, "ID " LIST_ARGS,
+	 "the certificates that break a policy", do_sublist, "/api/v1/policies/{rule_id}/violations",
+	 COLS("id", "certificate_id", "severity", "message", "created_at")},
 	{"agents", "retire", 0, O_REASON | O_FORCE, 1, "ID [--force --reason TEXT]",
 	 "retire an agent; refused (409) while it has active targets, certificates or\n"
 	 "jobs unless --force, which retires those too and needs a --reason",
-	 do_retire},
-	{"jobs", "cancel", 0, 0, 1, "ID", "cancel a job", do_cancel},
+	 do_retire, NO_SUB},
+	{"jobs", "cancel", 0, 0, 1, "ID", "cancel a job", do_cancel, NO_SUB},
 	{"apikey", "create", 0, O_KEY, 0,
 	 "--name NAME --role admin|operator|viewer|agent [--agent ID]\n"
 	 "[--expires-in DURATION | --expires-at RFC3339]",
-	 "make a key; it is printed once, alone on its line (DURATION like 90d, 12h)", do_key_create},
-	{"apikey", "revoke", 0, 0, 1, "ID", "revoke a key: it stops working at once", do_delete},
+	 "make a key; it is printed once, alone on its line (DURATION like 90d, 12h)", do_key_create, NO_SUB},
+	{"apikey", "revoke", 0, 0, 1, "ID", "revoke a key: it stops working at once", do_delete, NO_SUB},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -177,7 +189,11 @@ static int has(const struct group *g, const struct action *a)
 		if (actions[i].group && strcmp(actions[i].group, g->name) == 0 &&
 		    strcmp(actions[i].name, a->name) == 0)
 			return 0; /* the command's own one stands in */
-	return (g->actions & a->bit) != 0;
+	{
+		const struct resource_def *res = resource_by_path(g->path);
+
+		return ((res ? res->verbs : g->actions) & a->bit) != 0;
+	}
 }
 
 static const struct action *action_named(const struct group *g, const char *name)
@@ -226,10 +242,13 @@ static void group_usage(const struct group *g, FILE *out)
 			fprintf(out, *p == '\n' ? "\n      " : "%c", *p);
 		fputc('\n', out);
 	}
-	if (g->actions & (A_CREATE | A_LIST) || strcmp(g->name, "agents") == 0) {
-		fputc('\n', out);
+	fputc('\n', out);
+	if (res)
 		fields_usage(res, out);
-	}
+	else if (g->actions & (A_CREATE | A_UPDATE))
+		fields_usage(NULL, out);
+	else
+		fprintf(out, "filters (list): --FILTER VALUE, the server's query parameters\n");
 	fprintf(out, "\noptions of every action:\n");
 	cli_common_usage(out);
 }
@@ -583,12 +602,21 @@ static int do_list(struct inv *v)
 	return list_at(v, path, v->g->cols, v->g->ncols);
 }
 
-static int do_versions(struct inv *v)
+/* A list under a record: the {...} segment of the action's path is the
+ * record's id. */
+static int do_sublist(struct inv *v)
 {
-	char *path = item_path(v->g->path, v->id, "/versions");
-	int rc = list_at(v, path, version_cols, NELEM(version_cols));
+	const char *open = strchr(v->a->sub, '{'), *close = strchr(v->a->sub, '}');
+	struct strbuf b;
+	int rc;
 
-	free(path);
+	strbuf_init(&b, 4096);
+	strbuf_printf(&b, "%.*s", (int)(open - v->a->sub), v->a->sub);
+	fields_url_encode(&b, v->id);
+	strbuf_printf(&b, "%s", close + 1);
+	rc = b.truncated ? cli_usage_error(v->hint, "the ID is too long")
+			 : list_at(v, b.p, v->a->cols, v->a->ncols);
+	strbuf_free(&b);
 	return rc;
 }
 
@@ -774,7 +802,8 @@ int resource_cmd_run(int argc, char **argv)
 	if (!(v.a = action_named(g, argv[1])))
 		return cli_usage_error(v.hint, "certward %s has no action '%s' (%s)", g->name, argv[1], names);
 	cli_common_init(&v.c);
-	v.res = resource_by_path(g->path);
+	/* a list under a record has its own fields and filters */
+	v.res = resource_by_path(v.a->sub ? v.a->sub : g->path);
 	strbuf_init(&v.filters, FIELDS_QUERY_MAX);
 	v.body = json_object();
 	rc = parse(&v, argc, argv);

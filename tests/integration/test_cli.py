@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Cases, Certward, Postgres, check, free_port, make_root,
+from harness import (BUILD, Cases, Certward, Postgres, check, free_port, make_key, make_root,
                      sanitizer_reports, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
@@ -368,6 +368,74 @@ def help_lists_commands():
     check("--reason" in ok("certs", "revoke", "--help").stdout, "certs revoke --help")
 
 
+def inventory_commands():
+    """The rest of the inventory through the CLI: enums, maps, lists of ids
+    and key rules as options; certificates listed by their filters,
+    archived, and their versions; agents, agent groups and their members,
+    policies and their violations, jobs and notifications; a viewer's
+    change refused as one line."""
+    team = js("teams", "create", "--name", "inv-team")
+    owner = js("owners", "create", "--name", "inv-owner", "--team-id", team["id"])
+    iss = js("issuers", "create", "--name", "local-ca", "--type", "Local", "--config", "ttl=90d")
+    check(iss["config"] == {"ttl": "90d"} and iss["type"] == "Local" and iss["enabled"] is True, "issuer: %r" % iss)
+    line = fails(1, "issuers", "create", "--name", "x", "--type", "Bogus")
+    check(line.startswith("certward: 400 Bad Request: type: ") and line.endswith("(field type)"), "enum: %r" % line)
+    prof = js("profiles", "create", "--name", "tls", "--allowed-key-algorithm", "ECDSA:256",
+              "--allowed-key-algorithm", "RSA:2048", "--allowed-eku", "serverAuth,clientAuth",
+              "--max-ttl-seconds", "7776000", "--requires-approval", "true")
+    check(prof["allowed_key_algorithms"] == [{"algorithm": "ECDSA", "min_size": 256},
+                                             {"algorithm": "RSA", "min_size": 2048}] and
+          prof["allowed_ekus"] == ["serverAuth", "clientAuth"] and prof["requires_approval"] is True,
+          "profile: %r" % prof)
+    rp = js("renewal-policies", "create", "--name", "inv-std", "--max-retries", "3",
+            "--certificate-profile-id", prof["id"])
+    agent = js("agents", "create", "--name", "edge01", "--hostname", "edge01.example.internal", "--os", "linux",
+               "--architecture", "amd64", "--ip-address", "10.1.2.3")
+    tg = js("targets", "create", "--name", "edge-nginx", "--type", "NGINX", "--agent-id", agent["id"],
+            "--config", "cert_path=/etc/nginx/site.crt")
+    check(tg["config"] == {"cert_path": "/etc/nginx/site.crt"}, "target: %r" % tg)
+    c = js("certs", "create", "--name", "api-prod", "--common-name", "api.example.com",
+           "--san", "api.example.com", "--san", "*.api.example.com", "--environment", "production",
+           "--owner-id", owner["id"], "--team-id", team["id"], "--issuer-id", iss["id"],
+           "--renewal-policy-id", rp["id"], "--target-id", tg["id"], "--tag", "service=api", "--tag", "tier=1")
+    check(c["sans"] == ["api.example.com", "*.api.example.com"] and c["tags"] == {"service": "api", "tier": "1"}
+          and c["target_ids"] == [tg["id"]] and c["status"] == "Pending", "certificate: %r" % c)
+    out = ok("certs", "list", "--environment", "production", "--status", "Pending")
+    rows = table(out.stdout)
+    check([r["ID"] for r in rows] == [c["id"]] and rows[0]["COMMON_NAME"] == "api.example.com" and
+          rows[0]["STATUS"] == "Pending" and rows[0]["EXPIRES_AT"] == "-", "certs list: %r" % out.stdout)
+    got = fields(ok("certs", "get", c["id"]).stdout)
+    check(got["sans"] == "api.example.com, *.api.example.com" and '"tier":"1"' in got["tags"].replace(" ", ""),
+          "certs get: %r" % got)
+    line = fails(1, "certs", "list", "--status", "Bogus")
+    check(line.startswith("certward: 400 Bad Request") and "(field status)" in line, "enum filter: %r" % line)
+    env = js("certs", "versions", c["id"])
+    check(env["data"] == [] and env["total"] == 0, "versions: %r" % env)
+    check(fails(1, "certs", "versions", "mc-none").startswith("certward: 404 Not Found"), "versions of nothing")
+    check(ok("certs", "archive", c["id"]).stdout.strip() == "archived " + c["id"], "archive")
+    check(js("certs", "get", c["id"])["status"] == "Archived", "not archived")
+    g = js("agent-groups", "create", "--name", "linux-amd64", "--match-os", "linux", "--match-ip-cidr", "10.0.0.0/8")
+    rows = table(ok("agent-groups", "members", g["id"]).stdout)
+    check([r["ID"] for r in rows] == [agent["id"]] and rows[0]["HOSTNAME"] == "edge01.example.internal",
+          "members: %r" % rows)
+    pol = js("policies", "create", "--name", "domains", "--type", "AllowedDomains", "--severity", "Error",
+             "--config", '{"domains": ["example.com"]}')
+    check(pol["config"] == {"domains": ["example.com"]} and pol["severity"] == "Error", "policy: %r" % pol)
+    check(js("policies", "violations", pol["id"])["total"] == 0, "violations")
+    rows = table(ok("agents", "list", "--os", "linux").stdout)
+    check([r["NAME"] for r in rows] == ["edge01"] and rows[0]["STATUS"] == "Offline", "agents: %r" % rows)
+    check(fields(ok("agents", "get", agent["id"]).stdout)["ip_address"] == "10.1.2.3", "agents get")
+    check(js("agents", "list", "--retired")["total"] == 0, "retired agents")
+    for group in ("jobs", "notifications"):
+        out = ok(group, "list")
+        check(out.stdout == "" and out.stderr.strip() == "page 1 of 1, 0 total", "%s: %r" % (group, out))
+        check(js(group, "list")["data"] == [], "%s json" % group)
+    viewer = make_key(pg, "cli-viewer", "viewer")
+    line = fails(1, "teams", "create", "--name", "nope", env={"CERTWARD_API_KEY": viewer})
+    check(line == "certward: 403 Forbidden: this key's role may not do this", "viewer: %r" % line)
+    check(viewer[16:] not in line, "the viewer key shows")
+
+
 def transport_and_auth_errors():
     line = fails(69, "teams", "list", "--server", "https://127.0.0.1:%d" % free_port())
     check("cannot connect" in line, "unreachable: %r" % line)
@@ -420,6 +488,7 @@ try:
     case(hostile_strings_escaped)
     case(usage_errors)
     case(help_lists_commands)
+    case(inventory_commands)
     case(transport_and_auth_errors)
     rc = cw.stop()
     if rc != 0:

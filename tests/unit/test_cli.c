@@ -196,18 +196,25 @@ Test(output, fields_are_aligned_lines)
 /* ---- fields ---- */
 
 static const struct field_def cert_fields[] = {
-	{"id", FT_ID, FF_NONE, FIELD_SORT, 0, 128},
-	{"name", FT_STRING, FF_NONE, FIELD_REQUIRED | FIELD_FILTER | FIELD_SORT, 1, 255},
-	{"sans", FT_STRINGS, FF_DNS_WILDCARD, 0, 0, 253},
-	{"tags", FT_OBJECT, FF_NONE, 0, 0, 0},
-	{"team_id", FT_REF, FF_NONE, FIELD_FILTER, 0, 128},
-	{"max_ttl_seconds", FT_INT, FF_NONE, 0, 60, 86400},
-	{"enabled", FT_BOOL, FF_NONE, FIELD_FILTER, 0, 0},
-	{"thresholds", FT_INTS, FF_NONE, 0, 0, 365},
-	{"expires_at", FT_TIMESTAMP, FF_NONE, FIELD_SERVER | FIELD_SORT, 0, 0},
+	{.name = "id", .type = FT_ID, .flags = FIELD_SORT, .max = 128},
+	{.name = "name", .type = FT_STRING, .flags = FIELD_REQUIRED | FIELD_FILTER | FIELD_SORT, .min = 1, .max = 255},
+	{.name = "sans", .type = FT_STRINGS, .format = FF_SAN, .max = 253},
+	{.name = "tags", .type = FT_MAP},
+	{.name = "team_id", .type = FT_REF, .flags = FIELD_FILTER, .max = 128},
+	{.name = "max_ttl_seconds", .type = FT_INT, .min = 60, .max = 86400},
+	{.name = "enabled", .type = FT_BOOL, .flags = FIELD_FILTER},
+	{.name = "thresholds", .type = FT_INTS, .max = 365},
+	{.name = "expires_at", .type = FT_TIMESTAMP, .flags = FIELD_SERVER | FIELD_SORT},
+	{.name = "config", .type = FT_OBJECT},
+	{.name = "target_ids", .type = FT_REFS, .max = 128},
+	{.name = "allowed_ekus", .type = FT_ENUMS, .values = "serverAuth|clientAuth"},
+	{.name = "allowed_key_algorithms", .type = FT_KEY_RULES},
+	{.name = "status", .type = FT_ENUM, .flags = FIELD_FILTER, .values = "Active|Revoked"},
+	{.name = "parent_id", .type = FT_REF, .flags = FIELD_FILTER | FIELD_HIDDEN},
 };
-static const struct resource_def certs = {"certificates", "/api/v1/certificates", cert_fields,
-					  sizeof cert_fields / sizeof cert_fields[0]};
+static const struct resource_def certs = {.name = "certificates", .path = "/api/v1/certificates",
+					  .fields = cert_fields, .verbs = VERB_LIST | VERB_CREATE,
+					  .nfields = sizeof cert_fields / sizeof cert_fields[0]};
 
 static json_t *body;
 static char err[256];
@@ -272,6 +279,25 @@ Test(fields, maps_take_key_value_or_json)
 	cr_expect_eq(set(&certs, true, "tags", "{\"a\":\"1\"}"), FIELD_OPT_SET);
 	body_is("{\"tags\":{\"a\":\"1\"}}");
 	cr_expect_eq(set(&certs, true, "tags", "{\"a\":"), FIELD_OPT_BAD);
+}
+
+Test(fields, lists_of_ids_enums_and_key_rules)
+{
+	cr_expect_eq(set(&certs, true, "target-id", "tg-1,tg-2"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "target-ids", "tg-3"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "allowed-eku", "serverAuth"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "allowed-key-algorithm", "RSA:2048"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "allowed-key-algorithms", "Ed25519"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "status", "Active"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "config", "{\"url\":\"https://ca\",\"n\":1}"), FIELD_OPT_SET);
+	body_is("{\"allowed_ekus\":[\"serverAuth\"],\"allowed_key_algorithms\":[{\"algorithm\":\"RSA\","
+		"\"min_size\":2048},{\"algorithm\":\"Ed25519\"}],\"config\":{\"n\":1,\"url\":\"https://ca\"},"
+		"\"status\":\"Active\",\"target_ids\":[\"tg-1\",\"tg-2\",\"tg-3\"]}");
+	cr_expect_eq(set(&certs, true, "allowed-key-algorithm", "RSA:big"), FIELD_OPT_BAD);
+	cr_expect_eq(set(&certs, true, "allowed-key-algorithm", ":2048"), FIELD_OPT_BAD);
+	cr_expect_eq(set(&certs, true, "target-id", "tg-4,"), FIELD_OPT_BAD);
+	cr_expect_eq(set(&certs, true, "sans", "[\"a\",\"b\"]"), FIELD_OPT_SET);
+	cr_expect_eq(set(&certs, true, "parent-id", "p"), FIELD_OPT_UNKNOWN, "a hidden field");
 }
 
 Test(fields, refusals)
@@ -342,6 +368,7 @@ Test(fields, filters_and_sort_keys)
 	cr_expect_eq(fields_filter(&certs, &q, "team-id", "t-1"), FIELD_OPT_SET);
 	cr_expect_eq(fields_filter(&certs, &q, "max-ttl-seconds", "1"), FIELD_OPT_UNKNOWN);
 	cr_expect_eq(fields_filter(&certs, &q, "colour", "1"), FIELD_OPT_UNKNOWN);
+	cr_expect_eq(fields_filter(&certs, &q, "parent-id", "1"), FIELD_OPT_UNKNOWN);
 	cr_expect_str_eq(q.p, "&name=a%20b%26c%3Dd%2F%C3%A9&team_id=t-1");
 	cr_expect_eq(fields_filter(NULL, &q, "status", "Active"), FIELD_OPT_SET);
 	cr_expect(strstr(q.p, "&status=Active") != NULL);
@@ -361,8 +388,10 @@ Test(fields, usage_names_the_options)
 	CAPTURE(out, fields_usage(&certs, F));
 	cr_expect(strstr(out, "--max-ttl-seconds N") != NULL, "%s", out);
 	cr_expect(strstr(out, "--tags KEY=VALUE") != NULL, "%s", out);
+	cr_expect(strstr(out, "one of serverAuth|clientAuth") != NULL, "%s", out);
+	cr_expect(strstr(out, "parent") == NULL, "a hidden field offered: %s", out);
 	cr_expect(strstr(out, "--expires-at") == NULL, "a server field offered: %s", out);
-	cr_expect(strstr(out, "filters (list): --name --team-id --enabled") != NULL, "%s", out);
+	cr_expect(strstr(out, "filters (list): --name --team-id --enabled --status\n") != NULL, "%s", out);
 	free(out);
 }
 
