@@ -265,11 +265,22 @@ void resource_cmd_usage(FILE *out)
 
 /* ---- the command line ---- */
 
+/* An option that takes one value: set once. */
+static int once(struct inv *v, const char *opt, const char **slot, const char *val)
+{
+	if (*slot)
+		return cli_usage_error(v->hint, "--%s given twice", opt);
+	*slot = val;
+	return 0;
+}
+
 static int parse_count(struct inv *v, const char *opt, const char *val, long *out)
 {
 	char *end;
 	long n = strtol(val, &end, 10);
 
+	if (*out)
+		return cli_usage_error(v->hint, "--%s given twice", opt);
 	if (end == val || *end || n < 1 || n > 1000000000 || val[0] == '+')
 		return cli_usage_error(v->hint, "--%s takes a number from 1, not '%s'", opt, val);
 	*out = n;
@@ -289,18 +300,15 @@ static int action_option(struct inv *v, const char *name, const char *val)
 	if ((opts & O_LIST) && strcmp(name, "sort") == 0) {
 		if (!fields_sort_ok(v->res, val[0] == '-' ? val + 1 : val))
 			return cli_usage_error(v->hint, "%s: not a sort key of %s", val, v->g->name);
-		v->sort = val;
-		return 0;
+		return once(v, name, &v->sort, val);
 	}
 	if (opts & O_LIST) {
 		if (fields_filter(v->res, &v->filters, name, val) != FIELD_OPT_SET)
 			return cli_usage_error(v->hint, "--%s is not a filter of %s", name, v->g->name);
 		return 0;
 	}
-	if ((opts & O_FIELDS) && strcmp(name, "data") == 0) {
-		v->data = val;
-		return 0;
-	}
+	if ((opts & O_FIELDS) && strcmp(name, "data") == 0)
+		return once(v, name, &v->data, val);
 	if (opts & O_FIELDS) {
 		switch (fields_set(v->res, v->a->bit == A_CREATE, v->body, name, val, err, sizeof err)) {
 		case FIELD_OPT_SET: return 0;
@@ -309,10 +317,8 @@ static int action_option(struct inv *v, const char *name, const char *val)
 		}
 		return cli_usage_error(v->hint, "a %s has no field --%s", v->g->one, name);
 	}
-	if ((opts & O_REASON) && strcmp(name, "reason") == 0) {
-		v->reason = val;
-		return 0;
-	}
+	if ((opts & O_REASON) && strcmp(name, "reason") == 0)
+		return once(v, name, &v->reason, val);
 	if (opts & O_KEY) {
 		const char **slot = strcmp(name, "name") == 0	     ? &v->key_name
 				    : strcmp(name, "role") == 0	     ? &v->key_role
@@ -321,10 +327,8 @@ static int action_option(struct inv *v, const char *name, const char *val)
 				    : strcmp(name, "expires-at") == 0 ? &v->expires_at
 								       : NULL;
 
-		if (slot) {
-			*slot = val;
-			return 0;
-		}
+		if (slot)
+			return once(v, name, slot, val);
 	}
 	return cli_usage_error(v->hint, "%s %s has no option --%s", v->g->name, v->a->name, name);
 }

@@ -339,6 +339,7 @@ def usage_errors():
                  ("teams", "list", "--colour", "red"), ("teams", "list", "--page", "0"),
                  ("teams", "list", "--per-page", "x"), ("teams", "list", "--sort", "colour"),
                  ("teams", "list", "--all", "--page", "2"), ("teams", "list", "--all=yes"),
+                 ("teams", "list", "--sort", "name", "--sort", "id"), ("teams", "list", "--page", "1", "--page", "1"),
                  ("teams", "create"), ("teams", "create", "--colour", "red"),
                  ("teams", "create", "--created-at", "2020-01-01T00:00:00Z", "--name", "x"),
                  ("teams", "update", "t-x", "--id", "t-y"), ("teams", "update", "t-x"),
