@@ -121,6 +121,7 @@ static int do_revoke(struct inv *v);
 static int do_sublist(struct inv *v);
 static int do_retire(struct inv *v);
 static int do_cancel(struct inv *v);
+static int do_read(struct inv *v);
 static int do_key_create(struct inv *v);
 
 /* an action that is not a list under a record */
@@ -163,6 +164,7 @@ static const struct action actions[] = {
 	 "jobs unless --force, which retires those too and needs a --reason",
 	 do_retire, NO_SUB},
 	{"jobs", "cancel", 0, 0, 1, "ID", "cancel a job", do_cancel, NO_SUB},
+	{"notifications", "read", 0, 0, 1, "ID", "mark a notification read", do_read, NO_SUB},
 	{"apikey", "create", 0, O_KEY, 0,
 	 "--name NAME --role admin|operator|viewer|agent [--agent ID]\n"
 	 "[--expires-in DURATION | --expires-at RFC3339]",
@@ -677,6 +679,11 @@ static int do_renew(struct inv *v)
 static int do_cancel(struct inv *v)
 {
 	return on_item(v, "POST", "/cancel", NULL, "cancelled");
+}
+
+static int do_read(struct inv *v)
+{
+	return on_item(v, "POST", "/read", NULL, "read");
 }
 
 static int do_revoke(struct inv *v)

@@ -20,6 +20,7 @@ RUN = Cases(lambda: cw)
 case = RUN.case
 KEY = "cw_0123456789ab_" + "5e" * 32
 ADMIN = None  # the bootstrap admin key, for the resource commands
+INV = {}  # records inventory_commands made, for the cases after it
 
 
 def cert_path():
@@ -375,9 +376,9 @@ def inventory_commands():
     archived, and their versions; agents, agent groups and their members,
     policies and their violations, jobs and notifications; a viewer's
     change refused as one line."""
-    team = js("teams", "create", "--name", "inv-team")
-    owner = js("owners", "create", "--name", "inv-owner", "--team-id", team["id"])
-    iss = js("issuers", "create", "--name", "local-ca", "--type", "Local", "--config", "ttl=90d")
+    team = INV["team"] = js("teams", "create", "--name", "inv-team")
+    owner = INV["owner"] = js("owners", "create", "--name", "inv-owner", "--team-id", team["id"])
+    iss = INV["issuer"] = js("issuers", "create", "--name", "local-ca", "--type", "Local", "--config", "ttl=90d")
     check(iss["config"] == {"ttl": "90d"} and iss["type"] == "Local" and iss["enabled"] is True, "issuer: %r" % iss)
     line = fails(1, "issuers", "create", "--name", "x", "--type", "Bogus")
     check(line.startswith("certward: 400 Bad Request: type: ") and line.endswith("(field type)"), "enum: %r" % line)
@@ -388,11 +389,11 @@ def inventory_commands():
                                              {"algorithm": "RSA", "min_size": 2048}] and
           prof["allowed_ekus"] == ["serverAuth", "clientAuth"] and prof["requires_approval"] is True,
           "profile: %r" % prof)
-    rp = js("renewal-policies", "create", "--name", "inv-std", "--max-retries", "3",
+    rp = INV["policy"] = js("renewal-policies", "create", "--name", "inv-std", "--max-retries", "3",
             "--certificate-profile-id", prof["id"])
-    agent = js("agents", "create", "--name", "edge01", "--hostname", "edge01.example.internal", "--os", "linux",
+    agent = INV["agent"] = js("agents", "create", "--name", "edge01", "--hostname", "edge01.example.internal", "--os", "linux",
                "--architecture", "amd64", "--ip-address", "10.1.2.3")
-    tg = js("targets", "create", "--name", "edge-nginx", "--type", "NGINX", "--agent-id", agent["id"],
+    tg = INV["target"] = js("targets", "create", "--name", "edge-nginx", "--type", "NGINX", "--agent-id", agent["id"],
             "--config", "cert_path=/etc/nginx/site.crt")
     check(tg["config"] == {"cert_path": "/etc/nginx/site.crt"}, "target: %r" % tg)
     c = js("certs", "create", "--name", "api-prod", "--common-name", "api.example.com",
@@ -435,6 +436,42 @@ def inventory_commands():
     line = fails(1, "teams", "create", "--name", "nope", env={"CERTWARD_API_KEY": viewer})
     check(line == "certward: 403 Forbidden: this key's role may not do this", "viewer: %r" % line)
     check(viewer[16:] not in line, "the viewer key shows")
+
+
+def certificate_and_agent_actions():
+    """renew makes a job that jobs list shows and jobs cancel stops; revoke
+    takes a reason; a second renew, cancel or revoke is a 409 line; an
+    agent with an active target is not retired without --force and a
+    reason, then shows among the retired ones."""
+    c = js("certs", "create", "--name", "web", "--common-name", "web.example.com", "--owner-id", INV["owner"]["id"],
+           "--team-id", INV["team"]["id"], "--issuer-id", INV["issuer"]["id"],
+           "--renewal-policy-id", INV["policy"]["id"], "--target-id", INV["target"]["id"])
+    got = fields(ok("certs", "renew", c["id"]).stdout)
+    check(got["status"] == "renewal triggered" and got["job_id"], "renew: %r" % got)
+    rows = table(ok("jobs", "list", "--certificate-id", c["id"]).stdout)
+    check([r["ID"] for r in rows] == [got["job_id"]] and rows[0]["TYPE"] == "Renewal", "jobs: %r" % rows)
+    line = fails(1, "certs", "renew", c["id"])
+    check(line.startswith("certward: 409 Conflict: "), "second renew: %r" % line)
+    check(fields(ok("jobs", "cancel", got["job_id"]).stdout)["status"] == "cancelled", "cancel")
+    check(js("jobs", "get", got["job_id"])["status"] == "Cancelled", "not cancelled")
+    line = fails(1, "jobs", "cancel", got["job_id"])
+    check(line == "certward: 409 Conflict: the job has finished (Cancelled)", "second cancel: %r" % line)
+    line = fails(1, "certs", "revoke", c["id"], "--reason", "bored")
+    check(line.startswith("certward: 400 Bad Request"), "bad reason: %r" % line)
+    check(js("certs", "revoke", c["id"], "--reason", "keyCompromise") == {"status": "revoked"}, "revoke")
+    got = js("certs", "get", c["id"])
+    check(got["status"] == "Revoked" and got["revocation_reason"] == "keyCompromise", "revoked: %r" % got)
+    check(fails(1, "certs", "revoke", c["id"]).startswith("certward: 409 Conflict"), "second revoke")
+    check(fails(1, "notifications", "read", "n-none") == "certward: 404 Not Found", "read of nothing")
+    agent = INV["agent"]["id"]
+    line = fails(1, "agents", "retire", agent)
+    check(line.startswith("certward: 409 Conflict: the agent still has active targets"), "blocked: %r" % line)
+    got = fields(ok("agents", "retire", agent, "--force", "--reason", "decommissioned").stdout)
+    check(got["cascade"] == "true" and got["retired_at"] != "-", "forced retire: %r" % got)
+    check(ok("agents", "retire", agent).stdout.strip() == "already retired: " + agent, "retire again")
+    rows = table(ok("agents", "list", "--retired").stdout)
+    check([r["ID"] for r in rows] == [agent] and rows[0]["RETIRED_AT"] != "-", "retired list: %r" % rows)
+    check(agent not in [a["id"] for a in js("agents", "list")["data"]], "a retired agent in service")
 
 
 def transport_and_auth_errors():
@@ -490,6 +527,7 @@ try:
     case(usage_errors)
     case(help_lists_commands)
     case(inventory_commands)
+    case(certificate_and_agent_actions)
     case(transport_and_auth_errors)
     rc = cw.stop()
     if rc != 0:
