@@ -11,23 +11,24 @@
 #include <unistd.h>
 
 #include "api_cmds.h"
-#include "audit_verify.h"
 #include "build_config.h"
 #include "cli.h"
 #include "codec.h"
 #include "config.h"
 #include "resource_cmds.h"
 
-#define CLI_COMMAND(cmd, sub, fn, help) int fn(int argc, char **argv);
+#define CLI_COMMAND(cmd, sub, fn, usage_fn) \
+	int fn(int argc, char **argv);      \
+	void usage_fn(FILE *out);
 #include "commands.def"
 #undef CLI_COMMAND
 
 static const struct {
 	const char *cmd, *sub;
 	int (*run)(int argc, char **argv);
-	const char *help;
+	void (*usage)(FILE *out);
 } commands[] = {
-#define CLI_COMMAND(cmd, sub, fn, help) {cmd, sub, fn, help},
+#define CLI_COMMAND(cmd, sub, fn, usage_fn) {cmd, sub, fn, usage_fn},
 #include "commands.def"
 #undef CLI_COMMAND
 };
@@ -35,12 +36,9 @@ static const struct {
 #define DEFAULT_SOCKET "/run/certward/control.sock"
 #define REPLY_TIMEOUT_S 30
 
-static void usage(FILE *out)
+void ctl_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: certward [--version] [--help] COMMAND ...\n"
-		"\n"
-		"commands:\n"
 		"  ctl [-s SOCKET | -c CONFIG] status [--metrics]\n"
 		"                              table of workers: pid, state, restarts, uptime, last exit\n"
 		"  ctl ... restart WORKER      restart one worker (e.g. store, api, api.1)\n"
@@ -48,20 +46,25 @@ static void usage(FILE *out)
 		"  ctl ... ping WORKER [PEER]  ping a worker through the master, or have WORKER\n"
 		"                              ping its wired PEER\n"
 		"  ctl ... metrics WORKER      counters and gauges of a worker\n"
+		"                              The control socket is SOCKET, else\n"
+		"                              $CERTWARD_CONTROL_SOCKET, else master.control_socket\n"
+		"                              of CONFIG, else " DEFAULT_SOCKET ".\n");
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certward [--version] [--help] COMMAND ...\n"
 		"\n"
-		"The control socket is SOCKET, else $CERTWARD_CONTROL_SOCKET, else\n"
-		"master.control_socket of CONFIG, else " DEFAULT_SOCKET ".\n"
-		"\n"
-		"REST commands:\n");
-	audit_verify_usage(out);
+		"commands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		commands[i].usage(out);
+	fprintf(out, "\nREST commands:\n");
 	api_cmd_usage(out);
 	fprintf(out,
 		"\n"
 		"resource commands: certward COMMAND ACTION [ID] [OPTIONS]; each takes --help\n");
 	resource_cmd_usage(out);
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		if (commands[i].help)
-			fprintf(out, "  %s\n", commands[i].help);
 	fprintf(out,
 		"\n"
 		"options of the REST and resource commands (after the command):\n");
