@@ -77,7 +77,7 @@ static const struct group groups[] = {
 	{"audit", "/api/v1/audit", "audit event", A_LIST | A_GET, "",
 	 COLS("id", "timestamp", "actor", "action", "resource_type", "resource_id", "outcome")},
 	{"apikey", "/api/v1/apikeys", "API key", A_LIST | A_GET, "revoked",
-	 COLS("id", "name", "role", "prefix", "key_prefix", "agent_id", "expires_at", "revoked_at")},
+	 COLS("id", "name", "role", "key_prefix", "agent_id", "expires_at", "revoked_at", "last_used_at")},
 };
 
 /* One invocation: the command line, parsed. */
