@@ -380,6 +380,10 @@ def inventory_commands():
     owner = INV["owner"] = js("owners", "create", "--name", "inv-owner", "--team-id", team["id"])
     iss = INV["issuer"] = js("issuers", "create", "--name", "local-ca", "--type", "Local", "--config", "ttl=90d")
     check(iss["config"] == {"ttl": "90d"} and iss["type"] == "Local" and iss["enabled"] is True, "issuer: %r" % iss)
+    sealed = js("issuers", "create", "--name", "vault", "--type", "VaultPKI", "--config", "url=https://vault.example",
+                "--config", "token=s3cr3t-token")
+    check(sealed["config"]["token"] != "s3cr3t-token", "a secret answered: %r" % sealed)
+    check("s3cr3t" not in ok("issuers", "get", sealed["id"]).stdout, "a secret in the table")
     line = fails(1, "issuers", "create", "--name", "x", "--type", "Bogus")
     check(line.startswith("certward: 400 Bad Request: type: ") and line.endswith("(field type)"), "enum: %r" % line)
     prof = js("profiles", "create", "--name", "tls", "--allowed-key-algorithm", "ECDSA:256",
