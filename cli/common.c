@@ -225,7 +225,10 @@ static char *read_data(const char *spec, size_t *len, int *rc)
 		fprintf(stderr, "certward: cannot read %s: %s\n", spec + 1, strerror(errno));
 		return NULL;
 	}
-	buf = malloc(cap);
+	if (!(buf = malloc(cap))) {
+		fprintf(stderr, "certward: out of memory\n");
+		*rc = EXIT_OSERR;
+	}
 	while (buf) {
 		n += fread(buf + n, 1, cap - 1 - n, f);
 		if (n > HTTP_MAX_BODY) {

@@ -443,8 +443,13 @@ static int call(struct inv *v, const char *method, const char *path, json_t *bod
 	free(text);
 	if (rc != 0)
 		return rc;
-	if (r->status < 200 || r->status > 299) {
-		rc = r->status >= 300 ? cli_answer_error(r) : EXIT_PROTOCOL;
+	if (r->status < 200) {
+		fprintf(stderr, "certward: an unexpected answer (HTTP %d)\n", r->status);
+		http_response_free(r);
+		return EXIT_PROTOCOL;
+	}
+	if (r->status > 299) {
+		rc = cli_answer_error(r);
 		http_response_free(r);
 		return rc;
 	}
