@@ -499,7 +499,7 @@ def apikey_commands():
     it within a second."""
     if not served("POST /api/v1/apikeys"):
         return
-    out = ok("apikey", "create", "--name", "cli-viewer", "--role", "viewer", "--expires-in", "30d")
+    out = ok("apikey", "create", "--name", "cli-reader", "--role", "viewer", "--expires-in", "30d")
     key = out.stdout.strip()
     check(re.fullmatch(r"cw_[0-9a-f]{12}_[0-9a-f]{64}", key) and out.stdout == key + "\n", "stdout: %r" % out.stdout)
     m = re.search(r"API key (\S+) created", out.stderr)
@@ -510,11 +510,11 @@ def apikey_commands():
     check(line.startswith("certward: 403 Forbidden"), "viewer create: %r" % line)
     rows = table(ok("apikey", "list", "--role", "viewer").stdout)
     row = [r for r in rows if r["ID"] == kid]
-    check(row and row[0]["NAME"] == "cli-viewer" and row[0]["KEY_PREFIX"] == key[:15] and
+    check(row and row[0]["NAME"] == "cli-reader" and row[0]["KEY_PREFIX"] == key[:15] and
           row[0]["REVOKED_AT"] == "-", "list: %r" % rows)
     rec = js("apikey", "get", kid)
     check("key" not in rec and rec["expires_at"] and rec["role"] == "viewer", "get: %r" % rec)
-    line = fails(1, "apikey", "create", "--name", "cli-viewer", "--role", "viewer")
+    line = fails(1, "apikey", "create", "--name", "cli-reader", "--role", "viewer")
     check(line.startswith("certward: 409 Conflict"), "duplicate name: %r" % line)
     line = fails(1, "apikey", "create", "--name", "cli-past", "--role", "viewer", "--expires-at",
                  "2001-01-01T00:00:00Z")
