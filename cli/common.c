@@ -184,6 +184,23 @@ int cli_answer_error(const struct http_response *r)
 		out_escape(&b, field, strlen(field));
 		strbuf_printf(&b, ")");
 	}
+	{
+		/* what blocks it, as the reference counts it (an agent's retire) */
+		const char *k;
+		json_t *n;
+		int first = 1;
+
+		json_object_foreach(json_object_get(j, "counts"), k, n) {
+			if (!json_is_integer(n))
+				continue;
+			strbuf_printf(&b, "%s", first ? " (" : ", ");
+			out_escape(&b, k, strlen(k));
+			strbuf_printf(&b, " %" JSON_INTEGER_FORMAT, json_integer_value(n));
+			first = 0;
+		}
+		if (!first)
+			strbuf_printf(&b, ")");
+	}
 	fprintf(stderr, "certward: %s\n", b.p ? b.p : "");
 	strbuf_free(&b);
 	json_decref(j);

@@ -1,5 +1,6 @@
 /* The CLI's table output, its fields as options, and its common options. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,4 +438,45 @@ Test(options, common_ones)
 	cr_expect(cli_common_option(&c, "server", "https://x", &rc) && rc == 0);
 	cr_expect_str_eq(c.http.url, "https://x");
 	cr_expect(!cli_common_option(&c, "page", "1", &rc));
+}
+
+/* ---- the line of an error answer ---- */
+
+static void answer_is(int status, const char *text, const char *want)
+{
+	struct http_response r = {.status = status, .body = (char *)text, .body_len = strlen(text)};
+
+	cr_expect_eq(cli_answer_error(&r), EXIT_ANSWER);
+	fflush(stderr);
+	cr_expect_stderr_eq_str(want, "%s", text);
+}
+
+Test(answer, problem_with_field, .init = cr_redirect_stderr)
+{
+	answer_is(409, "{\"title\":\"Conflict\",\"status\":409,\"detail\":\"a record with this name exists\","
+		       "\"field\":\"name\"}",
+		  "certward: 409 Conflict: a record with this name exists (field name)\n");
+}
+
+Test(answer, detail_like_the_title, .init = cr_redirect_stderr)
+{
+	answer_is(404, "{\"title\":\"Not Found\",\"detail\":\"Not Found\"}", "certward: 404 Not Found\n");
+}
+
+Test(answer, reference_shape_with_counts, .init = cr_redirect_stderr)
+{
+	answer_is(409, "{\"error\":\"blocked_by_dependencies\",\"message\":\"blocked\","
+		       "\"counts\":{\"active_targets\":1,\"pending_jobs\":2}}",
+		  "certward: 409 Conflict: blocked (active_targets 1, pending_jobs 2)\n");
+}
+
+Test(answer, not_json, .init = cr_redirect_stderr)
+{
+	answer_is(502, "<html>bad gateway</html>", "certward: 502 Bad Gateway\n");
+}
+
+Test(answer, hostile_text_stays_one_line, .init = cr_redirect_stderr)
+{
+	answer_is(400, "{\"title\":\"Bad\\u001b[2J\",\"detail\":\"x\\ny\\u202e\",\"field\":\"\\u0007\"}",
+		  "certward: 400 Bad\\x1b[2J: x\\ny\\u202e (field \\x07)\n");
 }
