@@ -450,6 +450,9 @@ def certificate_and_agent_actions():
     c = js("certs", "create", "--name", "web", "--common-name", "web.example.com", "--owner-id", INV["owner"]["id"],
            "--team-id", INV["team"]["id"], "--issuer-id", INV["issuer"]["id"],
            "--renewal-policy-id", INV["policy"]["id"], "--target-id", INV["target"]["id"])
+    u = js("certs", "update", c["id"], "--environment", "staging", "--tag", "tier=2")
+    check(u["environment"] == "staging" and u["tags"] == {"tier": "2"} and u["name"] == "web" and
+          u["target_ids"] == [INV["target"]["id"]], "certs update: %r" % u)
     got = fields(ok("certs", "renew", c["id"]).stdout)
     check(got["status"] == "renewal triggered" and got["job_id"], "renew: %r" % got)
     rows = table(ok("jobs", "list", "--certificate-id", c["id"]).stdout)
