@@ -50,239 +50,24 @@
 #   BENCH_REV          build this git revision (e.g. HEAD), exported with git
 #                      archive into the temporary directory, instead of the
 #                      working tree (which others may be editing)
-set -eu
-
 prog=http.sh
-say() { echo "$prog: $*" >&2; }
-warn() { echo "$prog: warning: $*" >&2; }
-die() { echo "$prog: error: $*" >&2; exit 1; }
-
-root=$(cd "$(dirname "$0")/.." && pwd -P) || die "cannot find the repository root"
-cd "$root"
-{ [ -f meson.build ] && [ -x contrib/pg.sh ]; } || die "$root does not look like the certward source tree"
-
-seconds=${BENCH_SECONDS:-10}
-conns=${BENCH_CONNECTIONS:-50}
-rounds=${BENCH_ROUNDS:-3}
-build=${BENCH_BUILD_DIR:-$root/build-bench}
-rev=${BENCH_REV:-}
-src=$root
-case $build in /*) ;; *) build=$root/$build ;; esac
-for v in "$seconds" "$conns" "$rounds"; do
-	case $v in '' | *[!0-9]* | 0) die "BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_ROUNDS must be positive integers" ;; esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Goals: certward's requests/s as a fraction of nginx's.
 goal_keepalive=0.70
 goal_handshake=0.50
 
-if [ "$(id -u)" -eq 0 ]; then as_root=1; else as_root=0; fi
-
-# --- cleanup -------------------------------------------------------------------
-
-tmp=""
-policy_added=0
-pg_started=0
-cw_pid=""
 ngx_pid=""
+# shellcheck disable=SC2317 # invoked by bench_finish
+bench_stop_more() { stop_server nginx "$ngx_pid"; }
 
-# PID and its children.
-family() {
-	echo "$1"
-	pgrep -P "$1" || true
-}
-
-# Sends TERM to a server's main process PID and waits up to 20 s for it to
-# exit (certwardd and nginx's master stop their workers first); after that,
-# KILLs it and its children.
-stop_server() {
-	local name=$1 pid=$2 i=0
-	[ -n "$pid" ] || return 0
-	say "stopping $name (PID $pid)"
-	kill -TERM "$pid" 2>/dev/null || true
-	while ps -o stat= -p "$pid" | grep -qv '^Z'; do
-		if [ "$i" -eq 200 ]; then
-			warn "$name did not stop within 20 s; sending SIGKILL to it and its children"
-			# shellcheck disable=SC2046 # one PID a word
-			kill -KILL $(family "$pid") 2>/dev/null || true
-			break
-		fi
-		i=$((i + 1))
-		sleep 0.1
-	done
-	wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317 # invoked by trap
-finish() {
-	local rc=$?
-	trap '' INT TERM HUP
-	stop_server nginx "$ngx_pid"
-	stop_server certwardd "$cw_pid"
-	if [ "$pg_started" -eq 1 ] && ! contrib/pg.sh stop "$tmp/pg" >&2; then
-		warn "PostgreSQL in $tmp/pg did not stop cleanly"
-		[ "$rc" -ne 0 ] || rc=1
-	fi
-	[ "$policy_added" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
-	[ -z "$tmp" ] || rm -rf "$tmp"
-	exit "$rc"
-}
-trap finish EXIT
-trap 'warn interrupted; exit 130' INT
-trap 'warn terminated; exit 143' TERM
-trap 'warn hangup; exit 129' HUP
-
-tmp=$(mktemp -d /tmp/certward-bench.XXXXXX)
-chmod 0711 "$tmp" # postgres and the certward users pass through
-say "working in $tmp"
-
-# --- packages, users, build ---------------------------------------------------
-
-say "checking packages"
-contrib/install-deps.sh >&2
-contrib/create-users.sh >&2
-
-missing=""
-for cp in h2load:nghttp2-client hey:hey nginx:nginx taskset:util-linux; do
-	command -v "${cp%%:*}" >/dev/null || missing="$missing ${cp#*:}"
-done
-if [ -n "$missing" ]; then
-	[ "$as_root" -eq 1 ] || die "missing packages:$missing (run this script as root to install them)"
-	say "installing:$missing"
-	# Like contrib/install-deps.sh: no system nginx service gets started
-	# (invoke-rc.d(8)), unless the machine already has a policy.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		policy_added=1
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >&2
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing >&2
-	[ "$policy_added" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
-	policy_added=0
-fi
-
-if [ -n "$rev" ]; then
-	commit=$(git rev-parse --short=12 --verify "$rev^{commit}") || die "BENCH_REV=$rev is not a commit"
-	say "building $rev ($commit), exported with git archive into $tmp/src"
-	mkdir "$tmp/src"
-	git archive "$commit" | tar -x -C "$tmp/src"
-	src=$tmp/src
-	build=$src/build-bench
-	source="commit $commit"
-else
-	source="working tree $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
-fi
-
-if [ -f "$build/meson-private/coredata.dat" ]; then
-	say "reusing the configured build directory $build"
-else
-	say "configuring $build (release, no sanitizers)"
-	meson setup --buildtype=release -Dtests=false "$build" "$src" >&2
-fi
-read -r buildtype sanitize < <(meson introspect --buildoptions "$build" |
-	python3 -c 'import json, sys; o = {x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o["buildtype"], o["b_sanitize"])')
-{ [ "$buildtype" = release ] && [ "$sanitize" = none ]; } ||
-	warn "$build has buildtype=$buildtype b_sanitize=$sanitize; figures are meant for a release build without sanitizers"
-say "compiling in $build"
-meson compile -C "$build" >&2
-[ -x "$build/certwardd" ] || die "the build did not produce $build/certwardd"
-
-# --- CPUs -----------------------------------------------------------------------
-
-ncpu=$(nproc)
-if [ "$ncpu" -ge 2 ]; then
-	server_cpus=0
-	load_cpus=1-$((ncpu - 1))
-	load_ncpu=$((ncpu - 1))
-	pin_server=(taskset -c "$server_cpus")
-	pin_load=(taskset -c "$load_cpus")
-	pinning="servers (certwardd and its workers, PostgreSQL, nginx) on CPU $server_cpus, load generator on CPU $load_cpus"
-else
-	server_cpus=0
-	load_cpus=0
-	load_ncpu=1
-	pin_server=()
-	pin_load=()
-	pinning="none: one CPU, servers and load generator share it"
-fi
-h2_threads=$((load_ncpu < conns ? load_ncpu : conns))
-say "pinning: $pinning"
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-cw_port=$(free_port)
+bench_packages h2load:nghttp2-client hey:hey nginx:nginx
+bench_build
+bench_cpus nginx
+bench_start_certward
 ngx_port=$(free_port)
 while [ "$ngx_port" = "$cw_port" ]; do ngx_port=$(free_port); done
-
-# Waits until URL answers 200 (at most 60 s) while process PID lives.
-wait_health() {
-	local name=$1 pid=$2 url=$3 i
-	for i in $(seq 1 120); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		curl -ksf -o /dev/null --max-time 2 "$url" && { say "$name answers on $url (after ${i} tries)"; return 0; }
-		sleep 0.5
-	done
-	return 1
-}
-
-log_tail() {
-	local f
-	for f in "$@"; do
-		[ -s "$f" ] || continue
-		echo "$prog: --- last lines of $f ---" >&2
-		tail -n 20 "$f" >&2
-	done
-}
-
-# --- PostgreSQL and certwardd -------------------------------------------------
-
-pg_started=1
-dsn=$("${pin_server[@]}" contrib/pg.sh start "$tmp/pg")
-
-# quickstart.sh's layout: state_dir belongs to the workers' user, the
-# signer's key_dir inside it (0700) to the signer's; log_dir and the control
-# socket's directory to the master (root).
-owner=""
-[ "$as_root" -eq 0 ] || owner=certward
-install -d "$tmp/log" "$tmp/run"
-install -d -m 0711 ${owner:+-o "$owner"} "$tmp/state"
-install -d -m 0700 ${owner:+-o "$owner-signer"} "$tmp/state/signer"
-[ "$as_root" -eq 0 ] || for u in certward certward-signer; do contrib/ensure-traversable.sh "$u" "$build"; done
-
-config=$tmp/certward.yml
-{
-	echo "# written by bench/http.sh"
-	echo "master:"
-	if [ "$as_root" -eq 1 ]; then
-		echo "  user: certward"
-		echo "  signer_user: certward-signer"
-	fi
-	echo "  libexec_dir: \"$build\""
-	echo "  state_dir: \"$tmp/state\""
-	echo "  log_dir: \"$tmp/log\""
-	echo "  control_socket: \"$tmp/run/control.sock\""
-	echo "api:"
-	echo "  listen: \"127.0.0.1:$cw_port\""
-	echo "  processes: 1"
-	echo "store:"
-	echo "  dsn: \"$dsn\""
-	echo "signer:"
-	echo "  key_dir: \"$tmp/state/signer\""
-} >"$config"
-"$build/certwardd" -c "$config" --check-config >&2 || die "$config is not valid"
-
-say "starting certwardd (api on 127.0.0.1:$cw_port, 1 api process; logs in $tmp/log)"
-"${pin_server[@]}" "$build/certwardd" -c "$config" </dev/null >"$tmp/certwardd.out" 2>&1 &
-cw_pid=$!
-cw_url=https://127.0.0.1:$cw_port/health
-if ! wait_health certward "$cw_pid" "$cw_url"; then
-	log_tail "$tmp/certwardd.out" "$tmp"/log/*.log
-	die "certward does not answer on $cw_url"
-fi
 
 # --- nginx ------------------------------------------------------------------------
 
@@ -347,92 +132,10 @@ say "certificate keys: certward $cw_key, nginx $ngx_key"
 [ "$cw_key" = "$ngx_key" ] || warn "the two servers' certificates have different key types"
 say "bodies: certward $(curl -ksf "$cw_url" | wc -c) bytes, nginx $(curl -ksf "$ngx_url" | wc -c) bytes"
 
-for name in certward nginx; do
-	if [ "$name" = certward ]; then pid=$cw_pid; else pid=$ngx_pid; fi
-	say "$name processes: $(for p in $(family "$pid"); do
-		printf '%s[%s] (%s, CPU %s) ' "$(cat "/proc/$p/comm")" "$p" "$(stat -c %U "/proc/$p")" \
-			"$(taskset -pc "$p" | sed 's/.*: //')"
-	done)"
-done
+show_processes certward "$cw_pid"
+show_processes nginx "$ngx_pid"
 
 # --- measurement helpers -----------------------------------------------------------
-
-hz=$(getconf CLK_TCK)
-
-# Prints "comm user-ticks system-ticks" for PID and its children.
-proc_ticks() {
-	local p
-	for p in $(family "$1"); do
-		echo "$(cat "/proc/$p/comm" 2>/dev/null) $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12, $13 }')"
-	done
-}
-
-# Prints "cpuN busy total" (ticks) for every CPU.
-cpu_ticks() {
-	awk '/^cpu[0-9]/ { t = 0; for (i = 2; i <= NF; i++) t += $i; print $1, t - $5 - $6, t }' /proc/stat
-}
-
-# run_load NAME PID OUT TOOL ARGS...: runs the load generator TOOL on the load
-# CPUs against server NAME (main process PID) and samples the CPU time of the
-# server's processes, of the tool and of every CPU. Prints them to stderr and
-# sets srv_pct (server processes, % of one CPU), load_pct (the tool, % of the
-# load CPUs) and srv_cpu_s (server CPU seconds).
-run_load() {
-	local name=$1 pid=$2 out=$3 t0 t1 wall
-	shift 3
-	proc_ticks "$pid" >"$tmp/proc.before"
-	cpu_ticks >"$tmp/cpu.before"
-	t0=$(date +%s.%N)
-	TIMEFORMAT='%3U %3S'
-	{ time "${pin_load[@]}" "$@" >"$out" 2>&1; } 2>"$tmp/load.time" || {
-		cat "$out" >&2
-		die "$1 failed against $name"
-	}
-	t1=$(date +%s.%N)
-	proc_ticks "$pid" >"$tmp/proc.after"
-	cpu_ticks >"$tmp/cpu.after"
-	wall=$(echo "$t0 $t1" | awk '{ print $2 - $1 }')
-	read -r srv_cpu_s srv_pct < <(awk -v hz="$hz" -v wall="$wall" '
-		FNR == NR { b[$1] += $2 + $3; next } { a[$1] += $2 + $3 }
-		END { for (c in a) s += a[c] - b[c]; printf "%.2f %.0f\n", s / hz, s / hz / wall * 100 }' \
-		"$tmp/proc.before" "$tmp/proc.after")
-	load_pct=$(awk -v w="$wall" -v n="$load_ncpu" '{ printf "%.0f", ($1 + $2) / w / n * 100 }' "$tmp/load.time")
-	say "  CPU during the run ($(printf '%.1f' "$wall") s, % of one CPU, user+system): $(awk -v hz="$hz" -v wall="$wall" '
-		FNR == NR { bu[$1] += $2; bs[$1] += $3; next } { au[$1] += $2; as[$1] += $3 }
-		END {
-			for (c in au) {
-				u = (au[c] - bu[c]) / hz / wall * 100; s = (as[c] - bs[c]) / hz / wall * 100
-				if (u + s >= 0.5) { printf "%s%s %.0f%% (%.0f+%.0f)", sep, c, u + s, u, s; sep = ", " }
-			}
-		}' "$tmp/proc.before" "$tmp/proc.after"); $1 $(awk -v w="$wall" '{ printf "%.0f%% (user %.1f s, system %.1f s)", ($1 + $2) / w * 100, $1, $2 }' "$tmp/load.time")"
-	# CPU time neither the server nor the load generator used: other
-	# processes, and kernel work not charged to a process (softirqs)
-	read -r busy other_srv other_load < <(awk -v sl="$server_cpus" -v n="$ncpu" -v srv="$srv_pct" -v ld="$load_pct" -v ln="$load_ncpu" '
-		FNR == NR { b[$1] = $2; t[$1] = $3; next }
-		{
-			p = ($2 - b[$1]) / ($3 - t[$1]) * 100
-			list = list sep $1 " " sprintf("%.0f%%", p); sep = ", "
-			if ($1 == "cpu" sl) bs += p; else bl += p
-		}
-		END {
-			gsub(/ /, "_", list)
-			os = (n == 1 ? bs - srv - ld : bs - srv); ol = (n == 1 ? 0 : bl - ld * ln)
-			printf "%s %.0f %.0f\n", list, (os > 0 ? os : 0), (ol > 0 ? ol : 0)
-		}' "$tmp/cpu.before" "$tmp/cpu.after")
-	say "  CPUs busy: ${busy//_/ }; not used by the server or the load generator: CPU $server_cpus ${other_srv}%, CPU $load_cpus ${other_load}%"
-	if [ "$other_srv" -gt 20 ] || [ "$other_load" -gt 20 ]; then
-		warn "something else kept the CPUs busy during this run: its figures are disturbed"
-		disturbed="$disturbed $mode/$name"
-	fi
-}
-
-# certward's /metrics summed over workers (https listener only): prints how
-# much counter NAME grew between $tmp/metrics.before and $tmp/metrics.after,
-# minus 1 for the connection that fetched metrics.after.
-cw_delta() {
-	awk -v name="$1" '$0 !~ /^#/ && $1 ~ name && $1 !~ /listener="plain"/ { s[FILENAME] += $NF }
-		END { printf "%d\n", s[ARGV[2]] - s[ARGV[1]] - 1 }' "$tmp/metrics.before" "$tmp/metrics.after"
-}
 
 # Moves nginx's access log to FILE and makes nginx reopen it, which flushes
 # its buffer into FILE; later lines go to a fresh access.log.
@@ -441,8 +144,6 @@ ngx_rotate_log() {
 	kill -USR1 "$ngx_pid"
 	sleep 1.5
 }
-
-disturbed=""
 
 # record MODE NAME REQ/S REQUESTS: one line of results per run: mode, server,
 # req/s, server CPU microseconds per request, server % of one CPU, load
@@ -541,21 +242,11 @@ in_turns "new handshakes" handshakes
 
 # --- report -------------------------------------------------------------------------
 
-echo "machine:  $ncpu CPU(s), $(grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-echo "tools:    $(nginx -v 2>&1 | sed 's/.*: //'), $(h2load --version | head -n1), hey $(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?'), $(openssl version | cut -d' ' -f1-2)"
-echo "certward: $source, $buildtype build, BoringSSL $(dpkg-query -W -f='${Version}' android-libboringssl-dev 2>/dev/null || echo '?')"
-echo "pinning:  $pinning"
+print_machine "$(nginx -v 2>&1 | sed 's/.*: //'), $(h2load --version | head -n1), hey $(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?'), $(openssl version | cut -d' ' -f1-2)"
 echo "load:     $conns connections, ${seconds}s a run, $rounds runs per server and kind; keep-alive h2load --h1, handshakes hey -disable-keepalive"
 echo
-awk -v gk="$goal_keepalive" -v gh="$goal_handshake" -v rounds="$rounds" '
+awk -v gk="$goal_keepalive" -v gh="$goal_handshake" -v rounds="$rounds" "$awk_median"'
 	function met(r, g) { return r >= g ? "yes" : "NO" }
-	# median of the values of key K in array A (count in N)
-	function median(a, k, n,    v, i, j, t) {
-		for (i = 1; i <= n; i++) v[i] = a[k, i]
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-	}
 	{
 		k = $1 SUBSEP $2; i = ++n[k]
 		rps[k, i] = $3; us[k, i] = $4
