@@ -219,7 +219,8 @@ store_mean_ms() {
 		}
 		END {
 			c = v[ARGV[2], "c"] - v[ARGV[1], "c"]
-			printf "%.2f %d\n", c > 0 ? (v[ARGV[2], "s"] - v[ARGV[1], "s"]) / c * 1000 : 0, c
+			m = c > 0 ? (v[ARGV[2], "s"] - v[ARGV[1], "s"]) / c * 1000 : 0
+			printf "%.2f %d\n", m, c
 		}' "$tmp/metrics.before" "$tmp/metrics.after"
 }
 
