@@ -275,6 +275,7 @@ for p in $protocols; do
 		[ "$light" -eq 0 ] || [ "$light" -eq "$conns" ] || runs="$runs $k:$p:$light"
 	done
 done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$rounds"); do
 	say "round $r of $rounds"
 	# in turns: every other round backwards (this machine's speed drifts)
@@ -290,7 +291,7 @@ done
 
 print_machine "$(h2load --version | head -n1)"
 echo "data:     $n_loaded certificates, $n_links target links, database $db_size; loaded in $load_s s (one transaction), VACUUM ANALYZE $analyze_s s"
-echo "load:     h2load, keep-alive, ${seconds}s a run, $rounds runs per row, $conns and ${light} connections; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load:     h2load, keep-alive, ${seconds}s a run, $rounds runs per row, $conns$([ "$light" -eq 0 ] || echo " and $light") connections; load average before the runs: $load_before"
 echo "auth:     a viewer key; the store's apikeys.lookup ran $keys_per_req times a request in the last run (1: no key cache in the api)"
 echo
 for k in $kinds; do echo "$k ${kind_label[$k]}"; done | awk '{ k = $1; $1 = ""; printf "%-12s%s\n", k ":", $0 }'
@@ -324,5 +325,5 @@ awk -v gl="$goal_list_p99_ms" -v gg="$goal_get_rps" -v rounds="$rounds" -v conns
 		print "runs that failed or were answered with another status than 2xx (503: the store'\''s"
 		print "queue_timeout, a call waited over 1 s for a PostgreSQL connection)."
 	}' "$tmp/results"
-[ -z "$disturbed" ] || echo "DISTURBED: other activity on the machine during the runs of:$disturbed (see the CPU lines on stderr)"
+[ -z "$disturbed" ] || echo "DISTURBED: other activity on the machine during the runs of: $(echo "$disturbed" | tr ' ' '\n' | sed 's|/certward$||' | sort | uniq -c | awk 'NF == 2 { printf "%s%s (%d of %d)", sep, $2, $1, rounds; sep = ", " }' rounds="$rounds") (see the CPU lines on stderr)"
 [ -z "$failed_runs" ] || die "failed requests or answers other than 2xx in:$failed_runs"
