@@ -303,6 +303,29 @@ def fails_fast_while_postgres_is_down():
     check("postgresql reachable again" in log_text("store"), "recovery not logged")
 
 
+def operations_prepared_once_per_connection():
+    """The store prepares an operation once per pool connection (2 here) and
+    then only executes it; the connections made after PostgreSQL came back
+    (the case before) prepare theirs again, and a prepared statement whose
+    execution failed stays usable."""
+    if not TEST_HOOKS:
+        log("  (skipped: build without -Dtest_hooks=true)")
+        return
+    before = cw.metrics("store").get("pg_statements_prepared_total")
+    check(before is not None, "pg_statements_prepared_total missing")
+    for i in range(12):
+        line, _ = hook("api", "settings.get:it.prepared%d" % i)
+        check("status=1" in line and 'result="null"' in line, line)
+    grown = cw.metrics("store")["pg_statements_prepared_total"] - before
+    check(1 <= grown <= 2,
+          "settings.get prepared %d times for 12 calls on 2 connections" % grown)
+    for _ in range(3):
+        line, _ = hook("api", "settings.put:NOT VALID,x")
+        check("SQLSTATE 23514" in line and "code=5 " in line, "SQL error: %s" % line)
+    line, _ = hook("api", "settings.put:it.prepared,yes")
+    check('settings.put: ok"' in line, line)
+
+
 def store_has_no_boringssl():
     pid = cw.status()["store"]["pid"]
     with open("/proc/%d/maps" % pid) as f:
@@ -453,6 +476,7 @@ try:
     case(allowed_and_refused_calls)
     case(caller_dies_mid_call)
     case(fails_fast_while_postgres_is_down)
+    case(operations_prepared_once_per_connection)
     case(store_has_no_boringssl)
     case(changed_checksum_stops_store)
     case(unknown_version_is_refused)

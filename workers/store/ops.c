@@ -183,7 +183,9 @@ static void on_lease(struct pg_lease *lease, const char *err, void *arg)
 		return;
 	}
 	c->lease = lease;
-	if (pg_lease_query(lease, c->op->sql, (int)c->params.n, c->params.v, on_result, c) != 0)
+	/* prepared once per connection, under the operation's number */
+	if (pg_lease_query_named(lease, (unsigned)(c->op - store_ops), c->op->sql, (int)c->params.n,
+				 c->params.v, on_result, c) != 0)
 		fail(c, "unavailable", ENOTCONN, "database unavailable: connection lost");
 }
 

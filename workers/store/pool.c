@@ -27,6 +27,13 @@ struct pg_conn {
 	void *q_arg;
 	PGresult *q_res;
 	int q_flushing;
+	/* a named statement being prepared, to run once that succeeded */
+	int q_preparing;
+	unsigned q_stmt;
+	int q_nparams;
+	const char *const *q_params;
+	/* the named statements this session has prepared (a bit each) */
+	uint64_t prepared[PG_NAMED_MAX / 64];
 };
 
 struct pg_lease {
@@ -52,7 +59,7 @@ struct pg_pool {
 	struct waiter *qhead, *qtail;
 	unsigned queued;
 	uv_timer_t qtimer;
-	uint64_t connects, failures, lost;
+	uint64_t connects, failures, lost, prepares;
 	char last_error[256];
 	int stopping;
 	unsigned open_handles;
@@ -62,6 +69,7 @@ struct pg_pool {
 static void conn_start(struct pg_conn *c);
 static void watch(struct pg_conn *c, int events);
 static void dispatch(struct pg_pool *p);
+static void flush(struct pg_conn *c);
 
 static void pool_handle_closed(struct pg_pool *p)
 {
@@ -102,6 +110,8 @@ static void conn_drop(struct pg_conn *c)
 	if (c->state == CONN_IDLE || c->state == CONN_LEASED)
 		c->pool->connected--;
 	c->state = CONN_DOWN;
+	/* prepared statements live as long as their session */
+	memset(c->prepared, 0, sizeof c->prepared);
 }
 
 /* Cuts the lease and forgets the statement in flight (whose callback the
@@ -112,6 +122,7 @@ static void conn_reset(struct pg_conn *c)
 		c->lease->c = NULL;
 	c->lease = NULL;
 	c->q_cb = NULL;
+	c->q_preparing = 0;
 	if (c->q_res) {
 		PQclear(c->q_res);
 		c->q_res = NULL;
@@ -257,6 +268,30 @@ static void connect_poll(struct pg_conn *c)
 	dispatch(p);
 }
 
+static const char *stmt_name(char *buf, size_t len, unsigned stmt)
+{
+	snprintf(buf, len, "cw%u", stmt);
+	return buf;
+}
+
+static int is_prepared(const struct pg_conn *c, unsigned stmt)
+{
+	return (c->prepared[stmt / 64] >> (stmt % 64)) & 1;
+}
+
+/* The statement just prepared: now run it. */
+static void send_prepared(struct pg_conn *c)
+{
+	char name[16];
+
+	if (!PQsendQueryPrepared(c->conn, stmt_name(name, sizeof name, c->q_stmt), c->q_nparams,
+				 c->q_params, NULL, NULL, 0)) {
+		conn_fail(c, "cannot send a statement");
+		return;
+	}
+	flush(c);
+}
+
 /* Results of the statement in flight, once all have arrived. */
 static void collect(struct pg_conn *c)
 {
@@ -268,6 +303,17 @@ static void collect(struct pg_conn *c)
 			pg_result_cb cb = c->q_cb;
 
 			c->q_res = NULL;
+			if (c->q_preparing) {
+				c->q_preparing = 0;
+				if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+					PQclear(res);
+					c->prepared[c->q_stmt / 64] |= 1ull << (c->q_stmt % 64);
+					c->pool->prepares++;
+					send_prepared(c);
+					return;
+				}
+				/* otherwise the failed preparation answers for the statement */
+			}
 			c->q_cb = NULL;
 			/* the callback may send the next statement, or release */
 			cb(res, NULL, c->q_arg);
@@ -438,20 +484,33 @@ int pg_pool_acquire(struct pg_pool *p, pg_lease_cb cb, void *arg)
 	return 0;
 }
 
-static int lease_send(struct pg_lease *l, const char *sql, int nparams, const char *const *params,
-		      pg_result_cb cb, void *arg)
+/* stmt: a named statement's number, or -1; nparams -1: a script */
+static int lease_send(struct pg_lease *l, int stmt, const char *sql, int nparams,
+		      const char *const *params, pg_result_cb cb, void *arg)
 {
 	struct pg_conn *c = l->c;
+	char name[16];
 	int ok;
 
 	if (!c)
 		return -ENOTCONN;
 	if (c->q_cb)
 		return -EBUSY;
-	if (nparams < 0)
+	if (nparams < 0) {
 		ok = PQsendQuery(c->conn, sql);
-	else
+	} else if (stmt < 0) {
 		ok = PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	} else if (is_prepared(c, (unsigned)stmt)) {
+		ok = PQsendQueryPrepared(c->conn, stmt_name(name, sizeof name, (unsigned)stmt), nparams,
+					 params, NULL, NULL, 0);
+	} else {
+		/* parameter types inferred as PQsendQueryParams does */
+		ok = PQsendPrepare(c->conn, stmt_name(name, sizeof name, (unsigned)stmt), sql, nparams, NULL);
+		c->q_preparing = ok;
+		c->q_stmt = (unsigned)stmt;
+		c->q_nparams = nparams;
+		c->q_params = params;
+	}
 	if (!ok) {
 		conn_fail(c, "cannot send a statement");
 		return -ENOTCONN;
@@ -465,12 +524,19 @@ static int lease_send(struct pg_lease *l, const char *sql, int nparams, const ch
 int pg_lease_query(struct pg_lease *l, const char *sql, int nparams, const char *const *params,
 		   pg_result_cb cb, void *arg)
 {
-	return lease_send(l, sql, nparams < 0 ? 0 : nparams, params, cb, arg);
+	return lease_send(l, -1, sql, nparams < 0 ? 0 : nparams, params, cb, arg);
+}
+
+int pg_lease_query_named(struct pg_lease *l, unsigned stmt, const char *sql, int nparams,
+			 const char *const *params, pg_result_cb cb, void *arg)
+{
+	return lease_send(l, stmt < PG_NAMED_MAX ? (int)stmt : -1, sql, nparams < 0 ? 0 : nparams, params,
+			  cb, arg);
 }
 
 int pg_lease_script(struct pg_lease *l, const char *sql, pg_result_cb cb, void *arg)
 {
-	return lease_send(l, sql, -1, NULL, cb, arg);
+	return lease_send(l, -1, sql, -1, NULL, cb, arg);
 }
 
 void pg_lease_release(struct pg_lease *l)
@@ -583,6 +649,7 @@ void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out)
 	strbuf_printf(out, "pg_connects_total %llu\n", (unsigned long long)p->connects);
 	strbuf_printf(out, "pg_connect_failures_total %llu\n", (unsigned long long)p->failures);
 	strbuf_printf(out, "pg_connections_lost_total %llu\n", (unsigned long long)p->lost);
+	strbuf_printf(out, "pg_statements_prepared_total %llu\n", (unsigned long long)p->prepares);
 	strbuf_printf(out, "store_pool_connections{state=\"idle\"} %u\n", s.idle);
 	strbuf_printf(out, "store_pool_connections{state=\"busy\"} %u\n", s.busy);
 	strbuf_printf(out, "store_pool_connections{state=\"down\"} %u\n", s.down);

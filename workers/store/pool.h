@@ -57,6 +57,17 @@ typedef void (*pg_result_cb)(PGresult *res, const char *err, void *arg);
  * connection breaks at once); -ENOTCONN or -EBUSY: cb does not run. */
 int pg_lease_query(struct pg_lease *l, const char *sql, int nparams, const char *const *params,
 		   pg_result_cb cb, void *arg);
+/*
+ * The same for a statement the caller runs often under a fixed number STMT
+ * (below PG_NAMED_MAX; larger ones run like pg_lease_query): prepared once
+ * per connection (named "cw<STMT>") the first time it runs there, then only
+ * executed, so PostgreSQL parses it once per session and keeps a generic plan
+ * where that costs no more than planning for the values each time. SQL must
+ * be the same text whenever STMT is; params must stay valid until cb runs.
+ */
+#define PG_NAMED_MAX 1024
+int pg_lease_query_named(struct pg_lease *l, unsigned stmt, const char *sql, int nparams,
+			 const char *const *params, pg_result_cb cb, void *arg);
 /* A script of statements without parameters (simple query protocol). */
 int pg_lease_script(struct pg_lease *l, const char *sql, pg_result_cb cb, void *arg);
 /* Gives the connection back (or forgets a broken one). Not while a statement runs. */
