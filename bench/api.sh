@@ -43,6 +43,10 @@
 #                            0: none)
 #   BENCH_PROTOCOLS          h1, h2 or "h1 h2" (default h1): h2 runs h2load
 #                            over HTTP/2, one stream at a time per connection
+#   BENCH_KINDS              what to measure (default "list-filter list-sorted get")
+#   BENCH_SQL                SQL run as superuser after the load, before VACUUM
+#                            ANALYZE: to measure a proposed index, say
+#                            (BENCH_SQL="CREATE INDEX ... ON managed_certificates ...")
 #   BENCH_HOLD               when set: after loading, print the api's URL, the
 #                            key and how to reach PostgreSQL, and wait until
 #                            interrupted (for profiling by hand); no runs
@@ -56,12 +60,17 @@ ncerts=${BENCH_CERTS:-100000}
 nids=${BENCH_IDS:-10000}
 light=${BENCH_LIGHT_CONNECTIONS:-4}
 protocols=${BENCH_PROTOCOLS:-h1}
+kinds=${BENCH_KINDS:-list-filter list-sorted get}
+extra_sql=${BENCH_SQL:-}
 for v in "$ncerts" "$nids"; do
 	case $v in '' | *[!0-9]* | 0) die "BENCH_CERTS and BENCH_IDS must be positive integers" ;; esac
 done
 case $light in '' | *[!0-9]*) die "BENCH_LIGHT_CONNECTIONS must be a number" ;; esac
 for p in $protocols; do
 	case $p in h1 | h2) ;; *) die "BENCH_PROTOCOLS: h1, h2 or \"h1 h2\", not $p" ;; esac
+done
+for k in $kinds; do
+	case $k in list-filter | list-sorted | get) ;; *) die "BENCH_KINDS: list-filter, list-sorted, get; not $k" ;; esac
 done
 
 # Goals (issue 4): list p99 under 10 ms; get over 10,000 requests/s.
@@ -167,10 +176,14 @@ INSERT INTO api_keys (name, role, salt, key_hash, key_prefix)
 VALUES ('bench viewer', 'viewer', '\\x$key_salt', '\\x$key_hash', '$key_prefix');
 EOF
 t1=$(date +%s.%N)
+if [ -n "$extra_sql" ]; then
+	say "BENCH_SQL: $extra_sql"
+	psql_q -c "$extra_sql" >&2
+fi
 psql_q -c 'VACUUM ANALYZE' >&2
 t2=$(date +%s.%N)
 load_s=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
-analyze_s=$(echo "$t1 $t2" | awk '{ printf "%.1f", $2 - $1 }')
+analyze_s=$(echo "$t1 $t2" | awk '{ printf "%.1f", $2 - $1 }') # BENCH_SQL included
 IFS='|' read -r n_loaded n_links db_size < <(psql_q -At -c "SELECT (SELECT count(*) FROM managed_certificates),
 	(SELECT count(*) FROM certificate_targets), pg_size_pretty(pg_database_size(current_database()))")
 say "loaded $n_loaded certificates and $n_links target links in $load_s s (one transaction), VACUUM ANALYZE $analyze_s s; database $db_size"
@@ -190,7 +203,6 @@ kind_path[list-filter]="/api/v1/certificates?per_page=50&status=Active&environme
 kind_label[list-filter]="list ?status=Active&environment=production"
 kind_path[list-sorted]="/api/v1/certificates?per_page=50&team_id=$team&sort=expires_at"
 kind_label[list-sorted]="list ?team_id=$team&sort=expires_at"
-kinds="list-filter list-sorted get"
 
 contrib/pg.sh psql "$tmp/pg" -At -c "SELECT id FROM managed_certificates ORDER BY random() LIMIT $nids" |
 	sed "s|^|$base/api/v1/certificates/|" >"$tmp/get.uris"
@@ -292,6 +304,7 @@ done
 print_machine "$(h2load --version | head -n1)"
 echo "data:     $n_loaded certificates, $n_links target links, database $db_size; loaded in $load_s s (one transaction), VACUUM ANALYZE $analyze_s s"
 echo "load:     h2load, keep-alive, ${seconds}s a run, $rounds runs per row, $conns$([ "$light" -eq 0 ] || echo " and $light") connections; load average before the runs: $load_before"
+[ -z "$extra_sql" ] || echo "sql:      $extra_sql (after the load)"
 echo "auth:     a viewer key; the store's apikeys.lookup ran $keys_per_req times a request in the last run (1: no key cache in the api)"
 echo
 for k in $kinds; do echo "$k ${kind_label[$k]}"; done | awk '{ k = $1; $1 = ""; printf "%-12s%s\n", k ":", $0 }'
