@@ -26,6 +26,9 @@
 #   BENCH_REV          build this git revision (e.g. HEAD), exported with git
 #                      archive into the temporary directory, instead of the
 #                      working tree (which others may be editing)
+#   BENCH_PIN          1 (default): servers on CPU 0, the load generator on
+#                      the others; 0: no pinning, all share every CPU (what
+#                      the whole machine does, load generator included)
 set -eu
 
 say() { echo "$prog: $*" >&2; }
@@ -41,6 +44,8 @@ conns=${BENCH_CONNECTIONS:-50}
 rounds=${BENCH_ROUNDS:-3}
 build=${BENCH_BUILD_DIR:-$root/build-bench}
 rev=${BENCH_REV:-}
+pin=${BENCH_PIN:-1}
+case $pin in 0 | 1) ;; *) die "BENCH_PIN must be 0 or 1" ;; esac
 src=$root
 case $build in /*) ;; *) build=$root/$build ;; esac
 for v in "$seconds" "$conns" "$rounds"; do
@@ -174,7 +179,16 @@ bench_build() {
 # pin_server, pin_load, pinning, h2_threads.
 bench_cpus() {
 	ncpu=$(nproc)
-	if [ "$ncpu" -ge 2 ]; then
+	shared=0
+	if [ "$pin" -eq 0 ] && [ "$ncpu" -ge 2 ]; then
+		shared=1
+		server_cpus=0-$((ncpu - 1))
+		load_cpus=$server_cpus
+		load_ncpu=$ncpu
+		pin_server=()
+		pin_load=()
+		pinning="none (BENCH_PIN=0): servers and load generator share CPUs $server_cpus"
+	elif [ "$ncpu" -ge 2 ]; then
 		server_cpus=0
 		load_cpus=1-$((ncpu - 1))
 		load_ncpu=$((ncpu - 1))
@@ -336,16 +350,18 @@ run_load() {
 		}' "$tmp/proc.before" "$tmp/proc.after"); $1 $(awk -v w="$wall" '{ printf "%.0f%% (user %.1f s, system %.1f s)", ($1 + $2) / w * 100, $1, $2 }' "$tmp/load.time")"
 	# CPU time neither the server nor the load generator used: other
 	# processes, and kernel work not charged to a process (softirqs)
-	read -r busy other_srv other_load < <(awk -v sl="$server_cpus" -v n="$ncpu" -v srv="$srv_pct" -v ld="$load_pct" -v ln="$load_ncpu" '
+	# (shared CPUs: all of it counted against CPU "0-N", as with one CPU)
+	read -r busy other_srv other_load < <(awk -v sl="$server_cpus" -v n="$ncpu" -v srv="$srv_pct" -v ld="$load_pct" -v ln="$load_ncpu" -v shared="$shared" '
 		FNR == NR { b[$1] = $2; t[$1] = $3; next }
 		{
 			p = ($2 - b[$1]) / ($3 - t[$1]) * 100
 			list = list sep $1 " " sprintf("%.0f%%", p); sep = ", "
-			if ($1 == "cpu" sl) bs += p; else bl += p
+			if ($1 == "cpu" sl || shared) bs += p; else bl += p
 		}
 		END {
 			gsub(/ /, "_", list)
-			os = (n == 1 ? bs - srv - ld : bs - srv); ol = (n == 1 ? 0 : bl - ld * ln)
+			single = n == 1 || shared
+			os = (single ? bs - srv - ld * ln : bs - srv); ol = (single ? 0 : bl - ld * ln)
 			printf "%s %.0f %.0f\n", list, (os > 0 ? os : 0), (ol > 0 ? ol : 0)
 		}' "$tmp/cpu.before" "$tmp/cpu.after")
 	say "  CPUs busy: ${busy//_/ }; not used by the server or the load generator: CPU $server_cpus ${other_srv}%, CPU $load_cpus ${other_load}%"
