@@ -19,6 +19,7 @@ struct pg_conn {
 	enum conn_state state;
 	uv_poll_t poll;
 	int poll_active;
+	int poll_events; /* what poll watches for now */
 	uv_timer_t timer; /* connect deadline, or delay before the next attempt */
 	uint64_t retry_ms;
 	struct pg_lease *lease;
@@ -102,6 +103,7 @@ static void conn_drop(struct pg_conn *c)
 		uv_poll_stop(&c->poll);
 		uv_close((uv_handle_t *)&c->poll, conn_handle_closed);
 		c->poll_active = 0;
+		c->poll_events = 0;
 	}
 	if (c->conn) {
 		PQfinish(c->conn);
@@ -400,7 +402,12 @@ static void watch(struct pg_conn *c, int events)
 		c->poll_active = 1;
 		c->pool->open_handles++;
 	}
+	/* libuv's uv_poll_start takes the descriptor out of epoll and puts it
+	 * back (two system calls): only when the events change */
+	if (c->poll_events == events)
+		return;
 	uv_poll_start(&c->poll, events, on_io);
+	c->poll_events = events;
 }
 
 static void conn_start(struct pg_conn *c)
