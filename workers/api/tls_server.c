@@ -41,6 +41,7 @@ struct tls_conn {
 	int fd;
 	int plain; /* the plain-HTTP listener's: no TLS, ssl is NULL */
 	uv_poll_t poll;
+	int poll_events; /* what poll watches for now (0: stopped) */
 	uv_timer_t timer;
 	int handles_open;
 	SSL *ssl;
@@ -191,14 +192,17 @@ static void on_io(uv_poll_t *p, int status, int events)
 	drive(c);
 }
 
+/* Only when the events change: libuv's uv_poll_start takes the descriptor
+ * out of epoll and adds it again, two system calls each time. */
 static void watch(struct tls_conn *c, int events)
 {
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || events == c->poll_events)
 		return;
 	if (events)
 		uv_poll_start(&c->poll, events, on_io);
 	else
 		uv_poll_stop(&c->poll);
+	c->poll_events = events;
 }
 
 /* Write what is queued; returns the poll events still needed, or -1 on error. */
