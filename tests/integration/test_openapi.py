@@ -30,6 +30,7 @@ import re
 import ssl
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -567,7 +568,7 @@ def main():
 
         def call(method, path, url, body=None):
             status, ctype, answer = request(conn, method, url, admin, body)
-            op = ops.get((method, norm(path)))
+            op = ops.get((method, norm(path.split("?")[0])))
             if op:
                 problems.extend("%s %s -> %d: %s" % (method, url, status, p)
                                 for p in answer_problems(ours, op[1], status, ctype, answer))
@@ -646,6 +647,13 @@ def main():
                 problems.append("DELETE %s: not 204" % url)
         else:
             problems.append("POST /api/v1/apikeys -> %d %s" % (status, key))
+        # the audit trail those changes wrote, as a list, an event and the chain feed
+        events = expect("GET", "/api/v1/audit?per_page=5", 200).get("data") or [{}]
+        if events[0].get("id"):
+            expect("GET", "/api/v1/audit/{id}", 200, id=events[0]["id"])
+        page = expect("GET", "/api/v1/audit/chain?limit=5", 200)
+        if len(page.get("data", [])) != 5:
+            problems.append("the chain feed gave %d events, asked for 5" % len(page.get("data", [])))
         conn.close()
         log("records made, read, listed and deleted: %s, apikeys" % ", ".join(r["name"] for r in made))
         check(not problems, "\n  ".join(["records:"] + problems))
@@ -680,6 +688,7 @@ def main():
         for want in (200, 410):
             if want == 410:
                 request(conn, "DELETE", "/api/v1/agents/" + agent["id"], admin)
+                time.sleep(1.5)  # past the time every api takes to see changed keys
             status, ctype, answer = request(conn, "POST", url, key, json.dumps({"version": "1.2.3"}))
             if status != want:
                 problems.append("POST %s: %d, expected %d: %s" % (url, status, want, answer))
