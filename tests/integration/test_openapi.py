@@ -54,6 +54,12 @@ def load_yaml(path):
         return yaml.safe_load(f)
 
 
+def load_reference():
+    if not os.path.exists(REFERENCE):
+        sys.exit("the reference is not at %s (set CERTWARD_REFERENCE_OPENAPI)" % REFERENCE)
+    return load_yaml(REFERENCE)
+
+
 def norm(path):
     """A path with its parameters unnamed: /a/{id}/b/{job_id} -> /a/{}/b/{}."""
     return re.sub(r"\{[^}/]*\}", "{}", path)
@@ -321,10 +327,11 @@ def docs_block(text):
 
 
 def write_coverage():
+    reference = load_reference()
     with open(DOCS) as f:
         text = f.read()
     docs_block(text)
-    block = coverage(load_yaml(REFERENCE), load_yaml(OURS))
+    block = coverage(reference, load_yaml(OURS))
     new = text[:text.index(BEGIN) + len(BEGIN)] + "\n" + block + "\n" + text[text.index(END):]
     with open(DOCS, "w") as f:
         f.write(new)
@@ -418,7 +425,7 @@ def main():
     from harness import (BUILD, Cases, Certward, Postgres, check, free_port, log, make_key, make_root, teardown,
                          wait_for)
 
-    ours, ref = load_yaml(OURS), load_yaml(REFERENCE)
+    ours, ref = load_yaml(OURS), load_reference()
     with open(CATALOGUE) as f:
         catalogue = json.load(f)
     state = {"cw": None, "pg": None}
