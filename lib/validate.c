@@ -132,8 +132,8 @@ bool valid_resource_id(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
-		return false;
+	if (n == 0 || n > max || (!is_alpha(s[0]) && !is_digit(s[0])))
+		return false; /* as the database's cw_valid_id() */
 	for (size_t i = 0; i < n; i++)
 		if (!is_alpha(s[i]) && !is_digit(s[i]) && !strchr("-_.", s[i]))
 			return false;

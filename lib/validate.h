@@ -30,8 +30,8 @@ bool valid_cidr(const char *s);
  * name with at least two labels; at most 254 bytes in all. */
 bool valid_email(const char *s);
 
-/* A resource id: 1..max bytes of letters, digits, '-', '_' and '.', not
- * starting with '.' or '-'. */
+/* A resource id: 1..max bytes of letters, digits, '-', '_' and '.',
+ * starting with a letter or digit (the database's cw_valid_id()). */
 bool valid_resource_id(const char *s, size_t max);
 
 /* An RFC 3339 date-time, "2026-11-25T14:00:00Z", "2026-11-25T15:00:00.5+01:00":

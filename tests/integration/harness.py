@@ -353,6 +353,7 @@ class Api:
             self.conn.close()
             self.conn = None
         text = data.decode("utf-8", "replace")
+        self.last_type = r.getheader("Content-Type", "")
         try:
             return r.status, json.loads(text) if text else None
         except ValueError:

@@ -425,7 +425,10 @@ def main():
     from harness import (BUILD, Cases, Certward, Postgres, check, free_port, log, make_key, make_root, teardown,
                          wait_for)
 
-    ours, ref = load_yaml(OURS), load_reference()
+    # the reference lives beside the repository (../shared/reference), not
+    # in it: without it the contract is not checked, and the run says so
+    ours = load_yaml(OURS)
+    ref = load_yaml(REFERENCE) if os.path.exists(REFERENCE) else None
     with open(CATALOGUE) as f:
         catalogue = json.load(f)
     state = {"cw": None, "pg": None}
@@ -470,6 +473,9 @@ def main():
         check(not problems, "\n  ".join(["schema/openapi.yaml against schema/resources.json:"] + problems))
 
     def coverage_in_docs():
+        if ref is None:
+            log("SKIP the contract: the reference is not at %s (set CERTWARD_REFERENCE_OPENAPI)" % REFERENCE)
+            return
         block = coverage(ref, ours)
         print(block)
         with open(DOCS) as f:

@@ -106,6 +106,7 @@ Test(validate, resource_ids)
 	cr_expect(valid_resource_id("t_platform.2", 64));
 	cr_expect(!valid_resource_id("", 64));
 	cr_expect(!valid_resource_id("-x", 64));
+	cr_expect(!valid_resource_id("_x", 64), "the database refuses a leading underscore");
 	cr_expect(!valid_resource_id(".x", 64));
 	cr_expect(!valid_resource_id("a/b", 64));
 	cr_expect(!valid_resource_id("a b", 64));

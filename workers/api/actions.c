@@ -31,16 +31,21 @@ enum action { A_RENEW, A_REVOKE, A_CANCEL, A_READ, A_RETIRE, A_HEARTBEAT };
 static const char *const op_names[] = {"certificates.renew", "certificates.revoke", "jobs.cancel",
 				       "notifications.read", "agents.retire", "agents.heartbeat"};
 
-static void respond_json(struct route_call *c, int status, json_t *j)
+static void respond_typed(struct route_call *c, int status, const char *type, json_t *j)
 {
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	if (text)
-		route_respond(c, status, "application/json", text, strlen(text));
+		route_respond(c, status, type, text, strlen(text));
 	else
 		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
 	free(text);
 	json_decref(j);
+}
+
+static void respond_json(struct route_call *c, int status, json_t *j)
+{
+	respond_typed(c, status, "application/json", j);
 }
 
 /* the reference's StatusResponse */
@@ -56,7 +61,7 @@ static void respond_blocked(struct route_call *c, json_t *counts)
 	static const char detail[] = "the agent still has active targets, certificates or pending jobs: "
 				     "retire with force=true and a reason to cascade";
 
-	respond_json(c, 409, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:s}", "type", "about:blank", "title",
+	respond_typed(c, 409, "application/problem+json", json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:s}", "type", "about:blank", "title",
 				       "Conflict", "status", 409, "detail", detail, "error",
 				       "blocked_by_dependencies", "message", detail, "counts", counts,
 				       "request_id", c->req.reqid));
@@ -297,7 +302,10 @@ static void retire(struct route_call *c)
 		return;
 	for (const char *q = c->req.query; *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : "") {
 		if (strncmp(q, "force=", 6) != 0 && strncmp(q, "reason=", 7) != 0) {
-			route_problem(c, 400, "Bad Request", "unknown query parameter (force, reason)", NULL);
+			char field[64];
+
+			snprintf(field, sizeof field, "%.*s", (int)strcspn(q, "=&"), q);
+			route_problem(c, 400, "Bad Request", "unknown query parameter (force, reason)", field);
 			return;
 		}
 	}
