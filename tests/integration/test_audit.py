@@ -382,6 +382,14 @@ def verify_finds_a_gap_and_a_lost_tail():
     finally:
         as_superuser_without_triggers(put_back)
     expect_verify(verify(), 0, r"intact")
+    # a head that names another hash
+    head = psql("SELECT encode(last_hash, 'hex') FROM audit_chain_head")
+    as_superuser_without_triggers("UPDATE audit_chain_head SET last_hash = sha256('forged')")
+    try:
+        expect_verify(verify(), 1, r"broken at event %d: the chain head's hash is not this event's hash" % last)
+    finally:
+        as_superuser_without_triggers("UPDATE audit_chain_head SET last_hash = decode('%s', 'hex')" % head)
+    expect_verify(verify(), 0, r"intact")
 
 
 def store_role_cannot_change_events():
