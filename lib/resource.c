@@ -73,37 +73,6 @@ static long long utf8_chars(const char *s)
 	return n;
 }
 
-static bool digits(const char *s, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
-/* RFC 3339 date-time: 2026-11-25T13:00:00Z, fractions and offsets allowed */
-static bool rfc3339(const char *s)
-{
-	size_t i = 19;
-
-	if (strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-	    !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
-	    !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
-		return false;
-	if (s[i] == '.') {
-		size_t start = ++i;
-
-		while (s[i] >= '0' && s[i] <= '9')
-			i++;
-		if (i == start || i - start > 9)
-			return false;
-	}
-	if ((s[i] == 'Z' || s[i] == 'z') && s[i + 1] == '\0')
-		return true;
-	return (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2) && s[i + 3] == ':' &&
-	       digits(s + i + 4, 2) && s[i + 6] == '\0';
-}
-
 static bool string_ok(const struct field_def *f, const char *s, struct resource_error *err,
 		      const char *label)
 {
@@ -226,7 +195,7 @@ static bool value_ok(const struct field_def *f, json_t *v, struct resource_error
 		}
 		return true;
 	case FT_TIMESTAMP:
-		if (!json_is_string(v) || !rfc3339(json_string_value(v))) {
+		if (!json_is_string(v) || !valid_rfc3339(json_string_value(v))) {
 			refuse(err, f->name, "%s: must be an RFC 3339 date-time", f->name);
 			return false;
 		}

@@ -12,15 +12,13 @@
 #include "audit.h"
 #include "codec.h"
 #include "log.h"
+#include "query.h"
 #include "util.h"
 #include "resource.h"
 #include "routes.h"
 #include "store_client.h"
 #include "validate.h"
 
-#define PER_PAGE_DEFAULT 50
-#define PER_PAGE_MAX 500
-#define QUERY_MAX 4096
 
 enum verb { V_LIST, V_GET, V_CREATE, V_UPDATE, V_DELETE };
 
@@ -191,47 +189,6 @@ static void call_store(struct rest_call *c)
 
 /* ---- the request ---- */
 
-static int unhex1(char ch)
-{
-	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* percent-decoding in place; '+' is a space; no NUL may result */
-static bool decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '%') {
-			int hi = unhex1(s[1]), lo = hi < 0 ? -1 : unhex1(s[2]);
-
-			if (lo < 0 || (hi == 0 && lo == 0))
-				return false;
-			*o++ = (char)(hi << 4 | lo);
-			s += 2;
-		} else {
-			*o++ = *s == '+' ? ' ' : *s;
-		}
-	}
-	*o = '\0';
-	return true;
-}
-
-static bool number(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	if (!*s || strlen(s) > 10)
-		return false;
-	v = strtol(s, &end, 10);
-	if (*end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 static void refuse(struct resource_error *err, const char *field, const char *msg)
 {
 	snprintf(err->field, sizeof err->field, "%s", field ? field : "");
@@ -239,38 +196,28 @@ static void refuse(struct resource_error *err, const char *field, const char *ms
 }
 
 /* page, per_page, sort and the resource's filters; anything else is 400 */
-static bool parse_query(struct rest_call *c, const char *query, struct resource_error *err)
+static bool parse_query(struct rest_call *c, const char *text, struct resource_error *err)
 {
-	char buf[QUERY_MAX + 1], *save = NULL, *pair;
-	long page = 1, per_page = PER_PAGE_DEFAULT;
+	struct query q;
+	const char *why, *bad;
+	long page = 1, per_page = QUERY_PER_PAGE_DEFAULT;
 	json_t *filters = json_object();
 
-	if (strlen(query) > QUERY_MAX) {
-		refuse(err, NULL, "the query is too long");
+	if (query_parse(&q, text, &why, &bad) != 0) {
+		refuse(err, bad, why);
 		goto bad;
 	}
-	snprintf(buf, sizeof buf, "%s", query);
-	for (pair = strtok_r(buf, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
-		char *eq = strchr(pair, '='), *val;
+	for (size_t i = 0; i < q.n; i++) {
+		const char *pair = q.pair[i].name, *val = q.pair[i].value;
 		const struct field_def *f;
 
-		if (!eq) {
-			refuse(err, NULL, "a query parameter without a value");
-			goto bad;
-		}
-		*eq = '\0';
-		val = eq + 1;
-		if (!decode(pair) || !decode(val)) {
-			refuse(err, NULL, "a malformed percent-escape in the query");
-			goto bad;
-		}
 		if (strcmp(pair, "page") == 0) {
-			if (!number(val, 1, 1000000000, &page)) {
+			if (!query_int(val, 1, QUERY_PAGE_MAX, &page)) {
 				refuse(err, "page", "page: must be an integer from 1");
 				goto bad;
 			}
 		} else if (strcmp(pair, "per_page") == 0) {
-			if (!number(val, 1, PER_PAGE_MAX, &per_page)) {
+			if (!query_int(val, 1, QUERY_PER_PAGE_MAX, &per_page)) {
 				refuse(err, "per_page", "per_page: must be an integer from 1 to 500");
 				goto bad;
 			}
@@ -291,7 +238,7 @@ static bool parse_query(struct rest_call *c, const char *query, struct resource_
 			if (strlen(val) > (size_t)(f->max > 0 && f->type != FT_INT ? f->max : 255) ||
 			    ((f->type == FT_ID || f->type == FT_REF) && !valid_resource_id(val, (size_t)f->max)) ||
 			    (f->type == FT_BOOL && strcmp(val, "true") != 0 && strcmp(val, "false") != 0) ||
-			    (f->type == FT_INT && !number(val, (long)f->min, (long)f->max, &n)) ||
+			    (f->type == FT_INT && !query_int(val, (long)f->min, (long)f->max, &n)) ||
 			    (f->type == FT_ENUM && !resource_enum_ok(f, val)) ||
 			    (f->type == FT_INET && !valid_ip_address(val))) {
 				refuse(err, f->name, "a filter value is malformed");
@@ -299,10 +246,7 @@ static bool parse_query(struct rest_call *c, const char *query, struct resource_
 			}
 			json_object_set_new(filters, f->name, json_string(val));
 		} else {
-			char field[64];
-
-			snprintf(field, sizeof field, "%s", pair);
-			refuse(err, field, "unknown query parameter");
+			refuse(err, pair, "unknown query parameter");
 			goto bad;
 		}
 	}
