@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "query.h"
 #include "resource.h"
 #include "rest.h"
 #include "routes.h"
@@ -235,45 +236,6 @@ static void revoke_certificate(struct route_call *c)
 	call(c, p, route_audit_params(c, p, 2));
 }
 
-static int unhex(char ch)
-{
-	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-		: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* the value of one query parameter, percent-decoded into out; 0 absent,
- * 1 found, -1 malformed or too long */
-static int query_value(const char *query, const char *name, char *out, size_t cap)
-{
-	size_t nlen = strlen(name);
-
-	for (const char *q = query; q && *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : NULL) {
-		size_t o = 0;
-		const char *v;
-
-		if (strncmp(q, name, nlen) != 0 || q[nlen] != '=')
-			continue;
-		for (v = q + nlen + 1; *v && *v != '&'; v++) {
-			int ch = *v == '+' ? ' ' : (unsigned char)*v;
-
-			if (*v == '%') {
-				int hi = unhex(v[1]), lo = hi < 0 ? -1 : unhex(v[2]);
-
-				if (lo < 0 || (hi | lo) == 0)
-					return -1;
-				ch = hi << 4 | lo;
-				v += 2;
-			}
-			if (o + 1 >= cap)
-				return -1;
-			out[o++] = (char)ch;
-		}
-		out[o] = '\0';
-		return 1;
-	}
-	return 0;
-}
-
 /* valid UTF-8 without control characters: a reason goes to the audit trail */
 static bool utf8_text(const char *s)
 {
@@ -293,30 +255,30 @@ static bool utf8_text(const char *s)
  */
 static void retire(struct route_call *c)
 {
-	char force[8] = "", reason[1025 * 4] = "";
-	const char *p[12] = {route_param(c, "id")};
-	int f, r;
+	struct query q;
+	const char *p[12] = {route_param(c, "id")}, *why, *bad, *force, *reason;
 	bool forced;
 
 	if (!id_ok(c))
 		return;
-	for (const char *q = c->req.query; *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : "") {
-		if (strncmp(q, "force=", 6) != 0 && strncmp(q, "reason=", 7) != 0) {
-			char field[64];
-
-			snprintf(field, sizeof field, "%.*s", (int)strcspn(q, "=&"), q);
-			route_problem(c, 400, "Bad Request", "unknown query parameter (force, reason)", field);
+	if (query_parse(&q, c->req.query, &why, &bad) != 0) {
+		route_problem(c, 400, "Bad Request", why, bad);
+		return;
+	}
+	for (size_t i = 0; i < q.n; i++) {
+		if (strcmp(q.pair[i].name, "force") != 0 && strcmp(q.pair[i].name, "reason") != 0) {
+			route_problem(c, 400, "Bad Request", "unknown query parameter (force, reason)", q.pair[i].name);
 			return;
 		}
 	}
-	f = query_value(c->req.query, "force", force, sizeof force);
-	r = query_value(c->req.query, "reason", reason, sizeof reason);
-	if (r < 0 || (r > 0 && (!*reason || !utf8_text(reason)))) {
+	force = query_get(&q, "force");
+	reason = query_get(&q, "reason");
+	if (reason && (!*reason || strlen(reason) > 4096 || !utf8_text(reason))) {
 		route_problem(c, 400, "Bad Request", "reason: 1 to 1024 characters of text", "reason");
 		return;
 	}
-	forced = f > 0 && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
-	if (forced && !*reason) {
+	forced = force && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
+	if (forced && !reason) {
 		route_problem(c, 400, "Bad Request", "force=true needs a reason", "reason");
 		return;
 	}
