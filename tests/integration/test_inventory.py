@@ -427,6 +427,27 @@ def actions():
                                                                      "pending_jobs": 0}, "clean retire: %r" % r)
 
 
+def failed_auth_flood_is_bounded():
+    """A flood of failed authentications (here from one address with the
+    limiter off; in life from many) is recorded one by one up to 50 a
+    second per api process, and the rest as a count: every failure is
+    accounted for, without a database write for each."""
+    import time
+    start = int(psql(pg, "SELECT coalesce(max(id), 0) FROM audit_events").strip())
+    n, t0 = 300, time.monotonic()
+    for _ in range(n):
+        api.call("GET", "/api/v1/teams", "cw_000000000000_" + "0" * 64)
+    elapsed = time.monotonic() - t0
+
+    def accounted():
+        one = count("audit_events", "action = 'auth.failure' AND id > %d" % start)
+        rest = int(psql(pg, "SELECT coalesce(sum((details->>'suppressed')::int), 0) FROM audit_events "
+                        "WHERE action = 'auth.failures_suppressed' AND id > %d" % start).strip())
+        return (one, rest) if one + rest == n else None
+    one, rest = wait_for("every failure accounted for", accounted, timeout=10)
+    check(one <= 50 * (int(elapsed) + 2) and rest > 0, "one by one %d, counted %d, in %.1fs" % (one, rest, elapsed))
+
+
 def pagination_edges():
     """On every list route: page 0 and per_page 501 are refused with 400
     naming the parameter, a page past the end is empty with the real total,
@@ -512,6 +533,7 @@ try:
     case(roles_on_every_route)
     case(actions)
     case(pagination_edges)
+    case(failed_auth_flood_is_bounded)
     case(pages_and_sorting)
     case(concurrent_updates)
     RUN.stop_clean(cw)

@@ -258,8 +258,11 @@ static void on_version(const struct store_outcome *o, void *arg)
 	json_decref(v);
 }
 
+static void flush_suppressed(void);
+
 static void on_tick(uv_timer_t *t)
 {
+	flush_suppressed();
 	if (!cache.polling && store_call(cache.w, "apikeys.version", NULL, 0, on_version, NULL) == 0)
 		cache.polling = true;
 	touch_send();
@@ -334,6 +337,57 @@ static void audit_refusal(struct auth_req *r, const struct auth_result *res, con
 	audit_record(r->w, &e);
 }
 
+/*
+ * Failed authentications are recorded one by one up to
+ * AUTH_AUDIT_PER_SECOND a second in each api process; past that (many
+ * addresses failing at once, each under its own limit) they are counted,
+ * and one auth.failures_suppressed event with the count follows when the
+ * second is over, so a flood cannot turn into a flood of database writes.
+ */
+static struct {
+	uint64_t window_start_ms;
+	unsigned recorded, suppressed;
+} failure_audit;
+
+static void flush_suppressed(void)
+{
+	char details[96];
+	struct audit_entry e = {
+		.actor = "anonymous",
+		.actor_type = "User",
+		.action = "auth.failures_suppressed",
+		.resource_type = "api_keys",
+		.outcome = "failure",
+		.details = details,
+	};
+
+	if (!failure_audit.suppressed || now_ms() - failure_audit.window_start_ms < 1000)
+		return;
+	snprintf(details, sizeof details, "{\"suppressed\": %u, \"window_ms\": 1000}", failure_audit.suppressed);
+	log_event(LOG_WARN, NULL, NULL, "%u failed authentications in one second were not recorded one by one",
+		  failure_audit.suppressed);
+	if (cache.w)
+		audit_record(cache.w, &e);
+	failure_audit.suppressed = 0;
+}
+
+static bool failure_audit_budget(void)
+{
+	uint64_t now = now_ms();
+
+	if (now - failure_audit.window_start_ms >= 1000) {
+		flush_suppressed();
+		failure_audit.window_start_ms = now;
+		failure_audit.recorded = 0;
+	}
+	if (failure_audit.recorded >= AUTH_AUDIT_PER_SECOND) {
+		failure_audit.suppressed++;
+		return false;
+	}
+	failure_audit.recorded++;
+	return true;
+}
+
 static void fail(struct auth_req *r, struct auth_result *res, int status, const char *reason)
 {
 	char kv[160], details[96];
@@ -346,7 +400,8 @@ static void fail(struct auth_req *r, struct auth_result *res, int status, const 
 	if (status != 401)
 		return; /* 429: recorded once, when the limit was reached; 503: nothing was refused */
 	snprintf(details, sizeof details, "{\"reason\": \"%s\"}", reason);
-	audit_refusal(r, res, "auth.failure", "failure", details);
+	if (failure_audit_budget())
+		audit_refusal(r, res, "auth.failure", "failure", details);
 	if (count_failure(r->client)) {
 		snprintf(details, sizeof details, "{\"failures\": %u, \"window_ms\": %llu}", failure_limit,
 			 (unsigned long long)failure_window_ms);

@@ -41,6 +41,7 @@ struct auth_req;
 #define AUTH_POLL_MS 250
 #define AUTH_STALE_MS 30000
 #define AUTH_TOUCH_MS 60000
+#define AUTH_AUDIT_PER_SECOND 50 /* auth.failure events a second and process */
 
 void auth_configure(const struct cfg *section);
 /* Starts the change poll (a timer on w's loop); auth_stop() closes it. */
