@@ -29,6 +29,7 @@ struct failures {
 static struct failures limiter[LIMITER_SLOTS];
 static unsigned failure_limit = 10;
 static uint64_t failure_window_ms = 60000;
+static uint64_t cache_grace_ms = 30000; /* api.key_cache_grace */
 
 /* A key this process verified: what the store holds, never the secret. */
 struct cached_key {
@@ -76,6 +77,7 @@ void auth_configure(const struct cfg *section)
 {
 	failure_limit = (unsigned)cfg_int(section, "api", "auth_failure_limit");
 	failure_window_ms = cfg_duration_ms(section, "api", "auth_failure_window");
+	cache_grace_ms = cfg_duration_ms(section, "api", "key_cache_grace");
 }
 
 static uint32_t fnv1a(const char *s)
@@ -138,12 +140,12 @@ static bool cache_trusted(void)
 {
 	if (!cache.version_known)
 		return false;
-	if (now_ms() - cache.confirmed_ms <= AUTH_STALE_MS)
+	if (now_ms() - cache.confirmed_ms <= cache_grace_ms)
 		return true;
 	if (!cache.stale_logged) {
 		cache.stale_logged = true;
-		log_warn("API key changes unknown for %d s: cached keys are no longer used until the store answers",
-			 AUTH_STALE_MS / 1000);
+		log_warn("API key changes unknown for %llu ms (api.key_cache_grace): cached keys are no longer "
+			 "used until the store answers", (unsigned long long)cache_grace_ms);
 	}
 	return false;
 }
@@ -251,7 +253,7 @@ static void on_version(const struct store_outcome *o, void *arg)
 
 	cache.polling = false;
 	if (o->error)
-		return; /* confirmed_ms ages: past AUTH_STALE_MS the cache is not used */
+		return; /* confirmed_ms ages: past api.key_cache_grace the cache is not used */
 	v = json_loadb((const char *)o->json, o->json_len, JSON_DECODE_ANY, NULL);
 	if (json_is_integer(v))
 		version_seen(json_integer_value(v));

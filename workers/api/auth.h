@@ -15,7 +15,7 @@
  * cached key when it moved: a revoked key stops working here within about
  * AUTH_POLL_MS of the revocation's commit. Expiry is checked at every use.
  * When the store cannot be asked, cached keys keep working for
- * AUTH_STALE_MS after the last answer, then every key needs the store
+ * api.key_cache_grace (30 s) after the last answer, then every key needs the store
  * (503 while it cannot be asked). Unknown or refused keys are never
  * cached. last_used_at is written in batches, at most once a minute per
  * key (apikeys.touch).
@@ -39,7 +39,6 @@ struct auth_req;
 
 #define AUTH_CACHE_KEYS 4096
 #define AUTH_POLL_MS 250
-#define AUTH_STALE_MS 30000
 #define AUTH_TOUCH_MS 60000
 #define AUTH_AUDIT_PER_SECOND 50 /* auth.failure events a second and process */
 
