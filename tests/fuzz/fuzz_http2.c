@@ -90,7 +90,7 @@ void http_request_id(char id[17])
 }
 
 void http_request_done(const struct tls_conn *c, const char *proto, const char *method,
-		       const char *path, int status, size_t bytes, uint64_t t0_us,
+		       const char *path, const char *route, int status, size_t bytes, uint64_t t0_us,
 		       const char *reqid)
 {
 	if (!method || !path || !reqid || status < 100 || status > 599)

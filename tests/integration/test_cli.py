@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BUILD, Cases, Certward, Postgres, check, free_port, log, make_key, make_root,
-                     sanitizer_reports, teardown, wait_for)
+                     teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -606,12 +606,7 @@ try:
     case(apikey_commands)
     case(audit_commands)
     case(transport_and_auth_errors)
-    rc = cw.stop()
-    if rc != 0:
-        RUN.fail("certwardd exit status %r" % rc)
-    reports = sanitizer_reports(cw.logs)
-    if reports:
-        RUN.fail("sanitizer reports:\n" + "\n".join(reports[:20]))
+    RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)
 RUN.finish()

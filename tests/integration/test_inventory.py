@@ -200,6 +200,13 @@ def issuer_secrets():
     check(code == 400 and "no stored value" in e["detail"], "keeping what is not there: %r" % ((code, e),))
     check(call("POST", "/api/v1/issuers", "admin", {"name": "k", "type": "ACME", "secret_config": "00"})[0] == 400,
           "the sealed field from a client")
+    # what the signer seals is bounded (32 KiB of secrets in all)
+    code, big = call("POST", "/api/v1/issuers", "admin", {"name": "big-secret", "type": "ACME",
+                                                          "config": {"api_token": "t" * 30000}})
+    check(code == 201 and sealed_plain(big["id"]) == {"api_token": "t" * 30000}, "30,000 bytes: %r" % code)
+    code, e = call("POST", "/api/v1/issuers", "admin", {"name": "too-big", "type": "ACME",
+                                                        "config": {"api_token": "t" * 40000}})
+    check(code == 400 and e.get("field") == "config" and "too large" in e["detail"], "40,000 bytes: %r" % ((code, e),))
     for name in os.listdir(cw.logs):
         with open(os.path.join(cw.logs, name), errors="replace") as f:
             text = f.read()

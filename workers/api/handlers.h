@@ -23,6 +23,8 @@ struct api_request {
 	const char *reqid;         /* the request id (X-Request-Id) */
 	const uint8_t *body;       /* the request content, NULL when none */
 	size_t body_len;
+	const char **route_label;  /* out, when not NULL: set before any answer to the
+				    * route's pattern (handler_route()), for metrics */
 };
 
 typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const char *body,

@@ -44,6 +44,7 @@ struct exchange {
 	struct hconn *hc;
 	struct http1_exchange *ex;
 	struct route_call *reply;
+	const char *route; /* the router's label */
 	uint64_t t0;
 	char method[16];
 	char path[128];
@@ -79,12 +80,13 @@ static const char *method_label(const char *m)
 }
 
 void http_request_done(const struct tls_conn *c, const char *proto, const char *method,
-		       const char *path, int status, size_t bytes, uint64_t t0_us,
+		       const char *path, const char *route, int status, size_t bytes, uint64_t t0_us,
 		       const char *reqid)
 {
 	char kv[600], qpath[300], labels[METRICS_LABELS_MAX], st[8];
 	uint64_t dur = now_us() - t0_us;
-	const char *route = strcmp(path, "-") == 0 ? "-" : handler_route(path);
+	if (!route)
+		route = strcmp(path, "-") == 0 ? "-" : handler_route(path);
 	struct metrics *m = worker_metrics(service->w);
 
 	log_quote(qpath, sizeof qpath, path, strlen(path));
@@ -148,7 +150,7 @@ static void respond(void *arg, int status, const char *content_type, const char 
 
 	if (http1_respond(x->ex, status, h, 2, body, len) != 0)
 		http1_respond(x->ex, 500, NULL, 0, NULL, 0);
-	http_request_done(hc->tc, h1_proto(hc), x->method, x->path, status, len, x->t0, x->reqid);
+	http_request_done(hc->tc, h1_proto(hc), x->method, x->path, x->route, status, len, x->t0, x->reqid);
 	free(x);
 	if (!hc->in_feed)
 		pump(hc);
@@ -183,6 +185,7 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 			.body_len = req->body_len,
 			.client = tls_conn_peer(hc->tc),
 			.reqid = x->reqid,
+			.route_label = &x->route,
 		};
 		struct route_call *r = handle_request(service->w, &ar, respond, x);
 
@@ -215,7 +218,7 @@ static void on_request_timeout(uv_timer_t *t)
 		return;
 	service->errors_framing++;
 	if (http1_error_response(hc->h, 408) == 0)
-		http_request_done(hc->tc, h1_proto(hc), "-", "-", 408, 0, now_us(), NULL);
+		http_request_done(hc->tc, h1_proto(hc), "-", "-", NULL, 408, 0, now_us(), NULL);
 	hc->pending_len = 0;
 	pump(hc);
 }
@@ -249,7 +252,7 @@ static void feed(struct hconn *hc)
 	if (rc != 0) {
 		service->errors_framing++;
 		http1_error_response(hc->h, rc);
-		http_request_done(hc->tc, h1_proto(hc), "-", "-", rc, 0, now_us(), NULL);
+		http_request_done(hc->tc, h1_proto(hc), "-", "-", NULL, rc, 0, now_us(), NULL);
 		hc->pending_len = 0;
 	}
 }

@@ -31,9 +31,10 @@ unsigned http_h2_max_streams(void);
 /* A fresh request id (16 hex digits) into id[17]. */
 void http_request_id(char id[17]);
 /* The access-log line and the metrics of one answered request. proto is
- * "h1", "h2" or "plain"; method and path may be "-" for framing errors. */
+ * "h1", "h2" or "plain"; method and path may be "-" for framing errors;
+ * route is the label the router gave (NULL: worked out from path). */
 void http_request_done(const struct tls_conn *c, const char *proto, const char *method,
-		       const char *path, int status, size_t bytes, uint64_t t0_us,
+		       const char *path, const char *route, int status, size_t bytes, uint64_t t0_us,
 		       const char *reqid);
 void http_framing_error(void);
 

@@ -35,6 +35,7 @@ struct h2stream {
 	size_t body_len;
 	uint8_t *body; /* the request content, up to max_body */
 	struct route_call *reply;
+	const char *route; /* the router's label */
 	int answered;
 	uint64_t t0;
 	char reqid[17];
@@ -126,8 +127,8 @@ static void respond(void *arg, int status, const char *content_type, const char 
 					    st->resp_len ? &prd : NULL) != 0)
 			nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 	}
-	http_request_done(hc->tc, "h2", st->method, st->full_path ? st->full_path : st->path, status,
-			  len, st->t0, st->reqid);
+	http_request_done(hc->tc, "h2", st->method, st->full_path ? st->full_path : st->path, st->route,
+			  status, len, st->t0, st->reqid);
 	if (!hc->in_recv)
 		pump(hc);
 }
@@ -168,6 +169,7 @@ static void request_complete(struct h2stream *st)
 			.body_len = st->body_len,
 			.client = tls_conn_peer(hc->tc),
 			.reqid = st->reqid,
+			.route_label = &st->route,
 		};
 
 		st->reply = handle_request(http_worker(), &ar, respond, st);
@@ -183,7 +185,7 @@ static void on_request_timeout(uv_timer_t *t)
 	/* a stream's request has been arriving for request_timeout: the peer
 	 * trickles it; the whole connection goes */
 	http_framing_error();
-	http_request_done(hc->tc, "h2", "-", "-", 408, 0, now_us(), NULL);
+	http_request_done(hc->tc, "h2", "-", "-", NULL, 408, 0, now_us(), NULL);
 	nghttp2_session_terminate_session(hc->s, NGHTTP2_NO_ERROR);
 	pump(hc); /* sends the GOAWAY, then closes */
 }

@@ -15,6 +15,7 @@
 #include "query.h"
 #include "util.h"
 #include "resource.h"
+#include "secretbox.h"
 #include "routes.h"
 #include "store_client.h"
 #include "validate.h"
@@ -252,17 +253,10 @@ static bool parse_query(struct rest_call *c, const char *text, struct resource_e
 	}
 	/* a list under another resource: its id from the path */
 	for (size_t i = 0; i < c->rc->nparams; i++) {
-		const char *pat = c->rc->route->pattern, *brace = pat;
 		char name[64];
-		size_t len;
 
-		for (size_t k = 0; k <= i && brace; k++)
-			brace = strchr(brace + 1, '{');
-		if (!brace || !(len = strcspn(brace + 1, "}")) || len >= sizeof name)
-			continue;
-		memcpy(name, brace + 1, len);
-		name[len] = '\0';
-		json_object_set_new(filters, name, json_string(c->rc->params[i]));
+		if (route_param_name(c->rc, i, name, sizeof name))
+			json_object_set_new(filters, name, json_string(c->rc->params[i]));
 	}
 	snprintf(c->page, sizeof c->page, "%ld", page);
 	snprintf(c->per_page, sizeof c->per_page, "%ld", per_page);
@@ -329,6 +323,14 @@ static void seal(struct rest_call *c, const uint8_t *old, size_t old_len)
 
 	if (!text) {
 		fail(c, 503, "Service Unavailable", "out of memory", NULL);
+		return;
+	}
+	if (strlen(text) > SECRETBOX_MAX_PLAIN) {
+		/* what the signer seals, and an IPC frame carries, is bounded */
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+		fail(c, 400, "Bad Request", "the secrets of config are too large (at most 32768 bytes in all)",
+		     c->secrets_field->name);
 		return;
 	}
 	m.u.secret_seal.old.ptr = old;

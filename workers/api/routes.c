@@ -146,17 +146,29 @@ static bool match(const char *pattern, const char *path, struct route_call *c, b
 	return true;
 }
 
-const char *route_param(const struct route_call *c, const char *name)
+bool route_param_name(const struct route_call *c, size_t i, char *out, size_t cap)
 {
 	const char *p = c->route->pattern;
-	size_t n = 0, len = strlen(name);
+	size_t len;
 
-	while ((p = strchr(p, '{')) != NULL && n < c->nparams) {
-		if (strncmp(p + 1, name, len) == 0 && p[1 + len] == '}')
-			return c->params[n];
-		n++;
-		p++;
-	}
+	for (size_t k = 0; k <= i; k++)
+		if (!(p = strchr(k ? p + 1 : p, '{')))
+			return false;
+	len = strcspn(p + 1, "}");
+	if (i >= c->nparams || len == 0 || len >= cap)
+		return false;
+	memcpy(out, p + 1, len);
+	out[len] = '\0';
+	return true;
+}
+
+const char *route_param(const struct route_call *c, const char *name)
+{
+	char have[64];
+
+	for (size_t i = 0; i < c->nparams; i++)
+		if (route_param_name(c, i, have, sizeof have) && strcmp(have, name) == 0)
+			return c->params[i];
 	return NULL;
 }
 
@@ -349,26 +361,34 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 {
 	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
 	const struct route *r = NULL;
+	const char *label = "other";
 	bool path_known = false;
 	struct route_call *c;
 
 	routes_init();
 	/* the most specific route wins: /api/v1/agents/retired over
 	 * /api/v1/agents/{id} */
-	for (size_t i = 0, best = SIZE_MAX; i < ntable; i++) {
+	for (size_t i = 0, best = SIZE_MAX, best_any = SIZE_MAX; i < ntable; i++) {
 		size_t params;
 
-		if (req->plain && !(table[i]->flags & ROUTE_PLAIN))
-			continue;
 		if (!match(table[i]->pattern, req->path, NULL, NULL))
 			continue;
-		path_known = true;
 		params = count_params(table[i]->pattern);
+		if (params < best_any) {
+			/* the label handler_route() gives, without a second walk */
+			label = table[i]->pattern;
+			best_any = params;
+		}
+		if (req->plain && !(table[i]->flags & ROUTE_PLAIN))
+			continue;
+		path_known = true;
 		if (strcmp(method, table[i]->method) == 0 && params < best) {
 			r = table[i];
 			best = params;
 		}
 	}
+	if (req->route_label)
+		*req->route_label = label;
 	if (!r) {
 		respond_problem(respond, ctx, path_known ? 405 : 404,
 				path_known ? "Method Not Allowed" : "Not Found",

@@ -81,6 +81,9 @@ void routes_init(void);
 /* One line per route: METHOD PATTERN ROLES (comma-separated, or "public") [plain] */
 void routes_print(FILE *out);
 
+/* The name of the i-th path parameter ("certificate_id") into out; false
+ * when there is none or it does not fit. */
+bool route_param_name(const struct route_call *c, size_t i, char *out, size_t cap);
 /* The value of the path parameter `name` ("id"), or NULL. */
 const char *route_param(const struct route_call *c, const char *name);
 
