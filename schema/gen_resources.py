@@ -15,7 +15,10 @@ resource has ("verbs", default all five):
               ('true'/'false'), $5 filters as a JSON object or NULL
               -> {"data": [...], "total": n, "page": p, "per_page": pp}
               (a resource under another one, "parent", answers no row
-              when that one does not exist)
+              when that one does not exist). A LIST operation: the store
+              binds $6, the total it already knows for these filters or
+              NULL (then PostgreSQL counts), and reads the total back from
+              the second column.
     R.get     $1 id -> the object, or no row
     R.create  $1 the fields as a JSON object, then the audit parameters
               A = actor, actor type, actor role, request id, source
@@ -30,7 +33,8 @@ is never stored without the other. So are the rows of a link table behind
 a "refs" field (a certificate's target_ids).
 
 Other resource keys: "list_where" (a condition on the rows a list shows,
-e.g. agents not retired), "read_roles" / "write_roles" (who may list/get
+e.g. agents not retired, on the resource's own table), "reads" (the tables
+behind a resource whose "table" is a view), "read_roles" / "write_roles" (who may list/get
 and create/update/delete; default admin, operator, viewer / admin). Field
 keys beyond the catalogue's own: "column" (read from another column),
 "hidden" (filters but is not shown), "internal" (written by the api
@@ -42,6 +46,11 @@ to borrow its fields.
 Values travel as one bound JSON parameter, never spliced into SQL; the api
 checks them against the same catalogue before calling. Sort keys are
 matched against a fixed list inside the statement.
+
+list and get are STORE_READ operations naming the tables their results
+come from (the resource's table, or "reads" for a resource on a view, and
+its link tables): the store may answer them, or a list's total, from its
+cache until one of those tables changes (workers/store/cache.h).
 """
 import json
 import re
@@ -132,6 +141,8 @@ def check(res):
     par = res.get("parent")
     if par and ("{%s}" % par["param"] not in res["path"] or par["param"] not in seen):
         fail("%s: the parent parameter must be in the path and a field" % res["name"])
+    if any(not NAME.match(t) for t in res.get("reads", [])):
+        fail("%s: reads names a bad table" % res["name"])
     if res.get("delete") not in (None, "archive"):
         fail("%s: unknown delete mode" % res["name"])
 
@@ -202,17 +213,19 @@ def ops_of(res):
         "CASE WHEN $3 = '%s' AND $4::boolean THEN %s END DESC" % (s, col(f), s, col(f))
         for s in sorts for f in fields if f["name"] == s)
     order = (order + ", " if order else "") + "t.id ASC"
+    # the total: $6 when the store knows it, else counted (COALESCE does
+    # not evaluate the count then); OFFSET 0 keeps the planner from copying
+    # the count into both places that use it (counting twice)
     lst = ("SELECT json_build_object('data', coalesce((SELECT json_agg(x.o ORDER BY x.n) FROM "
            "(SELECT %s AS o, row_number() OVER (ORDER BY %s) AS n FROM %s t WHERE %s "
            "ORDER BY %s LIMIT $2::int OFFSET ($1::int - 1) * $2::int) x), '[]'::json), "
-           "'total', (SELECT count(*) FROM %s t WHERE %s), 'page', $1::int, 'per_page', $2::int)"
+           "'total', c.total, 'page', $1::int, 'per_page', $2::int), c.total "
+           "FROM (SELECT coalesce($6::bigint, (SELECT count(*) FROM %s t WHERE %s)) AS total OFFSET 0) c"
            % (obj, order, table, where, order, table, where))
-    lst_result = "VALUE"
     par = res.get("parent")
     if par:
         # a list under another resource: no row (404) when that one does not exist
         lst += " WHERE EXISTS (SELECT 1 FROM %s p WHERE p.id = $5::jsonb->>'%s')" % (par["table"], par["param"])
-        lst_result = "ROW"
 
     cols, vals = [], []
     for f in writable:
@@ -244,20 +257,21 @@ def ops_of(res):
         delete = ("WITH r AS (DELETE FROM %s WHERE id = $1 RETURNING id), %s "
                   "SELECT json_build_object('deleted', count(*)) FROM r" % (table, audit_cte(res, "delete", 2)))
     ops = {
-        "list": (name + ".list", 5, lst_result, lst),
+        "list": (name + ".list", 5, "LIST", lst),
         "get": (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
         "create": (name + ".create", 7, "ROW", create),
         "update": (name + ".update", 8, "ROW", update),
         "delete": (name + ".delete", 7, "VALUE", delete),
     }
-    out = [ops[v] for v in VERBS if v in verbs]
+    reads = " ".join(res.get("reads", [table]) + [f["link"]["table"] for f in links(res)])
+    out = [ops[v] + ((reads,) if v in ("list", "get") else (None,)) for v in VERBS if v in verbs]
     # audit.failure_mode fail_open: the same change without its event, for
     # when the event cannot be written (rest.c retries with these, counted
     # and logged)
     for v in ("create", "update", "delete"):
         if v in verbs:
             op, n, result, sql = ops[v]
-            out.append((op + "_unaudited", n, result, without_audit(sql, n)))
+            out.append((op + "_unaudited", n, result, without_audit(sql, n), None))
     return out
 
 
@@ -336,10 +350,15 @@ def main():
         ops += ops_of(res)
     with open(sys.argv[2], "w") as out:
         out.write("/* generated by schema/gen_resources.py from schema/resources.json: do not edit */\n")
-        for name, n, result, sql in ops:
-            out.write("STORE_OP(%s, R(API), %d, %s,\n\t %s)\n" % (c_string(name), n, result, c_string(sql)))
+        for name, n, result, sql, reads in ops:
+            if reads:
+                out.write("STORE_READ(%s, R(API), %d, %s, %s,\n\t %s)\n"
+                          % (c_string(name), n, result, c_string(reads), c_string(sql)))
+            else:
+                out.write("STORE_OP(%s, R(API), %d, %s,\n\t %s)\n" % (c_string(name), n, result, c_string(sql)))
     with open(sys.argv[3], "w") as out:
-        json.dump([{"name": o[0], "nparams": o[1], "result": o[2], "sql": o[3]} for o in ops], out, indent=1)
+        json.dump([{"name": o[0], "nparams": o[1], "result": o[2], "sql": o[3], "reads": o[4]} for o in ops],
+                  out, indent=1)
     with open(sys.argv[4], "w") as out:
         write_catalogue(out, cat["resources"])
 

@@ -525,6 +525,54 @@ def concurrent_updates():
           "an update without its audit event")
 
 
+def read_cache():
+    """The store answers repeated reads from memory, and never with what a
+    change made since has replaced: a change through the API is seen by the
+    next request at once, one made with psql within moments, also when the
+    store's listening connection was cut meanwhile."""
+    cid = created("/api/v1/certificates", cert_body(BASE, name="cached", environment="cache-a", target_ids=[]))["id"]
+    path = "/api/v1/certificates/" + cid
+
+    def hits():
+        return cw.metrics("store").get("store_cache_hits_total", 0)
+
+    check(cw.metrics("store").get("pg_listening") == 1, "the store is not listening for changes")
+    call("GET", path, "viewer")
+    h0 = hits()
+    for _ in range(5):
+        check(call("GET", path, "viewer")[1]["name"] == "cached", "get")
+    check(hits() >= h0 + 5, "repeated gets were not answered from the cache: %d -> %d" % (h0, hits()))
+    # read your writes, through the API, in a tight loop
+    for i in range(20):
+        code, _ = call("PUT", path, "operator", {"name": "cached-%d" % i, "environment": "cache-%d" % (i % 2)})
+        check(code == 200, "update %d" % i)
+        got = call("GET", path, "viewer")[1]
+        check(got["name"] == "cached-%d" % i, "update %d not seen by the next get: %r" % (i, got["name"]))
+        total = call("GET", "/api/v1/certificates?environment=cache-%d" % (i % 2), "viewer")[1]["total"]
+        check(total == 1, "update %d: list total %d, not 1" % (i, total))
+    # a list's total, cached, then changed behind certward's back
+    q = "/api/v1/certificates?environment=cache-psql"
+    check(call("GET", q, "viewer")[1]["total"] == 0 and call("GET", q, "viewer")[1]["total"] == 0, "total")
+    psql(pg, "UPDATE managed_certificates SET environment = 'cache-psql', name = 'by-psql' WHERE id = '%s'" % cid)
+    wait_for("a change made with psql seen by list and get",
+             lambda: call("GET", q, "viewer")[1]["total"] == 1 and call("GET", path, "viewer")[1]["name"] == "by-psql",
+             timeout=5)
+    # the listening connection cut: whatever changed while it was down is
+    # not answered from memory once it is back
+    check(call("GET", path, "viewer")[1]["name"] == "by-psql", "get")
+    lost = cw.metrics("store").get("pg_connections_lost_total", 0)
+    psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN certward_changes'")
+    psql(pg, "UPDATE managed_certificates SET name = 'while-deaf' WHERE id = '%s'" % cid)
+    wait_for("the listener reconnected",
+             lambda: cw.metrics("store").get("pg_connections_lost_total", 0) > lost and
+             cw.metrics("store").get("pg_listening") == 1, timeout=15)
+    check(call("GET", path, "viewer")[1]["name"] == "while-deaf", "a stale record after the listener came back")
+    # a refused change changes nothing: the cached record is still right
+    code, _ = call("PUT", path, "operator", {"team_id": "no-such-team"})
+    check(code == 422, "a bad reference: %d" % code)
+    check(call("GET", path, "viewer")[1]["name"] == "while-deaf", "record after a refused change")
+
+
 root = make_root("certward-inventory-")
 pg = cw = None
 try:
@@ -543,6 +591,7 @@ try:
     case(failed_auth_flood_is_bounded)
     case(pages_and_sorting)
     case(concurrent_updates)
+    case(read_cache)
     RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)

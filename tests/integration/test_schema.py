@@ -150,6 +150,8 @@ def op_sql(name, *params):
     unspecified type, passed as text) and EXECUTE it once."""
     o = RESOURCE_OPS[name]
     check(len(params) == o["nparams"], "%s takes %d parameters" % (name, o["nparams"]))
+    if o["result"] == "LIST":
+        params += (None,)  # the total, as the store binds it when it does not know it
     args = "(%s)" % ", ".join(literal(p) for p in params) if params else ""
     return "PREPARE op AS %s; EXECUTE op%s;" % (o["sql"], args)
 
@@ -240,6 +242,12 @@ def every_table_exists():
               "%s lacks created_at/updated_at/row_version: %r" % (t, cols))
         check(one("SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname = '%s_touch'"
                   % (t, t)) == "1", "%s has no touch trigger" % t)
+    # the store's cache hears of every change (0007_change_notify)
+    silent = [r[0] for r in sql(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
+        "AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_trigger g "
+        "WHERE g.tgrelid = c.oid AND g.tgname = 'cw_table_changed')")]
+    check(not silent, "tables whose changes are not announced: %r" % silent)
     check(one("SELECT count(*) FROM managed_certificates") == "1", "fixture not loaded")
 
 

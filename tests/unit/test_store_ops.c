@@ -15,12 +15,16 @@ struct op {
 	int nparams;
 	const char *result;
 	const char *sql;
+	const char *tables; /* STORE_READ: NULL or the tables its cached result comes from */
+	int read;
 };
 
 static const struct op ops[] = {
 #define R(role) (1u << IPC_ROLE_##role)
-#define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, #result, sql},
+#define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, #result, sql, NULL, 0},
+#define STORE_READ(name, callers, nparams, result, tables, sql) {name, callers, nparams, #result, sql, tables, 1},
 #include "store_ops.def"
+#undef STORE_READ
 #undef STORE_OP
 #undef R
 };
@@ -80,11 +84,44 @@ Test(store_ops, placeholders_match_nparams)
 			if (n > highest)
 				highest = n;
 		}
-		cr_assert_eq(highest, ops[i].nparams, "%s: uses $%d, declares %d parameters", ops[i].name,
-			     highest, ops[i].nparams);
+		/* a LIST takes the total the store knows as one parameter more */
+		cr_assert_eq(highest, ops[i].nparams + (strcmp(ops[i].result, "LIST") == 0),
+			     "%s: uses $%d, declares %d parameters", ops[i].name, highest, ops[i].nparams);
 		cr_assert_eq(seen, ((1u << (highest + 1)) - 1) & ~1u, "%s: a placeholder is skipped",
 			     ops[i].name);
 		cr_assert(strcmp(ops[i].result, "NONE") == 0 || strstr(ops[i].sql, "json") != NULL,
 			  "%s: results are JSON built by PostgreSQL", ops[i].name);
 	}
+}
+
+/* What the store may cache: only reads, only of named tables, never a
+ * secret; lists are reads with their total in a second column. */
+Test(store_ops, cached_reads)
+{
+	unsigned cached = 0;
+
+	for (size_t i = 0; i < NOPS; i++) {
+		const char *r = ops[i].result, *sql = ops[i].sql;
+
+		if (strcmp(r, "LIST") == 0)
+			cr_assert(ops[i].read && ops[i].tables, "%s: a list is a cached read", ops[i].name);
+		if (!ops[i].read) {
+			cr_assert_null(ops[i].tables, "%s", ops[i].name);
+			continue;
+		}
+		cr_assert(strncmp(sql, "SELECT ", 7) == 0, "%s: a read is a plain SELECT", ops[i].name);
+		cr_assert(!strstr(sql, "INSERT ") && !strstr(sql, "UPDATE ") && !strstr(sql, "DELETE ") &&
+				  !strstr(sql, "FOR UPDATE"),
+			  "%s: a read changes nothing", ops[i].name);
+		if (!ops[i].tables)
+			continue;
+		cached++;
+		cr_assert(strstr(ops[i].name, "secret") == NULL && strstr(sql, "secret_config") == NULL,
+			  "%s: secrets are never cached", ops[i].name);
+		cr_assert(strlen(ops[i].tables) > 0 && ops[i].tables[0] != ' ', "%s: tables", ops[i].name);
+		for (const char *t = ops[i].tables; *t; t++)
+			cr_assert(islower((unsigned char)*t) || *t == '_' || *t == ' ' || isdigit((unsigned char)*t),
+				  "%s: tables %s", ops[i].name, ops[i].tables);
+	}
+	cr_assert_gt(cached, 20, "the resources' lists and gets are cached reads");
 }

@@ -9,6 +9,7 @@
 #include "harden.h"
 #include "log.h"
 #include "migrate.h"
+#include "cache.h"
 #include "store.h"
 
 #define SCHEMA_RETRY_MIN_MS 250
@@ -83,17 +84,39 @@ static void schema_run(uv_timer_t *t)
 	migrate_start(S.pool, S.migrate_on_start ? MIGRATE_APPLY : MIGRATE_CHECK, on_schema, NULL);
 }
 
+/* NOTIFY certward_changes (migrations/0007_change_notify.sql), or NULL:
+ * the listening connection came up or went down. */
+static void on_change(const char *table, void *arg)
+{
+	if (table) {
+		cache_changed(S.cache, table);
+		return;
+	}
+	cache_set_enabled(S.cache, pg_pool_listening(S.pool));
+	log_info("read cache %s", cache_enabled(S.cache) ? "on: PostgreSQL announces changes"
+							 : "off until changes can be heard again");
+}
+
 static int store_init(struct worker *w, const struct cfg *section)
 {
+	uint64_t cache_bytes = cfg_size(section, "store", "cache_bytes");
 	struct pg_pool_options o = {
 		.dsn = cfg_str(section, "store", "dsn"),
 		.size = (unsigned)cfg_int(section, "store", "pool_size"),
 		.connect_timeout_ms = cfg_duration_ms(section, "store", "connect_timeout"),
 		.max_queued = (unsigned)cfg_int(section, "store", "max_queued"),
 		.queue_timeout_ms = cfg_duration_ms(section, "store", "queue_timeout"),
+		.listen = cache_bytes ? "certward_changes" : NULL,
+		.on_notify = on_change,
 	};
 
 	S.w = w;
+	S.cache = cache_new((size_t)cache_bytes);
+	if (!S.cache) {
+		log_error("cannot allocate the read cache");
+		return -1;
+	}
+	store_ops_cache_init(&S);
 	S.migrate_on_start = cfg_bool(section, "store", "migrate_on_start");
 	S.pool = pg_pool_start(worker_loop(w), &o);
 	if (!S.pool) {
@@ -113,6 +136,7 @@ static int store_init(struct worker *w, const struct cfg *section)
 static void store_metrics(struct worker *w, struct strbuf *out)
 {
 	pg_pool_metrics(S.pool, out);
+	cache_metrics(S.cache, out);
 	if (S.migrations_known) {
 		strbuf_printf(out, "store_migrations_applied %u\n", S.migrations_applied);
 		strbuf_printf(out, "store_migrations_pending %u\n", S.migrations_pending);
@@ -153,6 +177,8 @@ static void store_stop(struct worker *w)
 	/* fails the calls in flight: their callers get an answer, not a timeout */
 	pg_pool_stop(S.pool);
 	S.pool = NULL;
+	cache_free(S.cache);
+	S.cache = NULL;
 	callers_close(&S.callers);
 	worker_set_data(w, NULL);
 }

@@ -6,11 +6,12 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "cache.h"
 #include "store.h"
 #include "store_wire.h"
 #include "util.h"
 
-enum op_result { OP_ROW, OP_VALUE, OP_NONE };
+enum op_result { OP_ROW, OP_VALUE, OP_NONE, OP_LIST };
 
 struct store_op {
 	const char *name;
@@ -18,17 +19,30 @@ struct store_op {
 	int nparams;
 	enum op_result result;
 	const char *sql;
+	bool read;          /* STORE_READ: changes nothing */
+	const char *tables; /* what a cached result reads, or NULL: not cached */
 };
 
 static const struct store_op store_ops[] = {
 #define R(role) (1u << IPC_ROLE_##role)
-#define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, OP_##result, sql},
+#define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, OP_##result, sql, false, NULL},
+#define STORE_READ(name, callers, nparams, result, tables, sql) \
+	{name, callers, nparams, OP_##result, sql, true, tables},
 #include "store_ops.def"
+#undef STORE_READ
 #undef STORE_OP
 #undef R
 };
 
 #define NOPS (sizeof store_ops / sizeof store_ops[0])
+
+/* the cache's table masks of the operations (0: not cached) */
+static uint64_t op_tables[NOPS];
+
+/* a list's total is kept under the list's number with one of these bits
+ * (no filters / filters) and the filters as the key */
+#define CACHE_TOTAL_NULL 0x10000u
+#define CACHE_TOTAL 0x20000u
 
 /* One call between its arrival and its reply. */
 struct call {
@@ -39,6 +53,10 @@ struct call {
 	struct store_params params;
 	struct pg_lease *lease;
 	uint64_t t0_us;
+	uint64_t stamp; /* the cache's, when the call arrived */
+	uint8_t *key;   /* a cached read's: its parameters as sent */
+	size_t klen;
+	char total[24]; /* a list's total known beforehand ($nparams+1) */
 };
 
 static const struct store_op *op_by_name(const char *name)
@@ -90,6 +108,11 @@ static void refuse(struct store *s, struct ipc_channel *from, const struct ipc_m
 
 static void call_free(struct call *c)
 {
+	/* a write (or what may have been one) is over: its caller's next read
+	 * must see it, whatever PostgreSQL's notification says and whenever */
+	if (!c->op->read)
+		cache_changed_all(c->s->cache);
+	free(c->key);
 	if (c->lease)
 		pg_lease_release(c->lease);
 	caller_release(&c->s->callers, c->caller);
@@ -115,6 +138,63 @@ static void fail(struct call *c, const char *outcome, int code, const char *why)
 	answer(c, &r);
 	record(c->s, c->op->name, outcome, c->t0_us);
 	call_free(c);
+}
+
+/* A list's total: key and flavour from its filters ($5, or NULL). */
+static uint32_t total_key(const struct call *c, const void **key, size_t *klen)
+{
+	const char *f = c->params.v[c->op->nparams - 1];
+
+	*key = f ? f : "";
+	*klen = f ? strlen(f) : 0;
+	return (uint32_t)(c->op - store_ops) | (f ? CACHE_TOTAL : CACHE_TOTAL_NULL);
+}
+
+/* What a cached read answered, kept for the next call with the same
+ * parameters (a list: its total, for the same filters). */
+static void remember(struct call *c, PGresult *res, const struct ipc_msg *r)
+{
+	uint64_t tables = op_tables[c->op - store_ops];
+	const void *key;
+	size_t klen;
+	uint32_t op;
+
+	if (!tables)
+		return;
+	if (c->op->result == OP_LIST) {
+		if (r->u.store_result.status != STORE_OK || c->params.v[c->op->nparams] ||
+		    PQgetisnull(res, 0, 1))
+			return;
+		op = total_key(c, &key, &klen);
+		cache_put(c->s->cache, op, key, klen, tables, c->stamp, "", 0,
+			  strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+		return;
+	}
+	if (c->key)
+		cache_put(c->s->cache, (uint32_t)(c->op - store_ops), c->key, c->klen, tables, c->stamp,
+			  r->u.store_result.json.ptr, r->u.store_result.json.len, r->u.store_result.status);
+}
+
+/* A cached read answered from memory: true when it was. */
+static bool answer_cached(struct store *s, struct ipc_channel *from, const struct ipc_msg *m,
+			  const struct store_op *op, uint64_t t0)
+{
+	struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
+	const void *val;
+	size_t vlen;
+	int64_t status;
+
+	if (!cache_get(s->cache, (uint32_t)(op - store_ops), m->u.store_call.params.ptr,
+		       m->u.store_call.params.len, &val, &vlen, &status))
+		return false;
+	r.u.store_result.status = (uint32_t)status;
+	r.u.store_result.rows = status == STORE_NO_ROW ? 0 : 1;
+	r.u.store_result.json.ptr = val;
+	r.u.store_result.json.len = (uint32_t)vlen;
+	if (ipc_reply(from, m, &r) != 0)
+		log_warn("cannot send the result of %s to %s", op->name, ipc_channel_peer(from));
+	record(s, op->name, "ok", t0);
+	return true;
 }
 
 static void on_result(PGresult *res, const char *err, void *arg)
@@ -144,11 +224,11 @@ static void on_result(PGresult *res, const char *err, void *arg)
 	rows = PQntuples(res);
 	if (c->op->result == OP_NONE) {
 		r.u.store_result.rows = strtoull(PQcmdTuples(res), NULL, 10);
-	} else if (rows == 0 && c->op->result == OP_ROW) {
+	} else if (rows == 0 && (c->op->result == OP_ROW || c->op->result == OP_LIST)) {
 		r.u.store_result.status = STORE_NO_ROW;
 		r.u.store_result.json.ptr = (const uint8_t *)"null";
 		r.u.store_result.json.len = 4;
-	} else if (rows != 1 || PQnfields(res) != 1) {
+	} else if (rows != 1 || PQnfields(res) != 1 + (c->op->result == OP_LIST)) {
 		snprintf(why, sizeof why, "operation %s returned %d rows of %d columns, not one json value",
 			 c->op->name, rows, PQnfields(res));
 		log_error("%s", why);
@@ -169,6 +249,7 @@ static void on_result(PGresult *res, const char *err, void *arg)
 			r.u.store_result.json.len = (uint32_t)PQgetlength(res, 0, 0);
 		}
 	}
+	remember(c, res, &r);
 	answer(c, &r);
 	record(c->s, c->op->name, "ok", c->t0_us);
 	call_free(c);
@@ -184,8 +265,8 @@ static void on_lease(struct pg_lease *lease, const char *err, void *arg)
 	}
 	c->lease = lease;
 	/* prepared once per connection, under the operation's number */
-	if (pg_lease_query_named(lease, (unsigned)(c->op - store_ops), c->op->sql, (int)c->params.n,
-				 c->params.v, on_result, c) != 0)
+	if (pg_lease_query_named(lease, (unsigned)(c->op - store_ops), c->op->sql,
+				 (int)c->params.n + (c->op->result == OP_LIST), c->params.v, on_result, c) != 0)
 		fail(c, "unavailable", ENOTCONN, "database unavailable: connection lost");
 }
 
@@ -244,6 +325,10 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		refuse(s, from, m, t0, op->name, "unavailable", rc, why);
 		return;
 	}
+	if (op_tables[op - store_ops] && op->result != OP_LIST && answer_cached(s, from, m, op, t0)) {
+		store_params_free(&params);
+		return;
+	}
 	c = calloc(1, sizeof *c);
 	if (!c || !(c->caller = caller_hold(&s->callers, from))) {
 		free(c);
@@ -256,6 +341,24 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 	c->op = op;
 	c->params = params;
 	c->t0_us = t0;
+	c->stamp = cache_stamp(s->cache);
+	if (op->result == OP_LIST) {
+		/* the statement's last parameter: the total, when known */
+		const void *key, *val;
+		size_t klen, vlen;
+		int64_t total;
+		uint32_t k = total_key(c, &key, &klen);
+
+		c->params.v[op->nparams] = NULL;
+		if (op_tables[op - store_ops] && cache_get(s->cache, k, key, klen, &val, &vlen, &total)) {
+			snprintf(c->total, sizeof c->total, "%lld", (long long)total);
+			c->params.v[op->nparams] = c->total;
+		}
+	} else if (op_tables[op - store_ops] && cache_enabled(s->cache) &&
+		   (c->key = malloc(m->u.store_call.params.len ? m->u.store_call.params.len : 1))) {
+		memcpy(c->key, m->u.store_call.params.ptr, m->u.store_call.params.len);
+		c->klen = m->u.store_call.params.len;
+	}
 	rc = pg_pool_acquire(s->pool, on_lease, c);
 	if (rc == -EBUSY) {
 		fail(c, "unavailable", EBUSY, "store busy: too many calls waiting for a database connection");
@@ -263,4 +366,12 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		unavailable(s, why, sizeof why);
 		fail(c, "unavailable", ENOTCONN, why);
 	}
+}
+
+void store_ops_cache_init(struct store *s)
+{
+	for (size_t i = 0; i < NOPS; i++)
+		if (store_ops[i].tables && !(op_tables[i] = cache_tables(s->cache, store_ops[i].tables)))
+			log_warn("operation %s is not cached: more than %d tables", store_ops[i].name,
+				 CACHE_TABLES_MAX);
 }

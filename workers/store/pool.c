@@ -15,6 +15,7 @@ enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_LEASED };
 struct pg_conn {
 	struct pg_pool *pool;
 	unsigned index;
+	int listener; /* the LISTEN connection (the last one), never leased */
 	PGconn *conn;
 	enum conn_state state;
 	uv_poll_t poll;
@@ -55,7 +56,12 @@ struct pg_pool {
 	uint64_t connect_timeout_ms;
 	unsigned max_queued;
 	uint64_t queue_timeout_ms;
-	unsigned connected; /* idle + leased */
+	char *listen;
+	void (*on_notify)(const char *payload, void *arg);
+	void *notify_arg;
+	int listening;
+	unsigned nconns;    /* size, plus the listener when there is one */
+	unsigned connected; /* idle + leased (the listener not counted) */
 	int unreachable;    /* nothing up and the last attempt failed */
 	struct waiter *qhead, *qtail;
 	unsigned queued;
@@ -71,11 +77,13 @@ static void conn_start(struct pg_conn *c);
 static void watch(struct pg_conn *c, int events);
 static void dispatch(struct pg_pool *p);
 static void flush(struct pg_conn *c);
+static void listen_start(struct pg_conn *c);
 
 static void pool_handle_closed(struct pg_pool *p)
 {
 	if (--p->open_handles == 0 && p->stopping) {
 		free(p->dsn);
+		free(p->listen);
 		free(p);
 	}
 }
@@ -109,8 +117,12 @@ static void conn_drop(struct pg_conn *c)
 		PQfinish(c->conn);
 		c->conn = NULL;
 	}
-	if (c->state == CONN_IDLE || c->state == CONN_LEASED)
+	if ((c->state == CONN_IDLE || c->state == CONN_LEASED) && !c->listener)
 		c->pool->connected--;
+	if (c->listener && c->pool->listening) {
+		c->pool->listening = 0;
+		c->pool->on_notify(NULL, c->pool->notify_arg);
+	}
 	c->state = CONN_DOWN;
 	/* prepared statements live as long as their session */
 	memset(c->prepared, 0, sizeof c->prepared);
@@ -222,7 +234,7 @@ static void conn_fail(struct pg_conn *c, const char *why)
 	}
 	snprintf(err, sizeof err, "database unavailable: %s%s%s", why, *p->last_error ? ": " : "",
 		 p->last_error);
-	if (p->connected == 0 && !p->stopping) {
+	if (p->connected == 0 && !p->stopping && !c->listener) {
 		if (!p->unreachable)
 			log_warn("postgresql unreachable: calls fail at once until a connection is back");
 		p->unreachable = 1;
@@ -257,6 +269,10 @@ static void connect_poll(struct pg_conn *c)
 	uv_timer_stop(&c->timer);
 	c->state = CONN_IDLE;
 	c->retry_ms = RETRY_MIN_MS;
+	if (c->listener) {
+		listen_start(c);
+		return;
+	}
 	p->connected++;
 	p->connects++;
 	watch(c, UV_READABLE);
@@ -268,6 +284,46 @@ static void connect_poll(struct pg_conn *c)
 		log_info("connected to postgresql (%u connections, server %d)", p->size,
 			 PQserverVersion(c->conn));
 	dispatch(p);
+}
+
+/* ---- the listening connection ---- */
+
+static void listen_done(PGresult *res, const char *err, void *arg)
+{
+	struct pg_conn *c = arg;
+
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (res)
+			conn_fail(c, "LISTEN failed");
+		return;
+	}
+	c->pool->listening = 1;
+	c->pool->on_notify(NULL, c->pool->notify_arg);
+}
+
+static void listen_start(struct pg_conn *c)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof sql, "LISTEN %s", c->pool->listen);
+	if (!PQsendQuery(c->conn, sql)) {
+		conn_fail(c, "cannot send LISTEN");
+		return;
+	}
+	c->q_cb = listen_done;
+	c->q_arg = c;
+	flush(c);
+}
+
+static void deliver_notifications(struct pg_conn *c)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(c->conn))) {
+		if (c->pool->listening)
+			c->pool->on_notify(n->extra, c->pool->notify_arg);
+		PQfreemem(n);
+	}
 }
 
 static const char *stmt_name(char *buf, size_t len, unsigned stmt)
@@ -373,11 +429,18 @@ static void on_io(uv_poll_t *h, int status, int events)
 		conn_fail(c, "connection lost");
 		return;
 	}
-	if (c->q_cb) {
+	if (c->listener) {
+		if (c->q_cb)
+			collect(c);
+		if (c->conn)
+			deliver_notifications(c);
+	} else if (c->q_cb) {
 		collect(c);
 		return;
 	}
-	/* nothing asked: a notice, or the server is going away */
+	if (!c->conn)
+		return;
+	/* nothing asked: a notice, a notification, or the server is going away */
 	while (!PQisBusy(c->conn)) {
 		PGresult *r = PQgetResult(c->conn);
 
@@ -568,15 +631,22 @@ void pg_lease_release(struct pg_lease *l)
 
 struct pg_pool *pg_pool_start(uv_loop_t *loop, const struct pg_pool_options *o)
 {
-	struct pg_pool *p = calloc(1, sizeof *p + o->size * sizeof p->conns[0]);
+	unsigned n = o->size + (o->listen != NULL);
+	struct pg_pool *p = calloc(1, sizeof *p + n * sizeof p->conns[0]);
 
 	if (!p)
 		return NULL;
 	p->dsn = strdup(o->dsn);
-	if (!p->dsn) {
+	p->listen = o->listen ? strdup(o->listen) : NULL;
+	if (!p->dsn || (o->listen && !p->listen)) {
+		free(p->dsn);
+		free(p->listen);
 		free(p);
 		return NULL;
 	}
+	p->on_notify = o->on_notify;
+	p->notify_arg = o->notify_arg;
+	p->nconns = n;
 	p->loop = loop;
 	p->size = o->size;
 	p->connect_timeout_ms = o->connect_timeout_ms;
@@ -585,17 +655,18 @@ struct pg_pool *pg_pool_start(uv_loop_t *loop, const struct pg_pool_options *o)
 	uv_timer_init(loop, &p->qtimer);
 	p->qtimer.data = p;
 	p->open_handles++;
-	for (unsigned i = 0; i < o->size; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct pg_conn *c = &p->conns[i];
 
 		c->pool = p;
 		c->index = i;
+		c->listener = i == o->size;
 		c->retry_ms = RETRY_MIN_MS;
 		uv_timer_init(loop, &c->timer);
 		c->timer.data = c;
 		p->open_handles++;
 	}
-	for (unsigned i = 0; i < o->size; i++)
+	for (unsigned i = 0; i < n; i++)
 		conn_start(&p->conns[i]);
 	return p;
 }
@@ -606,7 +677,8 @@ void pg_pool_stop(struct pg_pool *p)
 		return;
 	p->stopping = 1;
 	queue_fail(p, "store stopping");
-	for (unsigned i = 0; i < p->size; i++) {
+	p->listening = 0;
+	for (unsigned i = 0; i < p->nconns; i++) {
 		struct pg_conn *c = &p->conns[i];
 		pg_result_cb cb = c->q_cb;
 
@@ -636,6 +708,11 @@ unsigned pg_pool_connected(const struct pg_pool *p)
 	return p ? p->connected : 0;
 }
 
+int pg_pool_listening(const struct pg_pool *p)
+{
+	return p && p->listening;
+}
+
 unsigned pg_pool_size(const struct pg_pool *p)
 {
 	return p ? p->size : 0;
@@ -653,6 +730,8 @@ void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out)
 	pg_pool_stats(p, &s);
 	strbuf_printf(out, "pg_pool_size %u\n", p->size);
 	strbuf_printf(out, "pg_connections_up %u\n", p->connected);
+	if (p->listen)
+		strbuf_printf(out, "pg_listening %d\n", p->listening);
 	strbuf_printf(out, "pg_connects_total %llu\n", (unsigned long long)p->connects);
 	strbuf_printf(out, "pg_connect_failures_total %llu\n", (unsigned long long)p->failures);
 	strbuf_printf(out, "pg_connections_lost_total %llu\n", (unsigned long long)p->lost);

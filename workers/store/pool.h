@@ -28,6 +28,16 @@ struct pg_pool_options {
 	uint64_t connect_timeout_ms;
 	unsigned max_queued;       /* requests waiting for a connection */
 	uint64_t queue_timeout_ms; /* longest wait in the queue */
+	/*
+	 * When listen is set (a channel name: lower case letters and '_'), one
+	 * more connection, never leased, LISTENs on it and on_notify gets each
+	 * notification's payload. It gets NULL whenever that connection comes
+	 * up (listening from now on) or goes down (notifications may be lost
+	 * until it is back): anything may have changed meanwhile.
+	 */
+	const char *listen;
+	void (*on_notify)(const char *payload, void *arg);
+	void *notify_arg;
 };
 
 struct pg_pool *pg_pool_start(uv_loop_t *loop, const struct pg_pool_options *o);
@@ -78,6 +88,8 @@ struct pg_pool_stats {
 };
 void pg_pool_stats(const struct pg_pool *p, struct pg_pool_stats *s);
 unsigned pg_pool_connected(const struct pg_pool *p);
+/* 1 while the listening connection is up and its LISTEN took effect */
+int pg_pool_listening(const struct pg_pool *p);
 unsigned pg_pool_size(const struct pg_pool *p);
 /* First line of the last connection error ("" if none); libpq names host and
  * database there, never the password. */

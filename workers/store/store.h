@@ -21,6 +21,7 @@ struct store {
 	struct worker *w;
 	struct pg_pool *pool;
 	struct callers callers;
+	struct store_cache *cache; /* read results (cache.h) */
 	enum schema_state schema;
 	char schema_why[256]; /* why operations are refused while not READY */
 	bool migrate_on_start;
@@ -34,6 +35,8 @@ struct store {
 
 /* ops.c: a STORE_CALL from a wired worker. */
 void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg *m);
+/* ops.c: the cache's table masks of the cached reads, once at start. */
+void store_ops_cache_init(struct store *s);
 
 /* migrate_cli.c: certward-store --migrate[=status], run by certwardd migrate. */
 int migrate_cli(const char *mode);
