@@ -542,7 +542,11 @@ def read_cache():
     for _ in range(5):
         check(call("GET", path, "viewer")[1]["name"] == "cached", "get")
     check(hits() >= h0 + 5, "repeated gets were not answered from the cache: %d -> %d" % (h0, hits()))
-    # read your writes, through the API, in a tight loop
+    # read your writes, through the API, in a tight loop; with the tables'
+    # notifications off, so that the store's own bookkeeping is what holds
+    quiet = ("managed_certificates", "certificate_targets")
+    for t in quiet:
+        psql(pg, "DROP TRIGGER cw_table_changed ON %s" % t)
     for i in range(20):
         code, _ = call("PUT", path, "operator", {"name": "cached-%d" % i, "environment": "cache-%d" % (i % 2)})
         check(code == 200, "update %d" % i)
@@ -550,6 +554,9 @@ def read_cache():
         check(got["name"] == "cached-%d" % i, "update %d not seen by the next get: %r" % (i, got["name"]))
         total = call("GET", "/api/v1/certificates?environment=cache-%d" % (i % 2), "viewer")[1]["total"]
         check(total == 1, "update %d: list total %d, not 1" % (i, total))
+    for t in quiet:
+        psql(pg, "CREATE TRIGGER cw_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
+             "FOR EACH STATEMENT EXECUTE FUNCTION cw_table_changed()" % t)
     # a list's total, cached, then changed behind certward's back
     q = "/api/v1/certificates?environment=cache-psql"
     check(call("GET", q, "viewer")[1]["total"] == 0 and call("GET", q, "viewer")[1]["total"] == 0, "total")
