@@ -48,9 +48,10 @@ checks them against the same catalogue before calling. Sort keys are
 matched against a fixed list inside the statement.
 
 list and get are STORE_READ operations naming the tables their results
-come from (the resource's table, or "reads" for a resource on a view, and
-its link tables): the store may answer them, or a list's total, from its
-cache until one of those tables changes (workers/store/cache.h).
+come from (the resource's table, or "reads" for a resource on a view, its
+link tables, and its parent's table): the store may answer them, and a
+list's total, from its cache until one of those tables changes
+(workers/store/cache.h).
 """
 import json
 import re
@@ -263,7 +264,10 @@ def ops_of(res):
         "update": (name + ".update", 8, "ROW", update),
         "delete": (name + ".delete", 7, "VALUE", delete),
     }
-    reads = " ".join(res.get("reads", [table]) + [f["link"]["table"] for f in links(res)])
+    # what a cached result comes from: a list under another resource also
+    # answers whether that one exists
+    reads = " ".join(res.get("reads", [table]) + [f["link"]["table"] for f in links(res)] +
+                     ([par["table"]] if par else []))
     out = [ops[v] + ((reads,) if v in ("list", "get") else (None,)) for v in VERBS if v in verbs]
     # audit.failure_mode fail_open: the same change without its event, for
     # when the event cannot be written (rest.c retries with these, counted

@@ -151,7 +151,7 @@ static uint32_t total_key(const struct call *c, const void **key, size_t *klen)
 }
 
 /* What a cached read answered, kept for the next call with the same
- * parameters (a list: its total, for the same filters). */
+ * parameters (a list: also its total, for the same filters). */
 static void remember(struct call *c, PGresult *res, const struct ipc_msg *r)
 {
 	uint64_t tables = op_tables[c->op - store_ops];
@@ -161,14 +161,12 @@ static void remember(struct call *c, PGresult *res, const struct ipc_msg *r)
 
 	if (!tables)
 		return;
-	if (c->op->result == OP_LIST) {
-		if (r->u.store_result.status != STORE_OK || c->params.v[c->op->nparams] ||
-		    PQgetisnull(res, 0, 1))
-			return;
+	/* a list's total also serves the other pages and sort orders */
+	if (c->op->result == OP_LIST && r->u.store_result.status == STORE_OK && !c->params.v[c->op->nparams] &&
+	    !PQgetisnull(res, 0, 1)) {
 		op = total_key(c, &key, &klen);
 		cache_put(c->s->cache, op, key, klen, tables, c->stamp, "", 0,
 			  strtoll(PQgetvalue(res, 0, 1), NULL, 10));
-		return;
 	}
 	if (c->key)
 		cache_put(c->s->cache, (uint32_t)(c->op - store_ops), c->key, c->klen, tables, c->stamp,
@@ -325,7 +323,7 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		refuse(s, from, m, t0, op->name, "unavailable", rc, why);
 		return;
 	}
-	if (op_tables[op - store_ops] && op->result != OP_LIST && answer_cached(s, from, m, op, t0)) {
+	if (op_tables[op - store_ops] && answer_cached(s, from, m, op, t0)) {
 		store_params_free(&params);
 		return;
 	}
@@ -354,7 +352,8 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 			snprintf(c->total, sizeof c->total, "%lld", (long long)total);
 			c->params.v[op->nparams] = c->total;
 		}
-	} else if (op_tables[op - store_ops] && cache_enabled(s->cache) &&
+	}
+	if (op_tables[op - store_ops] && cache_enabled(s->cache) &&
 		   (c->key = malloc(m->u.store_call.params.len ? m->u.store_call.params.len : 1))) {
 		memcpy(c->key, m->u.store_call.params.ptr, m->u.store_call.params.len);
 		c->klen = m->u.store_call.params.len;
