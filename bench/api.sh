@@ -190,7 +190,7 @@ say "loaded $n_loaded certificates and $n_links target links in $load_s s (one t
 [ "$n_loaded" -eq "$ncerts" ] || die "expected $ncerts certificates, found $n_loaded"
 
 if [ -n "${BENCH_HOLD:-}" ]; then
-	say "holding (BENCH_HOLD): api https://127.0.0.1:$cw_port, key $api_key; psql: contrib/pg.sh psql $tmp/pg; interrupt to clean up"
+	say "holding (BENCH_HOLD): api https://127.0.0.1:$cw_port, key $api_key; psql: contrib/pg.sh psql $tmp/pg; Ctrl-C, or kill -TERM $$ (SIGINT is ignored when started in the background), cleans up"
 	while :; do sleep 1; done
 fi
 
