@@ -47,6 +47,9 @@
 #   BENCH_SQL                SQL run as superuser after the load, before VACUUM
 #                            ANALYZE: to measure a proposed index, say
 #                            (BENCH_SQL="CREATE INDEX ... ON managed_certificates ...")
+#   CERTWARD_STORE_CACHE_BYTES=0 (or any other certward key as CERTWARD_<SECTION>_<KEY>)
+#                            reaches certwardd: with 0, every list and get goes to
+#                            PostgreSQL (the store's read cache off)
 #   BENCH_HOLD               when set: after loading, print the api's URL, the
 #                            key and how to reach PostgreSQL, and wait until
 #                            interrupted (for profiling by hand); no runs
