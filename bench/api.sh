@@ -239,6 +239,19 @@ store_mean_ms() {
 		}' "$tmp/metrics.before" "$tmp/metrics.after"
 }
 
+# the store's read cache during the last run: "hits% entries MB" (hits
+# among lookups; entries and bytes at the end)
+cache_figures() {
+	awk '
+		$1 ~ /^certward_store_cache_(hits|misses)_total\{/ { k = ($1 ~ /hits/) ? "h" : "m"; v[FILENAME, k] += $NF }
+		$1 ~ /^certward_store_cache_entries\{/ { e = $NF }
+		$1 ~ /^certward_store_cache_bytes\{/ { b = $NF }
+		END {
+			h = v[ARGV[2], "h"] - v[ARGV[1], "h"]; m = v[ARGV[2], "m"] - v[ARGV[1], "m"]
+			printf "%.0f%% %d %.1f\n", (h + m > 0 ? 100 * h / (h + m) : 0), e, b / 1e6
+		}' "$tmp/metrics.before" "$tmp/metrics.after"
+}
+
 # measure KIND PROTO CONNECTIONS
 : >"$tmp/results"
 failed_runs=""
@@ -279,7 +292,9 @@ measure() {
 	read -r s_op n_op < <(store_mean_ms "$op")
 	read -r s_key n_key < <(store_mean_ms apikeys.lookup)
 	keys_per_req=$(awk -v k="$n_key" -v o="$n_op" 'BEGIN { printf "%.2f", o ? k / o : 0 }')
-	say "  $rps req/s; p50 $p50 ms, p99 $p99 ms, max $max ms ($nlog requests logged); store: $n_op $op, mean $s_op ms; $n_key apikeys.lookup ($keys_per_req a request), mean $s_key ms"
+	read -r c_hits c_entries c_mb < <(cache_figures)
+	say "  $rps req/s; p50 $p50 ms, p99 $p99 ms, max $max ms ($nlog requests logged); store: $n_op $op, mean $s_op ms; $n_key apikeys.lookup ($keys_per_req a request), mean $s_key ms; read cache: $c_hits of lookups hit, $c_entries entries, $c_mb MB"
+	echo "$c_entries $c_mb" >"$tmp/cache.last"
 	echo "$kind $proto $c $rps $p50 $p99 $max $s_op $s_key $bad" >>"$tmp/results"
 }
 
@@ -341,5 +356,8 @@ awk -v gl="$goal_list_p99_ms" -v gg="$goal_get_rps" -v rounds="$rounds" -v conns
 		print "runs that failed or were answered with another status than 2xx (503: the store'\''s"
 		print "queue_timeout, a call waited over 1 s for a PostgreSQL connection)."
 	}' "$tmp/results"
+# the read cache as the last run left it (its memory; 0 entries: off)
+[ ! -s "$tmp/cache.last" ] || read -r c_entries c_mb <"$tmp/cache.last"
+[ ! -s "$tmp/cache.last" ] || echo "store read cache after the last run: $c_entries entries, $c_mb MB (store.cache_bytes bounds it; per-run hit rates on stderr)"
 [ -z "$disturbed" ] || echo "DISTURBED: other activity on the machine during the runs of: $(echo "$disturbed" | tr ' ' '\n' | sed 's|/certward$||' | sort | uniq -c | awk 'NF == 2 { printf "%s%s (%d of %d)", sep, $2, $1, rounds; sep = ", " }' rounds="$rounds") (see the CPU lines on stderr)"
 [ -z "$failed_runs" ] || die "failed requests or answers other than 2xx in:$failed_runs"
