@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pki.h"
 
-#define PEM_MAX (64 * 1024)
 /* regenerate a self-made certificate this long before it expires */
 #define RENEW_BEFORE_S (30L * 86400)
 
@@ -38,125 +38,18 @@ struct tls_key {
 	uint64_t signatures;
 };
 
-static void log_crypto_error(const char *what)
-{
-	char buf[256];
-	unsigned long e = ERR_get_error();
-
-	ERR_error_string_n(e, buf, sizeof buf);
-	log_error("%s: %s", what, e ? buf : "unknown error");
-	ERR_clear_error();
-}
-
-/* Whole-file read with a bound; NULL on error (logged). */
-static char *read_small_file(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-	char *buf;
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > PEM_MAX) {
-		log_error("%s: not a regular file of at most %d bytes", path, PEM_MAX);
-		close(fd);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return NULL;
-	}
-	n = read(fd, buf, (size_t)st.st_size);
-	close(fd);
-	if (n != st.st_size) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
-
-/* Writes via a temporary file, fsync and rename, so a crash never leaves a
- * half-written key or certificate behind. */
-static int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
-{
-	char tmp[1200];
-	int fd;
-
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0)
-		return -1;
-	if (write(fd, data, len) != (ssize_t)len || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static EVP_PKEY *load_key(const char *path)
-{
-	size_t len;
-	char *pem = read_small_file(path, &len);
-	BIO *bio;
-	EVP_PKEY *k = NULL;
-
-	if (!pem)
-		return NULL;
-	bio = BIO_new_mem_buf(pem, (ssize_t)len);
-	if (bio)
-		k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	OPENSSL_cleanse(pem, len);
-	free(pem);
-	if (!k)
-		log_crypto_error("cannot parse the api TLS key");
-	return k;
-}
-
+/* A new P-256 key, saved in path (0600). */
 static EVP_PKEY *generate_key(const char *path)
 {
-	EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-	EVP_PKEY *k = EVP_PKEY_new();
-	BIO *bio = BIO_new(BIO_s_mem());
-	const uint8_t *pem;
-	size_t len;
-	int ok = 0;
+	EVP_PKEY *k = pki_key_generate(PKI_ECDSA_P256);
 
-	if (ec && k && bio && EC_KEY_generate_key(ec) && EVP_PKEY_assign_EC_KEY(k, ec)) {
-		ec = NULL; /* owned by k */
-		if (PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) &&
-		    BIO_mem_contents(bio, &pem, &len) && write_file_atomic(path, pem, len, 0600) == 0)
-			ok = 1;
-	}
-	EC_KEY_free(ec);
-	BIO_free(bio); /* BIO_free of a mem BIO clears nothing: the PEM copy goes with it */
-	if (!ok) {
-		log_crypto_error("cannot generate the api TLS key");
+	if (k && pki_key_save(k, path, NULL) != 0) {
 		EVP_PKEY_free(k);
-		return NULL;
+		k = NULL;
 	}
-	log_info("generated a new P-256 key for the api's TLS certificate in %s", path);
+	if (k)
+		log_info("generated a new P-256 key for the api's TLS certificate in %s", path);
 	return k;
-}
-
-static int add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
-	int ok = ext && X509_add_ext(cert, ext, -1);
-
-	X509_EXTENSION_free(ext);
-	return ok;
 }
 
 /* "localhost,127.0.0.1,::1" -> "DNS:localhost,IP:127.0.0.1,IP:::1" */
@@ -195,10 +88,6 @@ static X509 *make_certificate(EVP_PKEY *key, const char *names, uint64_t validit
 {
 	X509 *cert = X509_new();
 	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX ctx;
-	uint8_t serial[16];
-	BIGNUM *bn = NULL;
-	ASN1_INTEGER *sn = NULL;
 	char san[8192];
 	int ok = 0;
 
@@ -206,12 +95,7 @@ static X509 *make_certificate(EVP_PKEY *key, const char *names, uint64_t validit
 		log_error("signer.api_cert_names: expected DNS names and IP addresses separated by commas");
 		goto out;
 	}
-	RAND_bytes(serial, sizeof serial);
-	serial[0] &= 0x7f; /* positive */
-	bn = BN_bin2bn(serial, sizeof serial, NULL);
-	sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	if (!cert || !name || !sn || !X509_set_version(cert, X509_VERSION_3) ||
-	    !X509_set_serialNumber(cert, sn) ||
+	if (!cert || !name || !X509_set_version(cert, X509_VERSION_3) || pki_set_random_serial(cert) != 0 ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 					(const unsigned char *)"certward api", -1, -1, 0) ||
 	    !X509_set_subject_name(cert, name) || !X509_set_issuer_name(cert, name) ||
@@ -219,19 +103,16 @@ static X509 *make_certificate(EVP_PKEY *key, const char *names, uint64_t validit
 	    !X509_gmtime_adj(X509_getm_notAfter(cert), (long)(validity_ms / 1000)) ||
 	    !X509_set_pubkey(cert, key))
 		goto out;
-	X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
-	if (!add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(cert, &ctx, NID_key_usage, "critical,digitalSignature") ||
-	    !add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") ||
-	    !add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
-	    !add_ext(cert, &ctx, NID_subject_alt_name, san) || !X509_sign(cert, key, EVP_sha256()))
+	if (!pki_add_ext(cert, cert, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !pki_add_ext(cert, cert, NID_key_usage, "critical,digitalSignature") ||
+	    !pki_add_ext(cert, cert, NID_ext_key_usage, "serverAuth") ||
+	    !pki_add_ext(cert, cert, NID_subject_key_identifier, "hash") ||
+	    !pki_add_ext(cert, cert, NID_subject_alt_name, san) || !X509_sign(cert, key, EVP_sha256()))
 		goto out;
 	ok = 1;
 out:
 	if (!ok && cert)
-		log_crypto_error("cannot make the api certificate");
-	BN_free(bn);
-	ASN1_INTEGER_free(sn);
+		pki_log_error("cannot make the api certificate");
 	X509_NAME_free(name);
 	if (!ok) {
 		X509_free(cert);
@@ -245,52 +126,13 @@ out:
 static int cert_still_good(X509 *cert, EVP_PKEY *key, const char *names, const char *names_file)
 {
 	size_t len;
-	char *made_for = read_small_file(names_file, &len);
+	char *made_for = pki_read_file(names_file, &len);
 	time_t soon = time(NULL) + RENEW_BEFORE_S;
 	int good = made_for && strcmp(made_for, names) == 0 && X509_check_private_key(cert, key) == 1 &&
 		   X509_cmp_time(X509_get0_notAfter(cert), &soon) > 0;
 
 	free(made_for);
 	return good;
-}
-
-static char *cert_to_pem(X509 *cert, size_t *len)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	const uint8_t *p;
-	char *out = NULL;
-
-	if (bio && PEM_write_bio_X509(bio, cert) && BIO_mem_contents(bio, &p, len)) {
-		out = malloc(*len + 1);
-		if (out) {
-			memcpy(out, p, *len);
-			out[*len] = '\0';
-		}
-	}
-	BIO_free(bio);
-	return out;
-}
-
-static X509 *parse_first_cert(const char *pem, size_t len)
-{
-	BIO *bio = BIO_new_mem_buf(pem, (ssize_t)len);
-	X509 *c = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-
-	BIO_free(bio);
-	return c;
-}
-
-static void fingerprint(X509 *cert, char *out, size_t outlen)
-{
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	size_t o = 0;
-
-	out[0] = '\0';
-	if (!X509_digest(cert, EVP_sha256(), md, &n))
-		return;
-	for (unsigned i = 0; i < n && o + 4 < outlen; i++)
-		o += (size_t)snprintf(out + o, outlen - o, "%s%02X", i ? ":" : "", md[i]);
 }
 
 struct tls_key *tls_key_open(const struct cfg *section, const char *key_dir, const char *cert_dir)
@@ -306,10 +148,10 @@ struct tls_key *tls_key_open(const struct cfg *section, const char *key_dir, con
 		return NULL;
 	if (*key_file) {
 		/* an operator's key and chain: use both as they are */
-		k->pkey = load_key(key_file);
+		k->pkey = pki_key_load(key_file, NULL, "signer.api_key_file");
 		if (!k->pkey || !*cert_file ||
-		    !(k->chain_pem = read_small_file(cert_file, &k->chain_len)) ||
-		    !(cert = parse_first_cert(k->chain_pem, k->chain_len)) ||
+		    !(k->chain_pem = pki_read_file(cert_file, &k->chain_len)) ||
+		    !(cert = pki_cert_parse(k->chain_pem, k->chain_len)) ||
 		    X509_check_private_key(cert, k->pkey) != 1) {
 			log_error("signer.api_key_file / api_cert_file: need a readable PEM key and a "
 				  "PEM certificate chain whose first certificate matches the key");
@@ -319,19 +161,19 @@ struct tls_key *tls_key_open(const struct cfg *section, const char *key_dir, con
 		snprintf(path, sizeof path, "%s/api-tls.key", key_dir);
 		snprintf(cpath, sizeof cpath, "%s/api-tls.crt", key_dir);
 		snprintf(npath, sizeof npath, "%s/api-tls.names", key_dir);
-		k->pkey = access(path, F_OK) == 0 ? load_key(path) : generate_key(path);
+		k->pkey = access(path, F_OK) == 0 ? pki_key_load(path, NULL, "the api TLS key") : generate_key(path);
 		if (!k->pkey)
 			goto fail;
-		k->chain_pem = read_small_file(cpath, &k->chain_len);
-		cert = k->chain_pem ? parse_first_cert(k->chain_pem, k->chain_len) : NULL;
+		k->chain_pem = pki_read_file(cpath, &k->chain_len);
+		cert = k->chain_pem ? pki_cert_parse(k->chain_pem, k->chain_len) : NULL;
 		if (!cert || !cert_still_good(cert, k->pkey, names, npath)) {
 			X509_free(cert);
 			free(k->chain_pem);
 			cert = make_certificate(k->pkey, names,
 						cfg_duration_ms(section, "signer", "api_cert_validity"));
-			k->chain_pem = cert ? cert_to_pem(cert, &k->chain_len) : NULL;
-			if (!k->chain_pem || write_file_atomic(cpath, k->chain_pem, k->chain_len, 0644) != 0 ||
-			    write_file_atomic(npath, names, strlen(names), 0644) != 0) {
+			k->chain_pem = cert ? pki_cert_pem(cert, &k->chain_len) : NULL;
+			if (!k->chain_pem || pki_write_file(cpath, k->chain_pem, k->chain_len, 0644) != 0 ||
+			    pki_write_file(npath, names, strlen(names), 0644) != 0) {
 				log_error("cannot write %s: %s", cpath, strerror(errno));
 				goto fail;
 			}
@@ -340,11 +182,11 @@ struct tls_key *tls_key_open(const struct cfg *section, const char *key_dir, con
 	}
 	/* clients pin what they find here */
 	snprintf(published, sizeof published, "%s/api.crt", cert_dir);
-	if (write_file_atomic(published, k->chain_pem, k->chain_len, 0644) != 0) {
+	if (pki_write_file(published, k->chain_pem, k->chain_len, 0644) != 0) {
 		log_error("cannot publish the api certificate as %s: %s", published, strerror(errno));
 		goto fail;
 	}
-	fingerprint(cert, fp, sizeof fp);
+	pki_fingerprint(cert, fp, sizeof fp);
 	log_event(LOG_INFO, NULL, NULL, "api certificate %s sha256=%s", published, fp);
 	X509_free(cert);
 	return k;
