@@ -3,11 +3,14 @@
  * and its key directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "codec.h"
+#include "ledger.h"
 #include "harden.h"
 #include "log.h"
 #include "secretbox.h"
@@ -18,6 +21,8 @@
 struct signer {
 	int key_dir_fd;
 	struct tls_key *api_key;
+	struct ledger *ledger; /* every certificate, CRL and OCSP signature */
+	struct ca *ca;
 	uint64_t refused;
 };
 
@@ -63,7 +68,22 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	if (secrets_init(signer.key_dir_fd) != 0)
 		return -1;
 	signer.api_key = tls_key_open(section, dir, cfg_str(section, "signer", "cert_dir"));
-	return signer.api_key ? 0 : -1;
+	if (!signer.api_key)
+		return -1;
+	{
+		char path[1100], why[400];
+
+		snprintf(path, sizeof path, "%s/ledger", dir);
+		signer.ledger = ledger_open(path, why, sizeof why);
+		if (!signer.ledger) {
+			log_error("%s; the signer signs nothing without its ledger", why);
+			return -1;
+		}
+		if (*why)
+			log_warn("%s: %s", path, why);
+	}
+	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
+	return signer.ca ? 0 : -1;
 }
 
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
@@ -132,6 +152,8 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "tls_signatures_total %llu\n",
 		      (unsigned long long)(signer.api_key ? tls_key_signatures(signer.api_key) : 0));
 	strbuf_printf(out, "tls_signatures_refused_total %llu\n", (unsigned long long)signer.refused);
+	if (signer.ledger)
+		strbuf_printf(out, "ledger_entries %llu\n", (unsigned long long)ledger_entries(signer.ledger));
 }
 
 static void signer_stop(struct worker *w)
@@ -141,6 +163,10 @@ static void signer_stop(struct worker *w)
 	signer.key_dir_fd = -1;
 	tls_key_free(signer.api_key);
 	signer.api_key = NULL;
+	ca_free(signer.ca);
+	signer.ca = NULL;
+	ledger_close(signer.ledger);
+	signer.ledger = NULL;
 	secrets_stop();
 }
 

@@ -1,0 +1,266 @@
+"""The signer's CA and signing ledger against the real openssl CLI: the root
+and issuing CA made on first start (each key algorithm), kept across
+restarts, wrapped with a passphrase; an issuing CA signed by a root made
+with `openssl req -x509` loaded in subordinate mode, and the certificates
+that must be refused; `certward ledger verify` on the ledger, intact and
+tampered with."""
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (AS_ROOT, BUILD, Cases, Certward, Postgres, check, make_root, teardown, wait_for)
+
+RUN = Cases(lambda: cw)
+case = RUN.case
+
+
+def openssl(*args, ok=True, stdin=None):
+    out = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60, input=stdin)
+    if ok:
+        check(out.returncode == 0, "openssl %s: %s%s" % (" ".join(args), out.stdout, out.stderr))
+    return out
+
+
+def text_of(path):
+    return openssl("x509", "-in", path, "-noout", "-text").stdout
+
+
+def ledger_verify(path):
+    return subprocess.run([os.path.join(BUILD, "certward"), "ledger", "verify", path],
+                          capture_output=True, text=True, timeout=30)
+
+
+def fresh(name, extra=""):
+    """A certwardd of its own (state, logs) on the shared PostgreSQL."""
+    r = os.path.join(root, name)
+    os.makedirs(r)
+    os.chmod(r, 0o755)
+    c = Certward(r, pg.dsn, extra=extra)
+    started.append(c)
+    return c
+
+
+def signer_log(c):
+    try:
+        with open(os.path.join(c.logs, "signer.log")) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def published(c, name):
+    return os.path.join(c.state, "tls", name)
+
+
+def key_dir(c):
+    return os.path.join(c.state, "signer")
+
+
+def self_signed_ca():
+    """First start: a root and an issuing CA (P-256), keys 0600 for the
+    signer alone, the chain published, every signature in the ledger."""
+    wait_for("signer running", lambda: cw.status()["signer"]["state"] == "running", timeout=30)
+    root_crt, issuing_crt = published(cw, "ca-root.crt"), published(cw, "ca-issuing.crt")
+    wait_for("CA published", lambda: os.path.exists(published(cw, "ca-chain.crt")), timeout=30)
+    out = openssl("verify", "-CAfile", root_crt, issuing_crt)
+    check(out.stdout.strip().endswith(": OK"), "verify: %r" % out.stdout)
+    # the chain file is issuing then root
+    with open(published(cw, "ca-chain.crt")) as f:
+        chain = f.read()
+    with open(issuing_crt) as f, open(root_crt) as g:
+        check(chain == f.read() + g.read(), "ca-chain.crt is not issuing + root")
+    t = text_of(issuing_crt)
+    for needle in ("CA:TRUE, pathlen:0", "Certificate Sign, CRL Sign", "prime256v1",
+                   "Subject: CN = certward Issuing CA", "Issuer: CN = certward Root CA",
+                   "X509v3 Authority Key Identifier", "X509v3 Subject Key Identifier"):
+        check(needle in t, "issuing CA lacks %r:\n%s" % (needle, t))
+    r = text_of(root_crt)
+    check("CA:TRUE" in r and "pathlen" not in r and "Subject: CN = certward Root CA" in r, "root:\n%s" % r)
+    for k in ("root.key", "issuing.key"):
+        st = os.stat(os.path.join(key_dir(cw), "ca", k))
+        check(st.st_mode & 0o777 == 0o600, "%s mode %o" % (k, st.st_mode & 0o777))
+        if AS_ROOT:
+            import pwd
+            check(pwd.getpwuid(st.st_uid).pw_name == "certward-signer", "%s owner %d" % (k, st.st_uid))
+        with open(os.path.join(key_dir(cw), "ca", k)) as f:
+            check("BEGIN PRIVATE KEY" in f.read(), "%s is not PKCS#8" % k)
+    out = ledger_verify(os.path.join(key_dir(cw), "ledger"))
+    check(out.returncode == 0 and "2 signatures, chain intact" in out.stdout, "ledger: %r" % (out,))
+    # the ledger names the two certificates by serial
+    serials = [openssl("x509", "-in", p, "-noout", "-serial").stdout.strip().split("=")[1].lower()
+               for p in (root_crt, issuing_crt)]
+    with open(os.path.join(key_dir(cw), "ledger")) as f:
+        lines = f.read().splitlines()
+    check([l.split()[4].lstrip("0") for l in lines] == [s.lstrip("0") for s in serials],
+          "ledger serials %r against %r" % ([l.split()[4] for l in lines], serials))
+    check(cw.metrics("signer").get("ledger_entries") == 2, "ledger_entries metric")
+
+
+def kept_across_restarts():
+    """A restarted signer uses the same CA and signs nothing new."""
+    before = openssl("x509", "-in", published(cw, "ca-issuing.crt"), "-noout", "-fingerprint").stdout
+    pid = cw.status()["signer"]["pid"]
+    cw.ctl("restart", "signer")
+    wait_for("signer back", lambda: cw.status()["signer"]["state"] == "running" and
+             cw.status()["signer"]["pid"] != pid, timeout=30)
+    after = openssl("x509", "-in", published(cw, "ca-issuing.crt"), "-noout", "-fingerprint").stdout
+    check(before == after, "the issuing CA changed on restart")
+    out = ledger_verify(os.path.join(key_dir(cw), "ledger"))
+    check("2 signatures" in out.stdout, "ledger after restart: %r" % out.stdout)
+
+
+def key_algorithms():
+    """Each configurable algorithm makes a chain openssl accepts."""
+    want = {"ecdsa-p384": "secp384r1", "rsa-2048": "Public-Key: (2048 bit)", "ed25519": "ED25519"}
+    for alg, needle in want.items():
+        c = fresh("alg-" + alg, "signer:\n  ca_key_algorithm: %s\n  ca_name: test %s\n" % (alg, alg))
+        c.start()
+        wait_for("%s CA published" % alg, lambda: os.path.exists(published(c, "ca-chain.crt")), timeout=60)
+        out = openssl("verify", "-CAfile", published(c, "ca-root.crt"), published(c, "ca-issuing.crt"))
+        check(out.stdout.strip().endswith(": OK"), "%s: %r" % (alg, out.stdout))
+        t = text_of(published(c, "ca-issuing.crt"))
+        check(needle in t and "CN = test %s Issuing CA" % alg in t, "%s:\n%s" % (alg, t))
+        c.kill_everything()
+
+
+def passphrase():
+    """Keys wrapped with a passphrase: encrypted on disk, opened with it,
+    and a wrong one stops the signer with a clear message."""
+    pf = os.path.join(root, "ca-pass")
+    with open(pf, "w") as f:
+        f.write("correct horse battery staple\n")
+    os.chmod(pf, 0o644)  # the signer user reads it in this test
+    c = fresh("pass", "signer:\n  ca_key_passphrase_file: %s\n" % pf)
+    c.start()
+    wait_for("CA published", lambda: os.path.exists(published(c, "ca-chain.crt")), timeout=60)
+    k = os.path.join(key_dir(c), "ca", "issuing.key")
+    with open(k) as f:
+        check("BEGIN ENCRYPTED PRIVATE KEY" in f.read(), "the issuing key is not encrypted")
+    openssl("pkey", "-in", k, "-passin", "file:" + pf, "-noout")
+    check(openssl("pkey", "-in", k, "-passin", "pass:wrong", "-noout", ok=False).returncode != 0,
+          "a wrong passphrase opened the key")
+    with open(pf, "w") as f:
+        f.write("not the passphrase at all\n")
+    c.ctl("restart", "signer", check_rc=False)
+    wait_for("wrong passphrase reported", lambda: "wrong passphrase" in signer_log(c), timeout=30)
+    check("not the passphrase" not in signer_log(c), "the passphrase reached the log")
+    c.kill_everything()
+
+
+def make_outside_root(d):
+    """A root CA as an enterprise would make it, with openssl req -x509."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", os.path.join(d, "root.key"), "-out", os.path.join(d, "root.pem"),
+            "-subj", "/O=Example Corp/CN=Example Enterprise Root", "-days", "3650")
+
+
+def make_sub(d, name, ext):
+    """A key and a certificate signed by the outside root, with extensions ext."""
+    key, csr, crt = (os.path.join(d, name + s) for s in (".key", ".csr", ".pem"))
+    extfile = os.path.join(d, name + ".ext")
+    with open(extfile, "w") as f:
+        f.write(ext)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/O=Example Corp/CN=" + name)
+    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(d, "root.pem"), "-CAkey",
+            os.path.join(d, "root.key"), "-CAcreateserial", "-out", crt, "-days", "800",
+            "-extfile", extfile)
+    for p in (key, crt):
+        os.chmod(p, 0o644)  # the signer user reads them in this test
+    return key, crt
+
+
+def chain_file(d, name, *pems):
+    path = os.path.join(d, name)
+    with open(path, "w") as out:
+        for p in pems:
+            with open(p) as f:
+                out.write(f.read())
+    os.chmod(path, 0o644)
+    return path
+
+
+def subordinate():
+    """An issuing CA signed by an outside root is used as given and chains
+    to that root; a certificate that cannot be a CA is refused, naming why."""
+    d = os.path.join(root, "outside")
+    os.makedirs(d)
+    os.chmod(d, 0o755)
+    make_outside_root(d)
+    ca_ext = ("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+              "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    key, crt = make_sub(d, "Example Issuing CA", ca_ext)
+    chain = chain_file(d, "issuing-chain.pem", crt, os.path.join(d, "root.pem"))
+    c = fresh("sub", "signer:\n  ca_mode: subordinate\n  ca_cert_file: %s\n  ca_key_file: %s\n" % (chain, key))
+    c.start()
+    wait_for("subordinate CA published", lambda: os.path.exists(published(c, "ca-chain.crt")), timeout=60)
+    out = openssl("verify", "-CAfile", os.path.join(d, "root.pem"), published(c, "ca-issuing.crt"))
+    check(out.stdout.strip().endswith(": OK"), "verify: %r" % out.stdout)
+    with open(published(c, "ca-root.crt")) as f, open(os.path.join(d, "root.pem")) as g:
+        check(f.read() == g.read(), "ca-root.crt is not the outside root")
+    check(not os.path.exists(os.path.join(key_dir(c), "ca")), "subordinate mode made CA files")
+    c.kill_everything()
+
+    leaf_key, leaf = make_sub(d, "leaf", "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+    nosign_key, nosign = make_sub(d, "no-keycertsign", "basicConstraints=critical,CA:TRUE\n"
+                                                       "keyUsage=critical,digitalSignature,cRLSign\n")
+    other_key, _ = make_sub(d, "other", ca_ext)
+    bad = [
+        ("leaf", leaf, leaf_key, "is not a CA certificate"),
+        ("nosign", nosign, nosign_key, "lacks keyCertSign"),
+        ("mismatch", crt, other_key, "does not match the CA certificate"),
+        ("order", chain_file(d, "backwards.pem", os.path.join(d, "root.pem"), crt), key, "from the top down"),
+    ]
+    for name, cert, k, needle in bad:
+        c = fresh("sub-" + name, "signer:\n  ca_mode: subordinate\n  ca_cert_file: %s\n  ca_key_file: %s\n"
+                  % (cert, k))
+        c.start()
+        wait_for("%s refused" % name, lambda: needle in signer_log(c), timeout=30)
+        check(not os.path.exists(published(c, "ca-chain.crt")), "%s: a CA was published" % name)
+        c.kill_everything()
+
+
+def ledger_tampering():
+    """A changed ledger: certward ledger verify names the line, and the
+    signer refuses to start on it (it signs nothing without its ledger)."""
+    path = os.path.join(key_dir(cw), "ledger")
+    saved = path + ".saved"
+    shutil.copy2(path, saved)
+    with open(path) as f:
+        lines = f.read().splitlines(True)
+    lines[1] = lines[1].replace("certificate root", "certificate rooT", 1)
+    with open(path, "w") as f:
+        f.write("".join(lines))
+    out = ledger_verify(path)
+    check(out.returncode == 1 and "BROKEN at line 2" in out.stdout, "verify: %r" % (out,))
+    cw.ctl("restart", "signer", check_rc=False)
+    wait_for("signer refuses the ledger", lambda: "broken at line 2" in signer_log(cw), timeout=30)
+    shutil.copy2(saved, path)
+    os.unlink(saved)
+    wait_for("signer back", lambda: cw.status()["signer"]["state"] == "running", timeout=30)
+    check(ledger_verify(path).returncode == 0, "restored ledger")
+
+
+root = make_root("certward-pki-")
+pg = cw = None
+started = []
+try:
+    pg = Postgres(root, 16000 + os.getpid() % 90)
+    os.makedirs(os.path.join(root, "main"))
+    os.chmod(os.path.join(root, "main"), 0o755)
+    cw = Certward(os.path.join(root, "main"), pg.dsn)
+    cw.start()
+    case(self_signed_ca)
+    case(kept_across_restarts)
+    case(key_algorithms)
+    case(passphrase)
+    case(subordinate)
+    case(ledger_tampering)
+    RUN.stop_clean(cw)
+finally:
+    for c in started:
+        c.kill_everything()
+    teardown(cw, pg, root)
+RUN.finish()
