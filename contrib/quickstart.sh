@@ -223,6 +223,11 @@ announce_cert() {
 			fp=$(openssl x509 -in "$crt" -noout -fingerprint -sha256 | cut -d= -f2)
 			say "api certificate $(shorten "$crt") SHA-256 $fp"
 			say "try: curl --cacert $(shorten "$crt") https://${listen:-?}/health"
+			# the local CA the signer made (or loaded) next to it
+			if [ -s "$(dirname "$crt")/ca-issuing.crt" ]; then
+				fp=$(openssl x509 -in "$(dirname "$crt")/ca-issuing.crt" -noout -fingerprint -sha256 | cut -d= -f2)
+				say "issuing CA $(shorten "$(dirname "$crt")/ca-issuing.crt") SHA-256 $fp (chain: ca-chain.crt, root: ca-root.crt)"
+			fi
 			break
 		fi
 		sleep 0.5
