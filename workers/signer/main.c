@@ -3,6 +3,7 @@
  * and its key directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/mem.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "codec.h"
 #include "ledger.h"
 #include "harden.h"
+#include "issue.h"
 #include "log.h"
 #include "secretbox.h"
 #include "secrets.h"
@@ -23,7 +25,10 @@ struct signer {
 	struct tls_key *api_key;
 	struct ledger *ledger; /* every certificate, CRL and OCSP signature */
 	struct ca *ca;
+	const char *base_url;
+	uint64_t default_validity_s;
 	uint64_t refused;
+	uint64_t issued, issue_refused, ledger_failures;
 };
 
 static struct signer signer = {.key_dir_fd = -1};
@@ -83,7 +88,53 @@ static int signer_init(struct worker *w, const struct cfg *section)
 			log_warn("%s: %s", path, why);
 	}
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
+	signer.base_url = cfg_str(section, "signer", "pki_base_url");
+	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
 	return signer.ca ? 0 : -1;
+}
+
+/* CERT_SIGN: the rules checked again here (issue.c), whatever the caller
+ * checked before. */
+static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
+{
+	struct ipc_msg r = {.type = IPC_T_CERT_SIGNED};
+	struct issue_request rq = {
+		.csr = m->u.cert_sign.csr.ptr,
+		.csr_len = m->u.cert_sign.csr.len,
+		.profile = (const char *)m->u.cert_sign.profile.ptr,
+		.profile_len = m->u.cert_sign.profile.len,
+		.issuer_id = m->u.cert_sign.issuer_id,
+		.validity_seconds = m->u.cert_sign.validity_seconds,
+		.default_seconds = signer.default_validity_s,
+		.base_url = signer.base_url,
+	};
+	struct issue_result res;
+	char why[300];
+	size_t chain_len;
+	int rc = issue_sign(signer.ca, signer.ledger, &rq, &res, why, sizeof why);
+
+	if (rc != 0) {
+		if (rc == -2) {
+			signer.ledger_failures++;
+			log_error("refused to hand out a certificate for %s: %s", ipc_channel_peer(from), why);
+		} else {
+			signer.issue_refused++;
+			log_event(LOG_WARN, NULL, NULL, "refused to sign a certificate for %s: %s",
+				  ipc_channel_peer(from), why);
+		}
+		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		return;
+	}
+	signer.issued++;
+	r.u.cert_signed.der.ptr = res.der;
+	r.u.cert_signed.der.len = (uint32_t)res.der_len;
+	r.u.cert_signed.serial = res.serial;
+	r.u.cert_signed.not_before = (uint64_t)res.not_before;
+	r.u.cert_signed.not_after = (uint64_t)res.not_after;
+	r.u.cert_signed.chain_pem.ptr = (const uint8_t *)ca_chain_pem(signer.ca, &chain_len);
+	r.u.cert_signed.chain_pem.len = (uint32_t)chain_len;
+	ipc_reply(from, m, &r);
+	OPENSSL_free(res.der);
 }
 
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
@@ -142,6 +193,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		ipc_reply(from, m, &r);
 		return;
 	}
+	case IPC_T_CERT_SIGN:
+		cert_sign(from, m);
+		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
 	}
@@ -154,6 +208,9 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "tls_signatures_refused_total %llu\n", (unsigned long long)signer.refused);
 	if (signer.ledger)
 		strbuf_printf(out, "ledger_entries %llu\n", (unsigned long long)ledger_entries(signer.ledger));
+	strbuf_printf(out, "certificates_signed_total %llu\n", (unsigned long long)signer.issued);
+	strbuf_printf(out, "certificates_refused_total %llu\n", (unsigned long long)signer.issue_refused);
+	strbuf_printf(out, "ledger_write_failures_total %llu\n", (unsigned long long)signer.ledger_failures);
 }
 
 static void signer_stop(struct worker *w)

@@ -1,0 +1,220 @@
+/*
+ * Test-only harness: plays certwardd and the api for a certward-signer of
+ * its own, so that tests can send CERT_SIGN straight to the signer, past
+ * every check the api makes.
+ *
+ *   signer_call SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json CSR.der...
+ *
+ * Starts SIGNER with a control channel and an "api" channel, sends it its
+ * configuration (key_dir, cert_dir), waits for READY, then sends one
+ * CERT_SIGN per CSR: a signed certificate is written to CSR.der.crt (DER)
+ * and reported as "signed SERIAL NOT_BEFORE NOT_AFTER"; a refusal as
+ * "refused CODE: MESSAGE". Exit status: 0 all signed, 3 any refused, 1 the
+ * harness failed. The signer's log goes to stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int send_msg(int fd, struct ipc_msg *m)
+{
+	uint8_t *frame;
+	size_t len;
+	int rc;
+
+	if (ipc_encode(m, &frame, &len) != 0)
+		return -1;
+	rc = write_all(fd, frame, len);
+	free(frame);
+	return rc;
+}
+
+/* The next frame from a peer of role `role`, decoded. */
+static int recv_msg(int fd, unsigned role, struct ipc_msg *m)
+{
+	uint8_t head[IPC_HEADER_LEN], *frame;
+	struct ipc_header h;
+	int rc;
+
+	if (read_all(fd, head, sizeof head) != 0 || ipc_header_decode(head, &h, role) != 0)
+		return -1;
+	frame = malloc(IPC_HEADER_LEN + h.len);
+	if (!frame)
+		return -1;
+	memcpy(frame, head, sizeof head);
+	rc = read_all(fd, frame + IPC_HEADER_LEN, h.len) == 0 &&
+			     ipc_decode(frame, IPC_HEADER_LEN + h.len, role, m) == 0
+		     ? 0
+		     : -1;
+	free(frame);
+	return rc;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = malloc(1 << 20);
+
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	int ctl[2], api[2], status, rc = 0;
+	char section[2400];
+	struct ipc_msg m = {0};
+	uint8_t *profile;
+	size_t profile_len;
+	pid_t pid;
+
+	if (argc < 8) {
+		fprintf(stderr, "usage: signer_call SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json CSR.der...\n");
+		return 1;
+	}
+	profile = slurp(argv[6], &profile_len);
+	if (!profile || socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, api) != 0) {
+		perror("signer_call");
+		return 1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		dup2(null, 0);
+		dup2(ctl[1], 3);
+		dup2(api[1], 4);
+		setenv("CERTWARD_WORKER_NAME", "signer", 1);
+		setenv("CERTWARD_WORKER_FDS", "control=3,api=4", 1);
+		execl(argv[1], argv[1], (char *)NULL);
+		perror("exec");
+		_exit(127);
+	}
+	close(ctl[1]);
+	close(api[1]);
+	snprintf(section, sizeof section, "key_dir=%s\ncert_dir=%s\n", argv[2], argv[3]);
+	m.type = IPC_T_CONFIG;
+	m.id = 1;
+	m.u.config.name = "signer";
+	m.u.config.ipc_timeout_ms = 5000;
+	m.u.config.section.ptr = (const uint8_t *)section;
+	m.u.config.section.len = (uint32_t)strlen(section);
+	if (send_msg(ctl[0], &m) != 0) {
+		fprintf(stderr, "signer_call: cannot configure the signer\n");
+		return 1;
+	}
+	for (;;) {
+		struct ipc_msg r;
+
+		if (recv_msg(ctl[0], IPC_ROLE_SIGNER, &r) != 0) {
+			fprintf(stderr, "signer_call: the signer stopped before READY\n");
+			waitpid(pid, &status, 0);
+			return 1;
+		}
+		if (r.type == IPC_T_READY) {
+			ipc_msg_free(&r);
+			break;
+		}
+		ipc_msg_free(&r);
+	}
+	for (int i = 7; i < argc; i++) {
+		struct ipc_msg q = {.type = IPC_T_CERT_SIGN, .id = (uint64_t)i}, r;
+		size_t csr_len;
+		uint8_t *csr = slurp(argv[i], &csr_len);
+
+		if (!csr) {
+			fprintf(stderr, "signer_call: cannot read %s\n", argv[i]);
+			rc = 1;
+			break;
+		}
+		q.u.cert_sign.csr.ptr = csr;
+		q.u.cert_sign.csr.len = (uint32_t)csr_len;
+		q.u.cert_sign.profile.ptr = profile;
+		q.u.cert_sign.profile.len = (uint32_t)profile_len;
+		q.u.cert_sign.issuer_id = argv[4];
+		q.u.cert_sign.validity_seconds = strtoull(argv[5], NULL, 10);
+		if (send_msg(api[0], &q) != 0 || recv_msg(api[0], IPC_ROLE_SIGNER, &r) != 0) {
+			fprintf(stderr, "signer_call: no answer from the signer\n");
+			free(csr);
+			rc = 1;
+			break;
+		}
+		free(csr);
+		if (r.type == IPC_T_CERT_SIGNED) {
+			char out[1200];
+			FILE *f;
+
+			snprintf(out, sizeof out, "%s.crt", argv[i]);
+			f = fopen(out, "wb");
+			if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) != r.u.cert_signed.der.len)
+				rc = 1;
+			if (f)
+				fclose(f);
+			printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
+			       (unsigned long long)r.u.cert_signed.not_before,
+			       (unsigned long long)r.u.cert_signed.not_after);
+		} else if (r.type == IPC_T_ERROR) {
+			printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
+			rc = rc ? rc : 3;
+		} else {
+			printf("unexpected %s\n", ipc_type_name(r.type));
+			rc = 1;
+		}
+		fflush(stdout);
+		ipc_msg_free(&r);
+	}
+	m = (struct ipc_msg){.type = IPC_T_SHUTDOWN, .id = 2};
+	send_msg(ctl[0], &m);
+	close(api[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "signer_call: the signer did not stop cleanly (status %d)\n", status);
+		rc = rc ? rc : 1;
+	}
+	free(profile);
+	return rc;
+}
