@@ -4,6 +4,7 @@ restarts, wrapped with a passphrase; an issuing CA signed by a root made
 with `openssl req -x509` loaded in subordinate mode, and the certificates
 that must be refused; `certward ledger verify` on the ledger, intact and
 tampered with."""
+import json
 import os
 import shutil
 import subprocess
@@ -222,6 +223,109 @@ def subordinate():
         c.kill_everything()
 
 
+PROFILE = {"allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 256}, {"algorithm": "RSA", "min_size": 2048}],
+           "max_ttl_seconds": 7776000, "allowed_ekus": ["serverAuth", "clientAuth"],
+           "required_san_patterns": ["*.example.com", "example.com"], "allow_short_lived": False, "enabled": True}
+
+
+def csr(d, name, key="ec", subj=None, sans=None):
+    """A CSR made by openssl, as DER; key: ec, ec384, rsa1024, rsa2048, ed25519."""
+    key_args = {"ec": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                "ec384": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+                "rsa1024": ["-newkey", "rsa:1024"], "rsa2048": ["-newkey", "rsa:2048"],
+                "ed25519": ["-newkey", "ed25519"]}[key]
+    pem, der = os.path.join(d, name + ".csr"), os.path.join(d, name + ".der")
+    args = ["req", "-new"] + key_args + ["-nodes", "-keyout", os.path.join(d, name + ".key"), "-out", pem,
+                                         "-subj", subj or "/CN=%s.example.com" % name]
+    if sans:
+        args += ["-addext", "subjectAltName=" + sans]
+    openssl(*args)
+    openssl("req", "-in", pem, "-outform", "DER", "-out", der)
+    return der
+
+
+def signer_call(d, profile, validity, *csrs, issuer="iss-test"):
+    """The signer alone (tests/tools/signer_call), sent CERT_SIGN directly."""
+    pf = os.path.join(d, "profile.json")
+    with open(pf, "w") as f:
+        json.dump(profile, f)
+    out = subprocess.run([os.path.join(BUILD, "tests", "signer_call"), os.path.join(BUILD, "certward-signer"),
+                          os.path.join(d, "keys"), os.path.join(d, "certs"), issuer, str(validity), pf] + list(csrs),
+                         capture_output=True, text=True, timeout=120)
+    check(out.returncode in (0, 3), "signer_call failed (%d): %s%s" % (out.returncode, out.stdout, out.stderr[-2000:]))
+    return out.stdout.splitlines()
+
+
+def signer_refuses_directly():
+    """CERT_SIGN sent to the signer past the api: it signs what the profile
+    allows, with the profile's extensions, and refuses each broken rule by
+    name; every signature is in its ledger."""
+    d = os.path.join(root, "direct")
+    os.makedirs(os.path.join(d, "keys"), mode=0o700)
+    os.makedirs(os.path.join(d, "certs"))
+    good = [csr(d, "web", sans="DNS:web.example.com,DNS:example.com"), csr(d, "rsa", "rsa2048"),
+            csr(d, "p384", "ec384", sans="DNS:p384.example.com"), csr(d, "nosan", subj="/CN=nosan.example.com")]
+    lines = signer_call(d, PROFILE, 0, *good)
+    check(all(l.startswith("signed ") for l in lines) and len(lines) == 4, "signed: %r" % lines)
+    chain = os.path.join(d, "certs", "ca-issuing.crt")
+    for der, line in zip(good, lines):
+        pem = der + ".pem"
+        openssl("x509", "-inform", "DER", "-in", der + ".crt", "-out", pem)
+        out = openssl("verify", "-CAfile", os.path.join(d, "certs", "ca-root.crt"), "-untrusted", chain, pem)
+        check(out.stdout.strip().endswith(": OK"), "verify %s: %r" % (der, out.stdout))
+        t = text_of(pem)
+        serial = openssl("x509", "-in", pem, "-noout", "-serial").stdout.strip().split("=")[1].lower()
+        check(line.split()[1].lstrip("0") == serial.lstrip("0") and len(serial) >= 31,
+              "serial %s against %r" % (serial, line))
+        for needle in ("CA:FALSE", "TLS Web Server Authentication, TLS Web Client Authentication",
+                       "URI:https://localhost:8443/.well-known/pki/crl/iss-test",
+                       "OCSP - URI:https://localhost:8443/.well-known/pki/ocsp/iss-test",
+                       "X509v3 Authority Key Identifier", "Issuer: CN = certward Issuing CA"):
+            check(needle in t, "%s lacks %r:\n%s" % (der, needle, t))
+        nb, na = int(line.split()[2]), int(line.split()[3])
+        check(abs((na - nb) - 90 * 86400 - 60) <= 5, "%s: validity %d s, not the 90-day default" % (der, na - nb))
+    check("DNS:web.example.com, DNS:example.com" in text_of(good[0] + ".pem"), "SANs copied")
+    check("DNS:nosan.example.com" in text_of(good[3] + ".pem"), "the CN stands in for a missing SAN")
+    check("Key Encipherment" in text_of(good[1] + ".pem"), "RSA keys get keyEncipherment")
+
+    forged = os.path.join(d, "forged.der")
+    with open(good[0], "rb") as f:
+        b = bytearray(f.read())
+    b[-5] ^= 0x55  # inside the signature
+    with open(forged, "wb") as f:
+        f.write(b)
+    garbage = os.path.join(d, "garbage.der")
+    with open(garbage, "wb") as f:
+        f.write(b"\x30\x03\x02\x01\x00 not a csr")
+    cases = [
+        (csr(d, "weak", "rsa1024"), PROFILE, 0, "RSA 1024 is too weak"),
+        (csr(d, "ed", "ed25519"), PROFILE, 0, "Ed25519 256 is not allowed by the profile's allowed_key_algorithms"),
+        (csr(d, "outside", sans="DNS:www.example.org"), PROFILE, 0, "www.example.org is outside the profile's required_san_patterns"),
+        (csr(d, "deep", sans="DNS:a.b.example.com"), PROFILE, 0, "a.b.example.com is outside"),
+        (csr(d, "ip", sans="DNS:ip.example.com,IP:192.0.2.7"), PROFILE, 0, "192.0.2.7 is outside"),
+        (csr(d, "uri", sans="DNS:uri.example.com,URI:https://example.com/"), PROFILE, 0, "a URI is allowed only as a SPIFFE ID"),
+        (csr(d, "cn", subj="/CN=not a host name"), PROFILE, 0, "no subjectAltName, and its CN is not a DNS name"),
+        (csr(d, "long"), PROFILE, 7776001, "7776001 seconds is over the profile's max_ttl_seconds (7776000)"),
+        (csr(d, "short"), PROFILE, 1800, "under one hour needs a profile with allow_short_lived"),
+        (forged, PROFILE, 0, "its signature does not verify"),
+        (garbage, PROFILE, 0, "not one DER certificate signing request"),
+        (csr(d, "off"), dict(PROFILE, enabled=False), 0, "profile: disabled"),
+    ]
+    for der, prof, validity, needle in cases:
+        lines = signer_call(d, prof, validity, der)
+        check(len(lines) == 1 and lines[0].startswith("refused 22: ") and needle in lines[0],
+              "%s: expected a refusal naming %r, got %r" % (os.path.basename(der), needle, lines))
+        check(not os.path.exists(der + ".crt"), "%s: a certificate was written" % der)
+    # a short-lived certificate where the profile allows it: no CRL or OCSP pointers
+    lines = signer_call(d, dict(PROFILE, allow_short_lived=True), 1800, csr(d, "brief"))
+    check(lines[0].startswith("signed "), "short-lived: %r" % lines)
+    openssl("x509", "-inform", "DER", "-in", os.path.join(d, "brief.der.crt"), "-out", os.path.join(d, "brief.pem"))
+    t = text_of(os.path.join(d, "brief.pem"))
+    check("CRL Distribution" not in t and "OCSP" not in t, "a short-lived certificate points at revocation:\n" + t)
+    out = ledger_verify(os.path.join(d, "keys", "ledger"))
+    check(out.returncode == 0 and "7 signatures" in out.stdout, "ledger: %r" % out.stdout)  # 2 CA + 4 + 1
+
+
 def ledger_tampering():
     """A changed ledger: certward ledger verify names the line, and the
     signer refuses to start on it (it signs nothing without its ledger)."""
@@ -257,6 +361,7 @@ try:
     case(key_algorithms)
     case(passphrase)
     case(subordinate)
+    case(signer_refuses_directly)
     case(ledger_tampering)
     RUN.stop_clean(cw)
 finally:

@@ -84,7 +84,8 @@ static int key_kind(EVP_PKEY *k, const char **alg, int *bits)
 	default:
 		return -1;
 	}
-	*bits = EVP_PKEY_bits(k);
+	/* Ed25519 keys are 256 bits, whatever EVP_PKEY_bits says (253) */
+	*bits = EVP_PKEY_id(k) == EVP_PKEY_ED25519 ? 256 : EVP_PKEY_bits(k);
 	return 0;
 }
 
