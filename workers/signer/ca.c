@@ -89,18 +89,6 @@ static void wipe_free(char *p)
 	}
 }
 
-static void serial_hex(X509 *cert, char *out, size_t outlen)
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(out, outlen, "%s", hex ? hex : "-");
-	for (char *c = out; *c; c++)
-		*c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
-	OPENSSL_free(hex);
-	BN_free(bn);
-}
-
 /* Records cert's signature in the ledger, then writes it to path: a
  * certificate never exists outside the signer without its ledger line. */
 static int record_and_write(struct ledger *ledger, const char *signer_name, X509 *cert, const char *path)
@@ -114,7 +102,7 @@ static int record_and_write(struct ledger *ledger, const char *signer_name, X509
 
 	if (len <= 0)
 		return -1;
-	serial_hex(cert, serial, sizeof serial);
+	pki_serial_hex(cert, serial, sizeof serial);
 	if (ledger_append(ledger, "certificate", signer_name, serial, der, (size_t)len, why, sizeof why) != 0) {
 		log_error("not keeping the certificate for %s: %s", path, why);
 		OPENSSL_free(der);

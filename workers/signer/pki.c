@@ -251,6 +251,18 @@ void pki_fingerprint(X509 *cert, char *out, size_t outlen)
 		o += (size_t)snprintf(out + o, outlen - o, "%s%02X", i ? ":" : "", md[i]);
 }
 
+void pki_serial_hex(X509 *cert, char *out, size_t outlen)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+	snprintf(out, outlen, "%s", hex ? hex : "");
+	for (char *c = out; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
 int pki_set_random_serial(X509 *cert)
 {
 	uint8_t serial[16];

@@ -40,6 +40,8 @@ char *pki_cert_pem(X509 *cert, size_t *len);
 X509 *pki_cert_parse(const char *pem, size_t len);
 /* SHA-256 fingerprint as upper-case hex pairs separated by ':' */
 void pki_fingerprint(X509 *cert, char *out, size_t outlen);
+/* cert's serial number in lower-case hex ("" when it has none) */
+void pki_serial_hex(X509 *cert, char *out, size_t outlen);
 /* A random positive 128-bit serial number, set on cert. 0 or -1. */
 int pki_set_random_serial(X509 *cert);
 /* One extension from its OpenSSL-style text ("critical,CA:TRUE"). 1 or 0. */
