@@ -18,7 +18,7 @@ from harness import AS_ROOT, BUILD, SOURCE, Cases, Certward, Postgres, check, lo
 RUN = Cases(lambda: None)
 case = RUN.case
 
-TABLES = ["teams", "owners", "issuers", "certificate_profiles", "renewal_policies", "agents",
+TABLES = ["issued_serials", "teams", "owners", "issuers", "certificate_profiles", "renewal_policies", "agents",
           "deployment_targets", "agent_groups", "agent_group_members", "managed_certificates",
           "certificate_targets", "certificate_versions", "policy_rules", "policy_violations", "jobs",
           "notifications", "api_keys", "audit_events", "audit_chain_head"]
@@ -162,6 +162,55 @@ def op(name, *params):
 
 
 AUD = ("key-it", "User", "admin", "req-it", "127.0.0.1", hashlib.sha256(b"{}").hexdigest())
+
+
+def store_op_sql(name):
+    """A hand-written operation's statement exactly as schema/store_ops.def
+    declares it (its C string literals joined)."""
+    with open(os.path.join(SOURCE, "schema", "store_ops.def")) as f:
+        text = f.read()
+    m = re.search(r'STORE_(?:OP|READ)\("%s",[^\n]*\n((?:\s*"(?:[^"\\]|\\.)*"\s*)+)\)' % re.escape(name), text)
+    check(m, "%s not in store_ops.def" % name)
+    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))).replace('\\"', '"')
+
+
+def hand_op(name, *params):
+    args = ", ".join(literal(p) for p in params)
+    rows = sql("PREPARE hop AS %s; EXECUTE hop(%s);" % (store_op_sql(name), args))
+    return json.loads(rows[0][0]) if rows else None
+
+
+def issued_versions():
+    """certificates.issued records a signed certificate in one statement:
+    its version, its serial for the issuer, the certificate Active until its
+    new expiry, and the audit event; a serial an issuer already used is
+    refused (23505) and nothing of it is recorded."""
+    sql("INSERT INTO managed_certificates (id, name, common_name, owner_id, team_id, issuer_id, renewal_policy_id) "
+        "SELECT 'mc-issued', 'issued', 'issued.example.com', owner_id, team_id, issuer_id, renewal_policy_id "
+        "FROM managed_certificates WHERE id = 'mc-api-prod'")
+    issuer = one("SELECT issuer_id FROM managed_certificates WHERE id = 'mc-issued'")
+    events = int(one("SELECT count(*) FROM audit_events WHERE action = 'certificate.issued'"))
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    v = hand_op("certificates.issued", "mc-issued", issuer, "7f00aa", "1790000000", "1797776000",
+                "ab" * 32, pem, None, "ECDSA", "256", *AUD)
+    check(v["certificate_id"] == "mc-issued" and v["serial_number"] == "7f00aa" and v["key_size"] == 256,
+          "version: %r" % v)
+    row = sql("SELECT status, expires_at = to_timestamp(1797776000), last_renewal_at IS NOT NULL "
+              "FROM managed_certificates WHERE id = 'mc-issued'")[0]
+    check(row == ["Active", "t", "t"], "certificate after issuance: %r" % row)
+    check(one("SELECT certificate_version_id FROM issued_serials WHERE issuer_id = '%s' AND serial_number = '7f00aa'"
+              % issuer) == v["id"], "serial not registered")
+    check(int(one("SELECT count(*) FROM audit_events WHERE action = 'certificate.issued' "
+                  "AND resource_id = 'mc-issued' AND details->>'serial_number' = '7f00aa'")) == events + 1,
+          "no audit event")
+    versions = one("SELECT count(*) FROM certificate_versions WHERE certificate_id = 'mc-issued'")
+    refused("PREPARE hop AS %s; EXECUTE hop(%s);" % (store_op_sql("certificates.issued"), ", ".join(
+        literal(p) for p in ("mc-issued", issuer, "7f00aa", "1790000000", "1797776000", "cd" * 32, pem, None,
+                             "ECDSA", "256") + AUD)), "23505")
+    check(one("SELECT count(*) FROM certificate_versions WHERE certificate_id = 'mc-issued'") == versions,
+          "a refused serial left a version behind")
+    check(int(one("SELECT count(*) FROM audit_events WHERE action = 'certificate.issued'")) == events + 1,
+          "a refused serial left an audit event")
 
 
 def resource_operations():
@@ -528,6 +577,7 @@ try:
     case(audit_append_only)
     case(concurrent_inserts_chain)
     case(resource_operations)
+    case(issued_versions)
 finally:
     teardown(cw, pg, root)
 RUN.finish()
