@@ -9,9 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, Cases, Certward, Postgres, check, make_root, teardown, wait_for)
+from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
+                     wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -326,6 +329,110 @@ def signer_refuses_directly():
     check(out.returncode == 0 and "7 signatures" in out.stdout, "ledger: %r" % out.stdout)  # 2 CA + 4 + 1
 
 
+def count(table, where="true"):
+    return int(psql(pg, "SELECT count(*) FROM %s WHERE %s" % (table, where)).strip())
+
+
+def csr_pem(name, key="ec", sans=None):
+    d = os.path.join(root, "rest")
+    os.makedirs(d, exist_ok=True)
+    der = csr(d, name, key, sans=sans)
+    with open(der[:-4] + ".csr") as f:
+        return f.read()
+
+
+def issuance_through_the_api():
+    """POST /api/v1/certificates with a csr_pem: checked against the
+    profile (400 naming the rule, nothing written), signed by the local CA,
+    stored as a version (openssl verify accepts its chain), the record
+    Active until the certificate expires; a signer killed while the request
+    waits for it fails the request cleanly, and the same request then works."""
+    wait_for("api up", lambda: cw.all_running() and api.call("GET", "/ready")[0] == 200, timeout=60)
+    admin = make_key(pg, "pki-admin", "admin")
+
+    def post(path, body):
+        code, obj = api.call("POST", path, admin, body)
+        check(code == 201, "POST %s: %r" % (path, (code, obj)))
+        return obj
+
+    team = post("/api/v1/teams", {"name": "pki"})["id"]
+    owner = post("/api/v1/owners", {"name": "PKI", "email": "pki@example.com", "team_id": team})["id"]
+    local = post("/api/v1/issuers", {"name": "local", "type": "Local"})["id"]
+    acme = post("/api/v1/issuers", {"name": "acme", "type": "ACME", "config": {"directory_url": "https://acme.example/dir"}})["id"]
+    policy = post("/api/v1/renewal-policies", {"name": "pki-std", "max_retries": 3})["id"]
+    profile = post("/api/v1/profiles", dict({k: v for k, v in PROFILE.items() if k != "enabled"}, name="web"))["id"]
+
+    def body(name, pem, issuer=local, **kw):
+        b = {"name": name, "common_name": name + ".example.com", "owner_id": owner, "team_id": team,
+             "issuer_id": issuer, "renewal_policy_id": policy, "certificate_profile_id": profile, "csr_pem": pem}
+        b.update(kw)
+        return b
+
+    code, cert = api.call("POST", "/api/v1/certificates", admin, body("web1", csr_pem("web1", sans="DNS:web1.example.com")))
+    check(code == 201 and cert["status"] == "Active" and cert["latest_version"]["key_algorithm"] == "ECDSA",
+          "issued: %r" % ((code, cert),))
+    check(cert["expires_at"] == cert["latest_version"]["not_after"], "expires_at: %r" % cert)
+    code, got = api.call("GET", "/api/v1/certificates/" + cert["id"], admin)
+    check(got["status"] == "Active" and got["expires_at"], "stored record: %r" % got)
+    code, versions = api.call("GET", "/api/v1/certificates/%s/versions" % cert["id"], admin)
+    check(code == 200 and versions["total"] == 1, "versions: %r" % versions)
+    chain = versions["data"][0]["pem_chain"]
+    leaf = os.path.join(root, "rest", "web1.issued.pem")
+    with open(leaf, "w") as f:
+        f.write(chain.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    out = openssl("verify", "-CAfile", published(cw, "ca-root.crt"), "-untrusted", published(cw, "ca-issuing.crt"), leaf)
+    check(out.stdout.strip().endswith(": OK"), "verify: %r" % out.stdout)
+    check("DNS:web1.example.com" in text_of(leaf), "SAN")
+    check(count("issued_serials", "certificate_version_id = '%s'" % versions["data"][0]["id"]) == 1, "serial")
+    check(count("audit_events", "action = 'certificate.issued' AND resource_id = '%s'" % cert["id"]) == 1, "audit")
+
+    # refused by the api's own check, naming the rule; nothing written
+    before = count("managed_certificates")
+    for name, pem, needle, field, status in (
+            ("weak", csr_pem("weak", "rsa1024"), "RSA 1024 is too weak", "csr_pem", 400),
+            ("outside", csr_pem("outside", sans="DNS:www.example.org"), "outside the profile's required_san_patterns", "csr_pem", 400),
+            ("garbage", "not a csr", "not a PEM certificate signing request", "csr_pem", 400)):
+        code, prob = api.call("POST", "/api/v1/certificates", admin, body(name, pem))
+        check(code == status and prob.get("field") == field and needle in prob.get("detail", ""),
+              "%s: %r" % (name, (code, prob)))
+    code, prob = api.call("POST", "/api/v1/certificates", admin, body("acme", csr_pem("acme1"), issuer=acme))
+    check(code == 422 and prob.get("field") == "issuer_id", "an ACME issuer: %r" % ((code, prob),))
+    check(count("managed_certificates") == before, "a refused request wrote a record")
+
+    # the signer killed while the request waits for it
+    ledger = os.path.join(key_dir(cw), "ledger")
+    pid = cw.status()["signer"]["pid"]
+    # the handshake needs the signer too (it holds the api's TLS key): a
+    # connection made before it stops
+    client = Api(cw)
+    check(client.call("GET", "/api/v1/auth/check", admin)[0] == 200, "connection")
+    os.kill(pid, 19)  # SIGSTOP: the request waits
+    result = {}
+    retry_pem = csr_pem("retry")
+
+    def request():
+        try:
+            result["r"] = client.call("POST", "/api/v1/certificates", admin, body("retry", retry_pem))
+        except Exception as e:  # reported below
+            result["r"] = (0, {"exception": repr(e)})
+
+    t = threading.Thread(target=request)
+    t.start()
+    time.sleep(1)
+    os.kill(pid, 9)
+    t.join(30)
+    code, prob = result["r"]
+    check(code == 503 and "nothing was issued" in prob.get("detail", ""), "with the signer killed: %r" % ((code, prob),))
+    check(count("managed_certificates", "name = 'retry'") == 0, "a record without a certificate")
+    wait_for("signer restarted", lambda: cw.status()["signer"]["state"] == "running" and
+             cw.status()["signer"]["pid"] != pid, timeout=30)
+    check(ledger_verify(ledger).returncode == 0, "ledger after the kill")
+    code, cert = api.call("POST", "/api/v1/certificates", admin, body("retry", retry_pem))
+    check(code == 201 and cert["status"] == "Active", "the retry: %r" % ((code, cert),))
+    check(count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id", "m.name = 'retry'") == 1,
+          "versions of the retried certificate")
+
+
 def ledger_tampering():
     """A changed ledger: certward ledger verify names the line, and the
     signer refuses to start on it (it signs nothing without its ledger)."""
@@ -356,12 +463,14 @@ try:
     os.chmod(os.path.join(root, "main"), 0o755)
     cw = Certward(os.path.join(root, "main"), pg.dsn)
     cw.start()
+    api = Api(cw)
     case(self_signed_ca)
     case(kept_across_restarts)
     case(key_algorithms)
     case(passphrase)
     case(subordinate)
     case(signer_refuses_directly)
+    case(issuance_through_the_api)
     case(ledger_tampering)
     RUN.stop_clean(cw)
 finally:

@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "codec.h"
+#include "issuance.h"
 #include "log.h"
 #include "query.h"
 #include "util.h"
@@ -39,6 +40,8 @@ struct rest_call {
 	 * the secret members on their way to the signer */
 	json_t *doc, *secrets;
 	const struct field_def *secrets_field, *sealed_field;
+	/* a certificate created with a csr_pem: signed before it is created */
+	struct issuance *iss;
 };
 
 static void forget_secrets(struct rest_call *c)
@@ -62,6 +65,7 @@ static void call_free(struct rest_call *c)
 	free(c->filters);
 	forget_secrets(c);
 	json_decref(c->doc);
+	issuance_free(c->iss);
 	free(c);
 }
 
@@ -110,6 +114,71 @@ static bool audit_failed(const struct store_outcome *o)
 	       (strstr(o->message, "(table audit_events)") || strstr(o->message, "(table audit_chain_head)"));
 }
 
+static void refuse(struct resource_error *err, const char *field, const char *msg);
+
+/* ---- a certificate created with a csr_pem (issuance.h) ---- */
+
+static void issued(void *arg, int status, const char *body, size_t len)
+{
+	struct rest_call *c = arg;
+
+	if (status == 201) {
+		route_respond(c->rc, 201, "application/json", body, len);
+		call_free(c);
+		return;
+	}
+	fail(c, 503, "Service Unavailable", body, NULL);
+}
+
+static void issuance_signed(struct issuance *is, void *arg)
+{
+	struct rest_call *c = arg;
+
+	c->iss = is;
+	call_store(c);
+}
+
+static void issuance_failed(void *arg, int status, const char *title, const char *detail, const char *field)
+{
+	fail(arg, status, title, detail, field);
+}
+
+/* A create body's csr_pem, taken out (the record does not keep it; the
+ * version does): *csr NULL when there is none. false: 400 in err. */
+static bool take_csr(struct rest_call *c, char **stripped, char **csr, struct resource_error *err)
+{
+	const struct api_request *q = &c->rc->req;
+	json_t *j, *v;
+
+	*csr = *stripped = NULL;
+	if (strcmp(c->res->name, "managed_certificates") != 0 || c->verb != V_CREATE ||
+	    !json_depth_ok((const char *)q->body, q->body_len, 16))
+		return true;
+	j = json_loadb((const char *)q->body, q->body_len, JSON_REJECT_DUPLICATES, NULL);
+	v = json_object_get(j, "csr_pem");
+	if (!v) {
+		json_decref(j);
+		return true;
+	}
+	if (!json_is_string(v)) {
+		json_decref(j);
+		refuse(err, "csr_pem", "must be a string");
+		return false;
+	}
+	*csr = strdup(json_string_value(v));
+	json_object_del(j, "csr_pem");
+	*stripped = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!*csr || !*stripped) {
+		free(*csr);
+		free(*stripped);
+		*csr = *stripped = NULL;
+		refuse(err, "", "out of memory");
+		return false;
+	}
+	return true;
+}
+
 static void on_store(const struct store_outcome *o, void *arg)
 {
 	struct rest_call *c = arg;
@@ -152,6 +221,13 @@ static void on_store(const struct store_outcome *o, void *arg)
 			return;
 		}
 		route_respond(c->rc, 204, "application/json", "", 0);
+	} else if (c->iss) {
+		struct issuance *is = c->iss;
+
+		/* the record exists: now its version (issuance.c answers) */
+		c->iss = NULL;
+		issuance_record(is, (const char *)o->json, o->json_len, issued, c);
+		return;
 	} else {
 		route_respond(c->rc, c->verb == V_CREATE ? 201 : 200, "application/json",
 			      (const char *)o->json, o->json_len);
@@ -451,10 +527,24 @@ static void rest_handle(struct route_call *rc)
 		return;
 	}
 	if (c->verb == V_CREATE || c->verb == V_UPDATE) {
-		c->canonical = resource_check_body(c->res, (const char *)rc->req.body, rc->req.body_len,
-						   c->verb == V_CREATE, &err);
-		if (!c->canonical) {
+		char *stripped = NULL, *csr = NULL;
+
+		if (!take_csr(c, &stripped, &csr, &err)) {
 			fail(c, 400, "Bad Request", err.msg, err.field);
+			return;
+		}
+		c->canonical = resource_check_body(c->res, stripped ? stripped : (const char *)rc->req.body,
+						   stripped ? strlen(stripped) : rc->req.body_len,
+						   c->verb == V_CREATE, &err);
+		free(stripped);
+		if (!c->canonical) {
+			free(csr);
+			fail(c, 400, "Bad Request", err.msg, err.field);
+			return;
+		}
+		if (csr) {
+			issuance_start(rc, c->canonical, csr, issuance_signed, issuance_failed, c);
+			free(csr);
 			return;
 		}
 		if (resource_has_secrets(c->res)) {

@@ -1,0 +1,373 @@
+/* See issuance.h. */
+#include "issuance.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/mem.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "csr_policy.h"
+#include "store_client.h"
+#include "store_wire.h"
+#include "util.h"
+#include "worker.h"
+
+#define CSR_PEM_MAX 16384
+/* what the api assumes for the default validity when it checks ahead;
+ * the signer decides with its own signer.default_validity */
+#define API_DEFAULT_VALIDITY_S (90 * 86400)
+
+struct issuance {
+	struct route_call *rc;
+	issuance_signed_cb ok;
+	issuance_fail_cb fail;
+	void *arg;
+	issuance_done_cb done;
+	char issuer_id[132], profile_id[132];
+	char *csr_pem;
+	uint8_t *csr_der;
+	size_t csr_len;
+	char *profile; /* JSON */
+	/* the signed certificate */
+	char serial[64], not_before[24], not_after[24], fingerprint[65], key_size[12];
+	char key_alg[12];
+	char *pem_chain;
+	char *created; /* the record, to answer with */
+};
+
+void issuance_free(struct issuance *is)
+{
+	if (!is)
+		return;
+	free(is->csr_pem);
+	free(is->csr_der);
+	free(is->profile);
+	free(is->pem_chain);
+	free(is->created);
+	free(is);
+}
+
+static void give_up(struct issuance *is, int status, const char *title, const char *detail, const char *field)
+{
+	issuance_fail_cb fail = is->fail;
+	void *arg = is->arg;
+
+	issuance_free(is);
+	fail(arg, status, title, detail, field);
+}
+
+static void unavailable(struct issuance *is, const char *what)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof detail, "%s: nothing was issued or recorded; the request can be sent again", what);
+	give_up(is, 503, "Service Unavailable", detail, NULL);
+}
+
+/* ---- 2. the signer's signature ---- */
+
+static char *der_to_pem(const uint8_t *der, size_t len)
+{
+	const uint8_t *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	BIO *bio = BIO_new(BIO_s_mem());
+	const uint8_t *out;
+	size_t n;
+	char *s = NULL;
+
+	if (x && bio && PEM_write_bio_X509(bio, x) && BIO_mem_contents(bio, &out, &n) && (s = malloc(n + 1))) {
+		memcpy(s, out, n);
+		s[n] = '\0';
+	}
+	X509_free(x);
+	BIO_free(bio);
+	ERR_clear_error();
+	return s;
+}
+
+static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct issuance *is = arg;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+	char *pem;
+	size_t plen, clen;
+
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EINVAL) {
+		char detail[360];
+
+		/* what the api's own check let through: the signer's word is final */
+		snprintf(detail, sizeof detail, "csr_pem: %.300s", m->u.error.message);
+		give_up(is, 400, "Bad Request", detail, "csr_pem");
+		return;
+	}
+	if (status != 0 || !m || m->type != IPC_T_CERT_SIGNED) {
+		unavailable(is, status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EIO
+					? "the signer cannot write its ledger"
+					: "the signer is unavailable");
+		return;
+	}
+	SHA256(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, md);
+	hex_encode(md, sizeof md, is->fingerprint);
+	snprintf(is->serial, sizeof is->serial, "%s", m->u.cert_signed.serial);
+	snprintf(is->not_before, sizeof is->not_before, "%llu", (unsigned long long)m->u.cert_signed.not_before);
+	snprintf(is->not_after, sizeof is->not_after, "%llu", (unsigned long long)m->u.cert_signed.not_after);
+	pem = der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len);
+	clen = m->u.cert_signed.chain_pem.len;
+	plen = pem ? strlen(pem) : 0;
+	is->pem_chain = pem ? malloc(plen + clen + 1) : NULL;
+	if (!is->pem_chain) {
+		free(pem);
+		unavailable(is, "out of memory");
+		return;
+	}
+	/* the certificate, then the CA chain */
+	memcpy(is->pem_chain, pem, plen);
+	memcpy(is->pem_chain + plen, m->u.cert_signed.chain_pem.ptr, clen);
+	is->pem_chain[plen + clen] = '\0';
+	free(pem);
+	is->ok(is, is->arg);
+}
+
+static void sign(struct issuance *is)
+{
+	struct ipc_msg m = {.type = IPC_T_CERT_SIGN};
+	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
+
+	m.u.cert_sign.csr.ptr = is->csr_der;
+	m.u.cert_sign.csr.len = (uint32_t)is->csr_len;
+	m.u.cert_sign.profile.ptr = (const uint8_t *)is->profile;
+	m.u.cert_sign.profile.len = (uint32_t)strlen(is->profile);
+	m.u.cert_sign.issuer_id = is->issuer_id;
+	m.u.cert_sign.validity_seconds = 0;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
+		unavailable(is, "the signer is unavailable");
+}
+
+/* ---- 1. what the CSR is checked against ---- */
+
+static void check_csr(struct issuance *is)
+{
+	struct csr_checked c;
+	char why[300], detail[340];
+
+	if (csr_policy_check(is->csr_der, is->csr_len, is->profile, strlen(is->profile), 0, API_DEFAULT_VALIDITY_S,
+			     &c, why, sizeof why) != 0) {
+		snprintf(detail, sizeof detail, "csr_pem: %s", why);
+		give_up(is, 400, "Bad Request", detail, "csr_pem");
+		return;
+	}
+	snprintf(is->key_alg, sizeof is->key_alg, "%s", c.key_alg);
+	snprintf(is->key_size, sizeof is->key_size, "%d", c.key_bits);
+	csr_checked_free(&c);
+	sign(is);
+}
+
+static void on_profile(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+
+	if (o->error) {
+		unavailable(is, "the database is unavailable");
+		return;
+	}
+	if (o->status == STORE_NO_ROW) {
+		give_up(is, 422, "Unprocessable Content", "certificate_profile_id: no such certificate profile",
+			"certificate_profile_id");
+		return;
+	}
+	is->profile = strndup((const char *)o->json, o->json_len);
+	if (!is->profile) {
+		unavailable(is, "out of memory");
+		return;
+	}
+	check_csr(is);
+}
+
+static void on_issuer(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	json_t *j;
+	const char *type;
+	bool enabled;
+
+	if (o->error) {
+		unavailable(is, "the database is unavailable");
+		return;
+	}
+	if (o->status == STORE_NO_ROW) {
+		give_up(is, 422, "Unprocessable Content", "issuer_id: no such issuer", "issuer_id");
+		return;
+	}
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	type = json_string_value(json_object_get(j, "type"));
+	enabled = !json_is_false(json_object_get(j, "enabled"));
+	if (!type || strcmp(type, "Local") != 0 || !enabled) {
+		char detail[200];
+
+		snprintf(detail, sizeof detail, "issuer_id: %s", !type || strcmp(type, "Local") != 0
+			 ? "only an issuer of type Local (certward's own CA) signs a csr_pem here"
+			 : "the issuer is disabled");
+		json_decref(j);
+		give_up(is, 422, "Unprocessable Content", detail, "issuer_id");
+		return;
+	}
+	json_decref(j);
+	if (is->profile_id[0]) {
+		const char *p[1] = {is->profile_id};
+
+		if (store_call(is->rc->w, "certificate_profiles.get", p, 1, on_profile, is) != 0)
+			unavailable(is, "the database is unavailable");
+		return;
+	}
+	/* no profile: only the floors */
+	is->profile = strdup("{}");
+	if (!is->profile) {
+		unavailable(is, "out of memory");
+		return;
+	}
+	check_csr(is);
+}
+
+void issuance_start(struct route_call *rc, const char *body, const char *csr_pem, issuance_signed_cb ok,
+		    issuance_fail_cb fail, void *arg)
+{
+	struct issuance *is = calloc(1, sizeof *is);
+	json_t *j;
+	const char *issuer, *profile;
+	BIO *bio;
+	X509_REQ *req = NULL;
+	uint8_t *der = NULL;
+	int len;
+
+	if (!is) {
+		fail(arg, 503, "Service Unavailable", "out of memory", NULL);
+		return;
+	}
+	is->rc = rc;
+	is->ok = ok;
+	is->fail = fail;
+	is->arg = arg;
+	if (strlen(csr_pem) > CSR_PEM_MAX) {
+		give_up(is, 400, "Bad Request", "csr_pem: longer than 16384 characters", "csr_pem");
+		return;
+	}
+	bio = BIO_new_mem_buf(csr_pem, (ssize_t)strlen(csr_pem));
+	if (bio)
+		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	len = req ? i2d_X509_REQ(req, &der) : -1;
+	X509_REQ_free(req);
+	ERR_clear_error();
+	if (len <= 0) {
+		give_up(is, 400, "Bad Request",
+			"csr_pem: not a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)",
+			"csr_pem");
+		return;
+	}
+	is->csr_der = malloc((size_t)len);
+	is->csr_pem = strdup(csr_pem);
+	if (!is->csr_der || !is->csr_pem) {
+		OPENSSL_free(der);
+		unavailable(is, "out of memory");
+		return;
+	}
+	memcpy(is->csr_der, der, (size_t)len);
+	is->csr_len = (size_t)len;
+	OPENSSL_free(der);
+	j = json_loads(body, 0, NULL);
+	issuer = json_string_value(json_object_get(j, "issuer_id"));
+	profile = json_string_value(json_object_get(j, "certificate_profile_id"));
+	snprintf(is->issuer_id, sizeof is->issuer_id, "%s", issuer ? issuer : "");
+	snprintf(is->profile_id, sizeof is->profile_id, "%s", profile ? profile : "");
+	json_decref(j);
+	{
+		const char *p[1] = {is->issuer_id};
+
+		if (store_call(rc->w, "issuers.get", p, 1, on_issuer, is) != 0)
+			unavailable(is, "the database is unavailable");
+	}
+}
+
+/* ---- 3. the version, once the record exists ---- */
+
+static void on_recorded(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	issuance_done_cb done = is->done;
+	void *darg = is->arg;
+	json_t *rec, *ver;
+	char *out;
+
+	if (o->error || o->status != STORE_OK) {
+		char detail[300];
+
+		snprintf(detail, sizeof detail,
+			 "the certificate was signed (serial %s) and its record created, but its version could not "
+			 "be stored: %s",
+			 is->serial, o->error ? (o->message ? o->message : "the database is unavailable") : "no row");
+		issuance_free(is);
+		done(darg, 503, detail, strlen(detail));
+		return;
+	}
+	/* the record as it is now: Active until the certificate expires */
+	rec = json_loads(is->created, 0, NULL);
+	ver = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	if (rec && ver) {
+		json_object_set_new(rec, "status", json_string("Active"));
+		json_object_set(rec, "expires_at", json_object_get(ver, "not_after"));
+		json_object_set(rec, "latest_version", ver);
+	}
+	out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	json_decref(rec);
+	json_decref(ver);
+	issuance_free(is);
+	if (out)
+		done(darg, 201, out, strlen(out));
+	else
+		done(darg, 201, "{}", 2);
+	free(out);
+}
+
+void issuance_record(struct issuance *is, const char *created, size_t len, issuance_done_cb done, void *arg)
+{
+	json_t *j = json_loadb(created, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(j, "id"));
+	const char *p[16];
+	size_t n = 0;
+
+	is->done = done;
+	is->arg = arg;
+	is->created = strndup(created, len);
+	p[n++] = id;
+	p[n++] = is->issuer_id;
+	p[n++] = is->serial;
+	p[n++] = is->not_before;
+	p[n++] = is->not_after;
+	p[n++] = is->fingerprint;
+	p[n++] = is->pem_chain;
+	p[n++] = is->csr_pem;
+	p[n++] = is->key_alg;
+	p[n++] = is->key_size;
+	n = route_audit_params(is->rc, p, n);
+	if (!id || !is->created || store_call(is->rc->w, "certificates.issued", p, n, on_recorded, is) != 0) {
+		static const char why[] = "the certificate was signed and its record created, but its version could "
+					  "not be stored: the database is unavailable";
+
+		json_decref(j);
+		issuance_free(is);
+		done(arg, 503, why, sizeof why - 1);
+		return;
+	}
+	json_decref(j);
+}
