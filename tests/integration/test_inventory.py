@@ -294,6 +294,7 @@ EXPECTED = {
     ("GET", "/api/v1/agents/{id}"): READ | {"own"}, ("DELETE", "/api/v1/agents/{id}"): MANAGE,
     ("POST", "/api/v1/agents/{id}/heartbeat"): {"own"},
     ("POST", "/api/v1/certificates/{id}/renew"): MANAGE, ("POST", "/api/v1/certificates/{id}/revoke"): MANAGE,
+    ("POST", "/api/v1/certificates/bulk-revoke"): ADMIN,
     ("POST", "/api/v1/jobs/{id}/cancel"): MANAGE, ("POST", "/api/v1/notifications/{id}/read"): MANAGE,
     ("GET", "/api/v1/apikeys"): ADMIN, ("POST", "/api/v1/apikeys"): ADMIN,
     ("GET", "/api/v1/apikeys/{id}"): ADMIN, ("DELETE", "/api/v1/apikeys/{id}"): ADMIN,
@@ -582,6 +583,40 @@ def read_cache():
     check(call("GET", path, "viewer")[1]["name"] == "while-deaf", "record after a refused change")
 
 
+def bulk_revocation():
+    """POST /api/v1/certificates/bulk-revoke: every certificate matching all
+    criteria is revoked with the reason, each with its audit event; asking
+    again skips them; no criterion, an unknown member or a bad reason is
+    400 and changes nothing; only an admin may."""
+    team = created("/api/v1/teams", {"name": "bulk-team"})["id"]
+    ids = [created("/api/v1/certificates", cert_body(BASE, name="bulk-%d" % i, team_id=team, target_ids=[]))["id"]
+           for i in range(3)]
+    other = created("/api/v1/certificates", cert_body(BASE, name="bulk-other", target_ids=[]))["id"]
+    for body, field in (({"team_id": team}, "reason"), ({"reason": "keyCompromise"}, None),
+                        ({"reason": "keyCompromise", "team_id": team, "colour": "red"}, "colour"),
+                        ({"reason": "KEY_COMPROMISE", "certificate_ids": ["x"] * 1001}, "certificate_ids"),
+                        ({"reason": "compromised", "team_id": team}, "reason"),
+                        ({"reason": "keyCompromise", "team_id": "bad id!"}, "team_id")):
+        code, prob = call("POST", "/api/v1/certificates/bulk-revoke", "admin", body)
+        check(code == 400 and prob.get("field") == field, "%r: %r" % (body, (code, prob)))
+    code, _ = call("POST", "/api/v1/certificates/bulk-revoke", "operator", {"reason": "superseded", "team_id": team})
+    check(code == 403, "an operator bulk-revoked: %d" % code)
+    check(count("managed_certificates", "revoked_at IS NOT NULL AND team_id = '%s'" % team) == 0, "refusals changed nothing")
+    code, res = call("POST", "/api/v1/certificates/bulk-revoke", "admin", {"reason": "KEY_COMPROMISE", "team_id": team})
+    check(code == 200 and res == {"total_matched": 3, "total_revoked": 3, "total_skipped": 0, "total_failed": 0,
+                                  "errors": []}, "bulk revoke: %r" % ((code, res),))
+    for i in ids:
+        got = call("GET", "/api/v1/certificates/" + i)[1]
+        check(got["status"] == "Revoked" and got["revocation_reason"] == "keyCompromise", "revoked: %r" % got)
+    check(call("GET", "/api/v1/certificates/" + other)[1]["status"] != "Revoked", "a certificate outside the criteria")
+    check(count("audit_events", "action = 'managed_certificates.revoke' AND details->>'bulk' = 'true' "
+                "AND resource_id IN ('%s')" % "','".join(ids)) == 3, "audit events")
+    code, res = call("POST", "/api/v1/certificates/bulk-revoke", "admin",
+                     {"reason": "superseded", "team_id": team, "certificate_ids": ids[:2] + [other]})
+    check(code == 200 and res["total_matched"] == 2 and res["total_revoked"] == 0 and res["total_skipped"] == 2,
+          "again, both criteria: %r" % res)
+
+
 root = make_root("certward-inventory-")
 pg = cw = None
 try:
@@ -601,6 +636,7 @@ try:
     case(pages_and_sorting)
     case(concurrent_updates)
     case(read_cache)
+    case(bulk_revocation)
     RUN.stop_clean(cw)
 finally:
     teardown(cw, pg, root)

@@ -3,6 +3,7 @@
  *
  *   POST   /api/v1/certificates/{id}/renew    a Renewal job              202
  *   POST   /api/v1/certificates/{id}/revoke   {"reason": R}              200
+ *   POST   /api/v1/certificates/bulk-revoke   {"reason": R, criteria}   200 (admin)
  *   POST   /api/v1/jobs/{id}/cancel                                      200
  *   POST   /api/v1/notifications/{id}/read                               200
  *   DELETE /api/v1/agents/{id}[?force=true&reason=...]  retire   200 / 204 / 409
@@ -27,10 +28,11 @@
 #include "store_client.h"
 #include "validate.h"
 
-enum action { A_RENEW, A_REVOKE, A_CANCEL, A_READ, A_RETIRE, A_HEARTBEAT };
+enum action { A_RENEW, A_REVOKE, A_CANCEL, A_READ, A_RETIRE, A_HEARTBEAT, A_BULK_REVOKE };
 
 static const char *const op_names[] = {"certificates.renew", "certificates.revoke", "jobs.cancel",
-				       "notifications.read", "agents.retire", "agents.heartbeat"};
+				       "notifications.read", "agents.retire", "agents.heartbeat",
+				       "certificates.bulk_revoke"};
 
 static void respond_typed(struct route_call *c, int status, const char *type, json_t *j)
 {
@@ -77,6 +79,11 @@ static void on_store(const struct store_outcome *o, void *arg)
 
 	if (o->error) {
 		rest_store_failed(c, o, false, op_names[a]);
+		return;
+	}
+	if (a == A_BULK_REVOKE) {
+		/* the reference's BulkRevokeResult, as the store built it */
+		route_respond(c, 200, "application/json", (const char *)o->json, o->json_len);
 		return;
 	}
 	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
@@ -236,6 +243,85 @@ static void revoke_certificate(struct route_call *c)
 	call(c, p, route_audit_params(c, p, 2));
 }
 
+#define BULK_IDS_MAX 1000
+
+/*
+ * Bulk revocation: a reason (required) and at least one criterion; every
+ * certificate matching all of them that is not revoked or archived yet is
+ * revoked, in one statement with an audit event each.
+ */
+static void bulk_revoke(struct route_call *c)
+{
+	static const char *const members[] = {"reason", "profile_id", "owner_id", "agent_id", "issuer_id",
+					      "team_id", "certificate_ids"};
+	const char *p[8], *reason;
+	json_t *body, *r, *crit, *ids, *v;
+	size_t i, ncrit = 0;
+	char *text;
+
+	if (!(body = small_body(c, members, sizeof members / sizeof members[0])))
+		return;
+	r = json_object_get(body, "reason");
+	if (!json_is_string(r) || !(reason = revocation_reason(json_string_value(r)))) {
+		route_problem(c, 400, "Bad Request",
+			      r ? "reason: must be an RFC 5280 reason (unspecified, keyCompromise, caCompromise, "
+				  "affiliationChanged, superseded, cessationOfOperation, certificateHold, "
+				  "privilegeWithdrawn; also in snake_case or UPPER_CASE)"
+				: "reason: required",
+			      "reason");
+		json_decref(body);
+		return;
+	}
+	crit = json_object();
+	for (i = 1; i < 6; i++) {
+		v = json_object_get(body, members[i]);
+		if (!v)
+			continue;
+		if (!json_is_string(v) || !valid_resource_id(json_string_value(v), 128)) {
+			route_problem(c, 400, "Bad Request", "must be an id", members[i]);
+			goto out;
+		}
+		json_object_set(crit, members[i], v);
+		ncrit++;
+	}
+	ids = json_object_get(body, "certificate_ids");
+	if (ids) {
+		if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > BULK_IDS_MAX) {
+			route_problem(c, 400, "Bad Request", "certificate_ids: 1 to 1000 ids", "certificate_ids");
+			goto out;
+		}
+		json_array_foreach(ids, i, v) {
+			if (!json_is_string(v) || !valid_resource_id(json_string_value(v), 128)) {
+				route_problem(c, 400, "Bad Request", "certificate_ids: each must be an id",
+					      "certificate_ids");
+				goto out;
+			}
+		}
+		json_object_set(crit, "certificate_ids", ids);
+		ncrit++;
+	}
+	if (ncrit == 0) {
+		/* a guard against revoking everything by mistake */
+		route_problem(c, 400, "Bad Request",
+			      "at least one of profile_id, owner_id, agent_id, issuer_id, team_id and certificate_ids "
+			      "is required",
+			      NULL);
+		goto out;
+	}
+	text = json_dumps(crit, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text) {
+		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
+		goto out;
+	}
+	p[0] = reason;
+	p[1] = text;
+	call(c, p, route_audit_params(c, p, 2));
+	free(text);
+out:
+	json_decref(crit);
+	json_decref(body);
+}
+
 /* valid UTF-8 without control characters: a reason goes to the audit trail */
 static bool utf8_text(const char *s)
 {
@@ -313,6 +399,7 @@ static void heartbeat(struct route_call *c)
 static const struct route action_routes[] = {
 	{"POST", "/api/v1/certificates/{id}/renew", ROLES_MANAGE, 0, simple, (void *)A_RENEW},
 	{"POST", "/api/v1/certificates/{id}/revoke", ROLES_MANAGE, 0, revoke_certificate, (void *)A_REVOKE},
+	{"POST", "/api/v1/certificates/bulk-revoke", ROLE_ADMIN, 0, bulk_revoke, (void *)A_BULK_REVOKE},
 	{"POST", "/api/v1/jobs/{id}/cancel", ROLES_MANAGE, 0, simple, (void *)A_CANCEL},
 	{"POST", "/api/v1/notifications/{id}/read", ROLES_MANAGE, 0, simple, (void *)A_READ},
 	{"DELETE", "/api/v1/agents/{id}", ROLES_MANAGE, 0, retire, (void *)A_RETIRE},
