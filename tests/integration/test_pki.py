@@ -248,11 +248,11 @@ def csr(d, name, key="ec", subj=None, sans=None):
 
 
 def signer_call(d, profile, validity, *csrs, issuer="iss-test"):
-    """The signer alone (tests/tools/signer_call), sent CERT_SIGN directly."""
+    """The signer alone (bench/signer_call), sent CERT_SIGN directly."""
     pf = os.path.join(d, "profile.json")
     with open(pf, "w") as f:
         json.dump(profile, f)
-    out = subprocess.run([os.path.join(BUILD, "tests", "signer_call"), os.path.join(BUILD, "certward-signer"),
+    out = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), os.path.join(BUILD, "certward-signer"),
                           os.path.join(d, "keys"), os.path.join(d, "certs"), issuer, str(validity), pf] + list(csrs),
                          capture_output=True, text=True, timeout=120)
     check(out.returncode in (0, 3), "signer_call failed (%d): %s%s" % (out.returncode, out.stdout, out.stderr[-2000:]))

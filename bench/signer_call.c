@@ -1,16 +1,19 @@
 /*
- * Test-only harness: plays certwardd and the api for a certward-signer of
- * its own, so that tests can send CERT_SIGN straight to the signer, past
- * every check the api makes.
+ * Test and benchmark harness: plays certwardd and the api for a
+ * certward-signer of its own, so that tests can send CERT_SIGN straight to
+ * the signer, past every check the api makes, and bench/issue.sh can time
+ * the signer alone.
  *
- *   signer_call SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json CSR.der...
+ *   signer_call [-n COUNT] SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json CSR.der...
  *
  * Starts SIGNER with a control channel and an "api" channel, sends it its
  * configuration (key_dir, cert_dir), waits for READY, then sends one
  * CERT_SIGN per CSR: a signed certificate is written to CSR.der.crt (DER)
  * and reported as "signed SERIAL NOT_BEFORE NOT_AFTER"; a refusal as
- * "refused CODE: MESSAGE". Exit status: 0 all signed, 3 any refused, 1 the
- * harness failed. The signer's log goes to stderr.
+ * "refused CODE: MESSAGE". With -n, each CSR is sent COUNT times, one
+ * after the other, and a line "timed COUNT SECONDS" follows. Exit status: 0
+ * all signed, 3 any refused, 1 the harness failed. The signer's log goes to
+ * stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,8 +117,17 @@ int main(int argc, char **argv)
 	size_t profile_len;
 	pid_t pid;
 
-	if (argc < 8) {
-		fprintf(stderr, "usage: signer_call SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json CSR.der...\n");
+	long count = 1;
+	struct timespec t0, t1;
+
+	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
+		count = strtol(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 8 || count < 1) {
+		fprintf(stderr, "usage: signer_call [-n COUNT] SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json "
+				"CSR.der...\n");
 		return 1;
 	}
 	profile = slurp(argv[6], &profile_len);
@@ -162,8 +175,10 @@ int main(int argc, char **argv)
 		}
 		ipc_msg_free(&r);
 	}
-	for (int i = 7; i < argc; i++) {
-		struct ipc_msg q = {.type = IPC_T_CERT_SIGN, .id = (uint64_t)i}, r;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long k = 0; k < (argc - 7) * count && rc != 1; k++) {
+		int i = 7 + (int)(k / count);
+		struct ipc_msg q = {.type = IPC_T_CERT_SIGN, .id = (uint64_t)k + 10}, r;
 		size_t csr_len;
 		uint8_t *csr = slurp(argv[i], &csr_len);
 
@@ -185,7 +200,9 @@ int main(int argc, char **argv)
 			break;
 		}
 		free(csr);
-		if (r.type == IPC_T_CERT_SIGNED) {
+		if (r.type == IPC_T_CERT_SIGNED && k % count != count - 1) {
+			/* a repetition: only the last one is written and reported */
+		} else if (r.type == IPC_T_CERT_SIGNED) {
 			char out[1200];
 			FILE *f;
 
@@ -208,6 +225,10 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		ipc_msg_free(&r);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (count > 1)
+		printf("timed %ld %.6f\n", count * (argc - 7),
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	m = (struct ipc_msg){.type = IPC_T_SHUTDOWN, .id = 2};
 	send_msg(ctl[0], &m);
 	close(api[0]);
