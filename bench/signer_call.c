@@ -10,8 +10,9 @@
  * configuration (key_dir, cert_dir), waits for READY, then sends one
  * CERT_SIGN per CSR: a signed certificate is written to CSR.der.crt (DER)
  * and reported as "signed SERIAL NOT_BEFORE NOT_AFTER"; a refusal as
- * "refused CODE: MESSAGE". With -n, each CSR is sent COUNT times, one
- * after the other, and a line "timed COUNT SECONDS" follows. Exit status: 0
+ * "refused CODE: MESSAGE". With -n, each CSR is sent COUNT times, all of
+ * them before the first answer is read (as many api connections would), and
+ * a line "timed COUNT SECONDS" follows. Exit status: 0
  * all signed, 3 any refused, 1 the harness failed. The signer's log goes to
  * stderr.
  */
@@ -176,9 +177,8 @@ int main(int argc, char **argv)
 		ipc_msg_free(&r);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (long k = 0; k < (argc - 7) * count && rc != 1; k++) {
-		int i = 7 + (int)(k / count);
-		struct ipc_msg q = {.type = IPC_T_CERT_SIGN, .id = (uint64_t)k + 10}, r;
+	for (int i = 7; i < argc && rc != 1; i++) {
+		struct ipc_msg q = {.type = IPC_T_CERT_SIGN};
 		size_t csr_len;
 		uint8_t *csr = slurp(argv[i], &csr_len);
 
@@ -193,37 +193,49 @@ int main(int argc, char **argv)
 		q.u.cert_sign.profile.len = (uint32_t)profile_len;
 		q.u.cert_sign.issuer_id = argv[4];
 		q.u.cert_sign.validity_seconds = strtoull(argv[5], NULL, 10);
-		if (send_msg(api[0], &q) != 0 || recv_msg(api[0], IPC_ROLE_SIGNER, &r) != 0) {
-			fprintf(stderr, "signer_call: no answer from the signer\n");
-			free(csr);
-			rc = 1;
-			break;
+		for (long k = 0; k < count; k++) {
+			q.id = (uint64_t)k + 10;
+			if (send_msg(api[0], &q) != 0) {
+				fprintf(stderr, "signer_call: cannot send to the signer\n");
+				rc = 1;
+				break;
+			}
 		}
 		free(csr);
-		if (r.type == IPC_T_CERT_SIGNED && k % count != count - 1) {
-			/* a repetition: only the last one is written and reported */
-		} else if (r.type == IPC_T_CERT_SIGNED) {
-			char out[1200];
-			FILE *f;
+		for (long k = 0; k < count && rc != 1; k++) {
+			struct ipc_msg r;
 
-			snprintf(out, sizeof out, "%s.crt", argv[i]);
-			f = fopen(out, "wb");
-			if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) != r.u.cert_signed.der.len)
+			if (recv_msg(api[0], IPC_ROLE_SIGNER, &r) != 0) {
+				fprintf(stderr, "signer_call: no answer from the signer\n");
 				rc = 1;
-			if (f)
-				fclose(f);
-			printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
-			       (unsigned long long)r.u.cert_signed.not_before,
-			       (unsigned long long)r.u.cert_signed.not_after);
-		} else if (r.type == IPC_T_ERROR) {
-			printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
-			rc = rc ? rc : 3;
-		} else {
-			printf("unexpected %s\n", ipc_type_name(r.type));
-			rc = 1;
+				break;
+			}
+			if (r.type == IPC_T_CERT_SIGNED && k != count - 1) {
+				/* a repetition: only the last one is written and reported */
+			} else if (r.type == IPC_T_CERT_SIGNED) {
+				char out[1200];
+				FILE *f;
+
+				snprintf(out, sizeof out, "%s.crt", argv[i]);
+				f = fopen(out, "wb");
+				if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) !=
+						  r.u.cert_signed.der.len)
+					rc = 1;
+				if (f)
+					fclose(f);
+				printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
+				       (unsigned long long)r.u.cert_signed.not_before,
+				       (unsigned long long)r.u.cert_signed.not_after);
+			} else if (r.type == IPC_T_ERROR) {
+				printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
+				rc = rc ? rc : 3;
+			} else {
+				printf("unexpected %s\n", ipc_type_name(r.type));
+				rc = 1;
+			}
+			fflush(stdout);
+			ipc_msg_free(&r);
 		}
-		fflush(stdout);
-		ipc_msg_free(&r);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (count > 1)

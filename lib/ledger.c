@@ -18,7 +18,11 @@
 struct ledger {
 	int fd;
 	char path[1024];
-	struct ledger_check state;
+	struct ledger_check state;     /* the chain, staged lines included */
+	struct ledger_check committed; /* the chain as the file holds it */
+	char *buf;                     /* staged lines */
+	size_t len, cap, nstaged;
+	uint64_t commits;
 	int failed; /* a write failed and its partial line could not be cut */
 };
 
@@ -199,6 +203,7 @@ struct ledger *ledger_open(const char *path, char *why, size_t whylen)
 	} else if (whylen) {
 		why[0] = '\0';
 	}
+	l->committed = l->state;
 	return l;
 fail:
 	if (l->fd >= 0)
@@ -212,7 +217,18 @@ void ledger_close(struct ledger *l)
 	if (!l)
 		return;
 	close(l->fd);
+	free(l->buf);
 	free(l);
+}
+
+size_t ledger_staged(const struct ledger *l)
+{
+	return l->nstaged;
+}
+
+uint64_t ledger_commits(const struct ledger *l)
+{
+	return l->commits;
 }
 
 uint64_t ledger_entries(const struct ledger *l)
@@ -220,8 +236,8 @@ uint64_t ledger_entries(const struct ledger *l)
 	return l->state.entries;
 }
 
-int ledger_append(struct ledger *l, const char *kind, const char *issuer, const char *serial_hex,
-		  const uint8_t *der, size_t derlen, char *why, size_t whylen)
+int ledger_stage(struct ledger *l, const char *kind, const char *issuer, const char *serial_hex,
+		 const uint8_t *der, size_t derlen, char *why, size_t whylen)
 {
 	char line[LEDGER_LINE_MAX + 2], obj[65], tbuf[32];
 	struct timespec ts;
@@ -254,16 +270,57 @@ int ledger_append(struct ledger *l, const char *kind, const char *issuer, const 
 		return -1;
 	}
 	line[n++] = '\n';
-	if (write(l->fd, line, n) != (ssize_t)n || fdatasync(l->fd) != 0) {
-		int e = errno;
+	if (l->len + n > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16384;
+		char *b;
 
-		snprintf(why, whylen, "cannot write the ledger %s: %s", l->path, strerror(e));
-		/* a partial line must not stay in front of the next one */
-		if (ftruncate(l->fd, (off_t)l->state.good_bytes) != 0 && (l->failed = 1))
-			snprintf(why, whylen, "cannot write the ledger %s: %s (and cannot cut the partial line)",
-				 l->path, strerror(e));
-		return -1;
+		while (cap < l->len + n)
+			cap *= 2;
+		if (!(b = realloc(l->buf, cap))) {
+			snprintf(why, whylen, "out of memory");
+			return -1;
+		}
+		l->buf = b;
+		l->cap = cap;
 	}
+	memcpy(l->buf + l->len, line, n);
+	l->len += n;
+	l->nstaged++;
 	l->state = next;
 	return 0;
+}
+
+int ledger_commit(struct ledger *l, char *why, size_t whylen)
+{
+	ssize_t w = 0;
+	size_t done = 0;
+
+	if (l->len == 0)
+		return 0;
+	while (done < l->len && (w = write(l->fd, l->buf + done, l->len - done)) > 0)
+		done += (size_t)w;
+	if (done != l->len || fdatasync(l->fd) != 0) {
+		int e = w < 0 || done == l->len ? errno : EIO;
+
+		snprintf(why, whylen, "cannot write the ledger %s: %s", l->path, strerror(e));
+		/* partial lines must not stay in front of the next ones */
+		if (ftruncate(l->fd, (off_t)l->committed.good_bytes) != 0 && (l->failed = 1))
+			snprintf(why, whylen, "cannot write the ledger %s: %s (and cannot cut the partial line)",
+				 l->path, strerror(e));
+		l->state = l->committed;
+		l->len = l->nstaged = 0;
+		return -1;
+	}
+	l->committed = l->state;
+	l->len = l->nstaged = 0;
+	l->commits++;
+	return 0;
+}
+
+int ledger_append(struct ledger *l, const char *kind, const char *issuer, const char *serial_hex,
+		  const uint8_t *der, size_t derlen, char *why, size_t whylen)
+{
+	if (ledger_stage(l, kind, issuer, serial_hex, der, derlen, why, whylen) != 0)
+		return -1;
+	return ledger_commit(l, why, whylen);
 }

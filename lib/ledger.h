@@ -55,10 +55,24 @@ struct ledger;
 struct ledger *ledger_open(const char *path, char *why, size_t whylen);
 void ledger_close(struct ledger *l);
 
-/* Appends one line and fsyncs it. 0, or -1 with why set: then the caller
- * must not hand the signed object out. */
+/* Appends one line and fsyncs it (ledger_stage, then ledger_commit). 0, or
+ * -1 with why set: then the caller must not hand the signed object out. */
 int ledger_append(struct ledger *l, const char *kind, const char *issuer, const char *serial_hex,
 		  const uint8_t *der, size_t derlen, char *why, size_t whylen);
+
+/*
+ * Group commit: lines staged one by one (the chain moves on in memory) and
+ * written together, with one write and one fdatasync, by ledger_commit.
+ * Nothing staged may be handed out before ledger_commit returned 0. When it
+ * returns -1 every staged line is dropped: the file and the chain are as
+ * they were before the first of them, and none of their objects may be
+ * handed out.
+ */
+int ledger_stage(struct ledger *l, const char *kind, const char *issuer, const char *serial_hex,
+		 const uint8_t *der, size_t derlen, char *why, size_t whylen);
+int ledger_commit(struct ledger *l, char *why, size_t whylen);
+size_t ledger_staged(const struct ledger *l);
+uint64_t ledger_commits(const struct ledger *l);
 uint64_t ledger_entries(const struct ledger *l);
 
 #endif

@@ -192,3 +192,33 @@ Test(ledger, refuses_what_it_cannot_trust)
 		cr_assert_str_eq(c.why, "line too long");
 	}
 }
+
+/* group commit: staged lines reach the file only together, at commit */
+Test(ledger, staged_lines_are_written_together_at_commit)
+{
+	char why[256];
+	struct ledger_check c;
+	struct ledger *l;
+	uint8_t der[8] = {1, 2, 3};
+
+	append_n(2);
+	l = ledger_open(path, why, sizeof why);
+	cr_assert(l, "%s", why);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(ledger_stage(l, "certificate", "ca-1", "0a", der, sizeof der, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(ledger_staged(l), 5);
+	cr_assert_eq(ledger_verify_file(path, &c), 0);
+	cr_assert_eq(c.entries, 2, "staged lines were written before the commit");
+	cr_assert_eq(ledger_commit(l, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(ledger_staged(l), 0);
+	cr_assert_eq(ledger_commits(l), 1);
+	cr_assert_eq(ledger_verify_file(path, &c), 0, "%s", c.why);
+	cr_assert_eq(c.entries, 7);
+	/* lines staged and never committed are not in the file, and the chain
+	 * goes on from what is */
+	cr_assert_eq(ledger_stage(l, "crl", "ca-1", "01", der, sizeof der, why, sizeof why), 0);
+	ledger_close(l);
+	append_n(1);
+	cr_assert_eq(ledger_verify_file(path, &c), 0, "%s", c.why);
+	cr_assert_eq(c.entries, 8);
+}

@@ -93,7 +93,8 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 	if (len <= 0)
 		goto crypto;
 	pki_serial_hex(cert, out->serial, sizeof out->serial);
-	if (ledger_append(ledger, "certificate", rq->issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) !=
+	/* staged: the caller commits the ledger before the certificate leaves */
+	if (ledger_stage(ledger, "certificate", rq->issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) !=
 	    0) {
 		fail(why, whylen, lwhy);
 		OPENSSL_free(der);

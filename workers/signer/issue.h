@@ -29,8 +29,10 @@ struct issue_result {
 	int64_t not_before, not_after;
 };
 
-/* 0 with *out filled; -1 with why naming the rule broken (EINVAL-class), or
- * -2 when the ledger could not be written (nothing is handed out). */
+/* 0 with *out filled and its ledger line staged: the caller must commit the
+ * ledger (ledger_commit) before the certificate leaves, and drop it when
+ * that fails; -1 with why naming the rule broken (EINVAL-class), or -2 when
+ * the line could not be staged (nothing is handed out). */
 int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request *rq, struct issue_result *out,
 	       char *why, size_t whylen);
 

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/mem.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,14 @@
 #include "tlskey.h"
 #include "worker.h"
 
+/* A signed certificate waiting for the ledger's next commit. */
+struct pending {
+	struct ipc_channel *ch; /* NULL once that peer is gone */
+	uint64_t id;
+	struct issue_result res;
+	struct pending *next;
+};
+
 struct signer {
 	int key_dir_fd;
 	struct tls_key *api_key;
@@ -29,6 +39,11 @@ struct signer {
 	uint64_t default_validity_s;
 	uint64_t refused;
 	uint64_t issued, issue_refused, ledger_failures;
+	/* group commit: certificates signed in one turn of the event loop share
+	 * one ledger write and fdatasync, after which they are answered */
+	uv_check_t committer;
+	bool committer_active;
+	struct pending *pending, **pending_tail;
 };
 
 static struct signer signer = {.key_dir_fd = -1};
@@ -89,15 +104,66 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	}
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
+	signer.pending_tail = &signer.pending;
+	uv_check_init(worker_loop(w), &signer.committer);
 	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
 	return signer.ca ? 0 : -1;
+}
+
+/* After the loop's I/O: one ledger commit for everything signed in this
+ * turn, then the answers (or, if the commit failed, EIO for all of them:
+ * none of those certificates exists outside the signer). */
+static void commit_pending(uv_check_t *h)
+{
+	struct pending *p = signer.pending, *next;
+	char why[300];
+	int rc = ledger_commit(signer.ledger, why, sizeof why);
+	size_t chain_len;
+	const char *chain = ca_chain_pem(signer.ca, &chain_len);
+
+	signer.pending = NULL;
+	signer.pending_tail = &signer.pending;
+	uv_check_stop(&signer.committer);
+	signer.committer_active = false;
+	if (rc != 0)
+		log_error("refused to hand out the certificates signed just now: %s", why);
+	for (; p; p = next) {
+		struct ipc_msg req = {.id = p->id}, r = {.type = IPC_T_CERT_SIGNED};
+
+		next = p->next;
+		if (rc != 0) {
+			signer.ledger_failures++;
+			if (p->ch)
+				ipc_reply_error(p->ch, &req, EIO, why);
+		} else if (p->ch) {
+			signer.issued++;
+			r.u.cert_signed.der.ptr = p->res.der;
+			r.u.cert_signed.der.len = (uint32_t)p->res.der_len;
+			r.u.cert_signed.serial = p->res.serial;
+			r.u.cert_signed.not_before = (uint64_t)p->res.not_before;
+			r.u.cert_signed.not_after = (uint64_t)p->res.not_after;
+			r.u.cert_signed.chain_pem.ptr = (const uint8_t *)chain;
+			r.u.cert_signed.chain_pem.len = (uint32_t)chain_len;
+			ipc_reply(p->ch, &req, &r);
+		} else {
+			signer.issued++; /* signed and in the ledger; its asker is gone */
+		}
+		OPENSSL_free(p->res.der);
+		free(p);
+	}
+}
+
+static void signer_peer_closed(struct worker *w, struct ipc_channel *ch)
+{
+	for (struct pending *p = signer.pending; p; p = p->next)
+		if (p->ch == ch)
+			p->ch = NULL;
 }
 
 /* CERT_SIGN: the rules checked again here (issue.c), whatever the caller
  * checked before. */
 static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 {
-	struct ipc_msg r = {.type = IPC_T_CERT_SIGNED};
 	struct issue_request rq = {
 		.csr = m->u.cert_sign.csr.ptr,
 		.csr_len = m->u.cert_sign.csr.len,
@@ -109,8 +175,8 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 		.base_url = signer.base_url,
 	};
 	struct issue_result res;
+	struct pending *p;
 	char why[300];
-	size_t chain_len;
 	int rc = issue_sign(signer.ca, signer.ledger, &rq, &res, why, sizeof why);
 
 	if (rc != 0) {
@@ -125,16 +191,22 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
 		return;
 	}
-	signer.issued++;
-	r.u.cert_signed.der.ptr = res.der;
-	r.u.cert_signed.der.len = (uint32_t)res.der_len;
-	r.u.cert_signed.serial = res.serial;
-	r.u.cert_signed.not_before = (uint64_t)res.not_before;
-	r.u.cert_signed.not_after = (uint64_t)res.not_after;
-	r.u.cert_signed.chain_pem.ptr = (const uint8_t *)ca_chain_pem(signer.ca, &chain_len);
-	r.u.cert_signed.chain_pem.len = (uint32_t)chain_len;
-	ipc_reply(from, m, &r);
-	OPENSSL_free(res.der);
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		/* its line is staged: it goes out with the next commit, unanswered */
+		OPENSSL_free(res.der);
+		ipc_reply_error(from, m, ENOMEM, "out of memory");
+		return;
+	}
+	p->ch = from;
+	p->id = m->id;
+	p->res = res;
+	*signer.pending_tail = p;
+	signer.pending_tail = &p->next;
+	if (!signer.committer_active) {
+		uv_check_start(&signer.committer, commit_pending);
+		signer.committer_active = true;
+	}
 }
 
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
@@ -211,10 +283,17 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "certificates_signed_total %llu\n", (unsigned long long)signer.issued);
 	strbuf_printf(out, "certificates_refused_total %llu\n", (unsigned long long)signer.issue_refused);
 	strbuf_printf(out, "ledger_write_failures_total %llu\n", (unsigned long long)signer.ledger_failures);
+	if (signer.ledger)
+		strbuf_printf(out, "ledger_commits_total %llu\n", (unsigned long long)ledger_commits(signer.ledger));
 }
 
 static void signer_stop(struct worker *w)
 {
+	/* what was signed this turn still gets its ledger line and answer */
+	if (signer.pending)
+		commit_pending(&signer.committer);
+	if (signer.pending_tail)
+		uv_close((uv_handle_t *)&signer.committer, NULL);
 	if (signer.key_dir_fd >= 0)
 		close(signer.key_dir_fd);
 	signer.key_dir_fd = -1;
@@ -234,6 +313,7 @@ static const struct worker_ops ops = {
 	.init = signer_init,
 	.on_message = signer_message,
 	.metrics = signer_metrics,
+	.peer_closed = signer_peer_closed,
 	.stop = signer_stop,
 };
 
