@@ -32,7 +32,8 @@ A change and its audit event are one statement (a data-modifying CTE): one
 is never stored without the other. So are the rows of a link table behind
 a "refs" field (a certificate's target_ids).
 
-Other resource keys: "list_where" (a condition on the rows a list shows,
+Other resource keys: "issuance" (true: also R.create_issued, a record
+created with its first certificate version, see ops_of), "list_where" (a condition on the rows a list shows,
 e.g. agents not retired, on the resource's own table), "reads" (the tables
 behind a resource whose "table" is a view), "read_roles" / "write_roles" (who may list/get
 and create/update/delete; default admin, operator, viewer / admin). Field
@@ -257,18 +258,49 @@ def ops_of(res):
     else:
         delete = ("WITH r AS (DELETE FROM %s WHERE id = $1 RETURNING id), %s "
                   "SELECT json_build_object('deleted', count(*)) FROM r" % (table, audit_cte(res, "delete", 2)))
-    ops = {
+    ops = {}
+    if res.get("issuance"):
+        # a record created with the certificate the signer just signed for
+        # it: the record (Active until not_after), its first version, the
+        # serial registered for the issuer, and both audit events, in one
+        # statement and one commit. A, then $8 serial (hex), $9/$10
+        # not_before/not_after (Unix seconds), $11 SHA-256 fingerprint (hex),
+        # $12 PEM chain, $13 CSR (PEM), $14 key algorithm, $15 key size
+        # -> {"certificate": the record, "version": the version}
+        ins_cols = cols + ["status", "expires_at", "last_renewal_at"]
+        ins_vals = vals + ["'Active'", "to_timestamp($10::bigint)", "now()"]
+        create_issued = (
+            "WITH r AS (INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING t.*), %s%s, "
+            "v AS (INSERT INTO certificate_versions (certificate_id, serial_number, not_before, not_after, "
+            "fingerprint_sha256, pem_chain, csr_pem, key_algorithm, key_size) SELECT r.id, $8, "
+            "to_timestamp($9::bigint), to_timestamp($10::bigint), $11, $12, $13, $14, $15::int FROM r RETURNING *), "
+            "sn AS (INSERT INTO issued_serials (issuer_id, serial_number, certificate_version_id) "
+            "SELECT r.issuer_id, v.serial_number, v.id FROM r, v), "
+            "ie AS (INSERT INTO audit_events (actor, actor_type, actor_role, action, resource_type, resource_id, "
+            "request_id, source_address, outcome, body_sha256, details) SELECT $2, $3, $4, 'certificate.issued', "
+            "'%s', r.id, $5, $6::inet, 'success', decode($7, 'hex'), jsonb_build_object('serial_number', "
+            "v.serial_number, 'issuer_id', r.issuer_id, 'not_after', v.not_after) FROM r, v) "
+            "SELECT json_build_object('certificate', %s, 'version', json_build_object('id', v.id, "
+            "'certificate_id', v.certificate_id, 'serial_number', v.serial_number, 'not_before', v.not_before, "
+            "'not_after', v.not_after, 'fingerprint_sha256', v.fingerprint_sha256, 'key_algorithm', "
+            "v.key_algorithm, 'key_size', v.key_size, 'created_at', v.created_at)) FROM r t, v"
+            % (table, ", ".join(ins_cols), ", ".join(ins_vals), link_ctes(res, "$1::jsonb", False),
+               audit_cte(res, "create", 2), name, obj_of(res, "$1::jsonb")))
+        ops["create_issued"] = (name + ".create_issued", 15, "ROW", create_issued)
+    ops.update({
         "list": (name + ".list", 5, "LIST", lst),
         "get": (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
         "create": (name + ".create", 7, "ROW", create),
         "update": (name + ".update", 8, "ROW", update),
         "delete": (name + ".delete", 7, "VALUE", delete),
-    }
+    })
     # what a cached result comes from: a list under another resource also
     # answers whether that one exists
     reads = " ".join(res.get("reads", [table]) + [f["link"]["table"] for f in links(res)] +
                      ([par["table"]] if par else []))
     out = [ops[v] + ((reads,) if v in ("list", "get") else (None,)) for v in VERBS if v in verbs]
+    if "create_issued" in ops:
+        out.append(ops["create_issued"] + (None,))
     # audit.failure_mode fail_open: the same change without its event, for
     # when the event cannot be written (rest.c retries with these, counted
     # and logged)

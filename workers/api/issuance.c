@@ -28,10 +28,9 @@
 
 struct issuance {
 	struct route_call *rc;
-	issuance_signed_cb ok;
-	issuance_fail_cb fail;
-	void *arg;
 	issuance_done_cb done;
+	void *arg;
+	char *body; /* the record's checked fields */
 	char issuer_id[132], profile_id[132];
 	char *csr_pem;
 	uint8_t *csr_der;
@@ -41,29 +40,28 @@ struct issuance {
 	char serial[64], not_before[24], not_after[24], fingerprint[65], key_size[12];
 	char key_alg[12];
 	char *pem_chain;
-	char *created; /* the record, to answer with */
 };
 
-void issuance_free(struct issuance *is)
+static void issuance_free(struct issuance *is)
 {
-	if (!is)
-		return;
+	free(is->body);
 	free(is->csr_pem);
 	free(is->csr_der);
 	free(is->profile);
 	free(is->pem_chain);
-	free(is->created);
 	free(is);
 }
 
 static void give_up(struct issuance *is, int status, const char *title, const char *detail, const char *field)
 {
-	issuance_fail_cb fail = is->fail;
+	issuance_done_cb done = is->done;
 	void *arg = is->arg;
 
 	issuance_free(is);
-	fail(arg, status, title, detail, field);
+	done(arg, status, title, detail, field, NULL, 0);
 }
+
+static void record(struct issuance *is);
 
 static void unavailable(struct issuance *is, const char *what)
 {
@@ -136,7 +134,7 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 	memcpy(is->pem_chain + plen, m->u.cert_signed.chain_pem.ptr, clen);
 	is->pem_chain[plen + clen] = '\0';
 	free(pem);
-	is->ok(is, is->arg);
+	record(is);
 }
 
 static void sign(struct issuance *is)
@@ -239,8 +237,8 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 	check_csr(is);
 }
 
-void issuance_start(struct route_call *rc, const char *body, const char *csr_pem, issuance_signed_cb ok,
-		    issuance_fail_cb fail, void *arg)
+void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, issuance_done_cb done,
+		  void *arg)
 {
 	struct issuance *is = calloc(1, sizeof *is);
 	json_t *j;
@@ -250,13 +248,13 @@ void issuance_start(struct route_call *rc, const char *body, const char *csr_pem
 	uint8_t *der = NULL;
 	int len;
 
-	if (!is) {
-		fail(arg, 503, "Service Unavailable", "out of memory", NULL);
+	if (!is || !(is->body = strdup(body))) {
+		free(is);
+		done(arg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
 		return;
 	}
 	is->rc = rc;
-	is->ok = ok;
-	is->fail = fail;
+	is->done = done;
 	is->arg = arg;
 	if (strlen(csr_pem) > CSR_PEM_MAX) {
 		give_up(is, 400, "Bad Request", "csr_pem: longer than 16384 characters", "csr_pem");
@@ -299,58 +297,56 @@ void issuance_start(struct route_call *rc, const char *body, const char *csr_pem
 	}
 }
 
-/* ---- 3. the version, once the record exists ---- */
+/* ---- 3. the record, with the certificate as its first version ---- */
 
 static void on_recorded(const struct store_outcome *o, void *arg)
 {
 	struct issuance *is = arg;
 	issuance_done_cb done = is->done;
 	void *darg = is->arg;
-	json_t *rec, *ver;
+	json_t *j, *rec;
 	char *out;
 
 	if (o->error || o->status != STORE_OK) {
+		const char *m = o->message ? o->message : "";
 		char detail[300];
 
+		if (o->error == EIO && strstr(m, "SQLSTATE 23503")) {
+			give_up(is, 422, "Unprocessable Content", "a referenced record does not exist", NULL);
+			return;
+		}
+		if (o->error == EIO && strstr(m, "SQLSTATE 23")) {
+			give_up(is, 409, "Conflict", "the record conflicts with a stored one", NULL);
+			return;
+		}
 		snprintf(detail, sizeof detail,
-			 "the certificate was signed (serial %s) and its record created, but its version could not "
-			 "be stored: %s",
-			 is->serial, o->error ? (o->message ? o->message : "the database is unavailable") : "no row");
-		issuance_free(is);
-		done(darg, 503, detail, strlen(detail));
+			 "the certificate was signed (serial %s, in the signer's ledger) but could not be stored: "
+			 "nothing was recorded; the request can be sent again",
+			 is->serial);
+		give_up(is, 503, "Service Unavailable", detail, NULL);
 		return;
 	}
-	/* the record as it is now: Active until the certificate expires */
-	rec = json_loads(is->created, 0, NULL);
-	ver = json_loadb((const char *)o->json, o->json_len, 0, NULL);
-	if (rec && ver) {
-		json_object_set_new(rec, "status", json_string("Active"));
-		json_object_set(rec, "expires_at", json_object_get(ver, "not_after"));
-		json_object_set(rec, "latest_version", ver);
-	}
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	rec = json_object_get(j, "certificate");
+	if (rec)
+		json_object_set(rec, "latest_version", json_object_get(j, "version"));
 	out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-	json_decref(rec);
-	json_decref(ver);
+	json_decref(j);
 	issuance_free(is);
 	if (out)
-		done(darg, 201, out, strlen(out));
+		done(darg, 201, NULL, NULL, NULL, out, strlen(out));
 	else
-		done(darg, 201, "{}", 2);
+		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
 	free(out);
 }
 
-void issuance_record(struct issuance *is, const char *created, size_t len, issuance_done_cb done, void *arg)
+static void record(struct issuance *is)
 {
-	json_t *j = json_loadb(created, len, 0, NULL);
-	const char *id = json_string_value(json_object_get(j, "id"));
 	const char *p[16];
 	size_t n = 0;
 
-	is->done = done;
-	is->arg = arg;
-	is->created = strndup(created, len);
-	p[n++] = id;
-	p[n++] = is->issuer_id;
+	p[n++] = is->body;
+	n = route_audit_params(is->rc, p, n);
 	p[n++] = is->serial;
 	p[n++] = is->not_before;
 	p[n++] = is->not_after;
@@ -359,15 +355,6 @@ void issuance_record(struct issuance *is, const char *created, size_t len, issua
 	p[n++] = is->csr_pem;
 	p[n++] = is->key_alg;
 	p[n++] = is->key_size;
-	n = route_audit_params(is->rc, p, n);
-	if (!id || !is->created || store_call(is->rc->w, "certificates.issued", p, n, on_recorded, is) != 0) {
-		static const char why[] = "the certificate was signed and its record created, but its version could "
-					  "not be stored: the database is unavailable";
-
-		json_decref(j);
-		issuance_free(is);
-		done(arg, 503, why, sizeof why - 1);
-		return;
-	}
-	json_decref(j);
+	if (store_call(is->rc->w, "managed_certificates.create_issued", p, n, on_recorded, is) != 0)
+		unavailable(is, "the database is unavailable");
 }

@@ -40,8 +40,6 @@ struct rest_call {
 	 * the secret members on their way to the signer */
 	json_t *doc, *secrets;
 	const struct field_def *secrets_field, *sealed_field;
-	/* a certificate created with a csr_pem: signed before it is created */
-	struct issuance *iss;
 };
 
 static void forget_secrets(struct rest_call *c)
@@ -65,7 +63,6 @@ static void call_free(struct rest_call *c)
 	free(c->filters);
 	forget_secrets(c);
 	json_decref(c->doc);
-	issuance_free(c->iss);
 	free(c);
 }
 
@@ -118,7 +115,8 @@ static void refuse(struct resource_error *err, const char *field, const char *ms
 
 /* ---- a certificate created with a csr_pem (issuance.h) ---- */
 
-static void issued(void *arg, int status, const char *body, size_t len)
+static void issued(void *arg, int status, const char *title, const char *detail, const char *field,
+		   const char *body, size_t len)
 {
 	struct rest_call *c = arg;
 
@@ -127,20 +125,7 @@ static void issued(void *arg, int status, const char *body, size_t len)
 		call_free(c);
 		return;
 	}
-	fail(c, 503, "Service Unavailable", body, NULL);
-}
-
-static void issuance_signed(struct issuance *is, void *arg)
-{
-	struct rest_call *c = arg;
-
-	c->iss = is;
-	call_store(c);
-}
-
-static void issuance_failed(void *arg, int status, const char *title, const char *detail, const char *field)
-{
-	fail(arg, status, title, detail, field);
+	fail(c, status, title, detail, field);
 }
 
 /* A create body's csr_pem, taken out (the record does not keep it; the
@@ -221,13 +206,6 @@ static void on_store(const struct store_outcome *o, void *arg)
 			return;
 		}
 		route_respond(c->rc, 204, "application/json", "", 0);
-	} else if (c->iss) {
-		struct issuance *is = c->iss;
-
-		/* the record exists: now its version (issuance.c answers) */
-		c->iss = NULL;
-		issuance_record(is, (const char *)o->json, o->json_len, issued, c);
-		return;
 	} else {
 		route_respond(c->rc, c->verb == V_CREATE ? 201 : 200, "application/json",
 			      (const char *)o->json, o->json_len);
@@ -543,7 +521,7 @@ static void rest_handle(struct route_call *rc)
 			return;
 		}
 		if (csr) {
-			issuance_start(rc, c->canonical, csr, issuance_signed, issuance_failed, c);
+			issuance_run(rc, c->canonical, csr, issued, c);
 			free(csr);
 			return;
 		}
