@@ -88,6 +88,11 @@ Test(store_cache, keeps_until_a_table_read_changes)
 	/* a table no entry reads changes nothing */
 	cache_changed(c, "jobs");
 	cr_assert(get(c, 2, "t-1", NULL, NULL));
+	/* a write naming its tables: only the entries reading them go */
+	put(c, 1, "mc-1", certs, cache_stamp(c), "{}", 0);
+	cache_changed_tables(c, cache_tables(c, "managed_certificates audit_events"));
+	cr_assert_not(get(c, 1, "mc-1", NULL, NULL));
+	cr_assert(get(c, 2, "t-1", NULL, NULL));
 	cache_changed_all(c);
 	cr_assert_not(get(c, 2, "t-1", NULL, NULL));
 	cache_free(c);

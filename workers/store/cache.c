@@ -181,6 +181,14 @@ void cache_changed_all(struct store_cache *c)
 	cache_changed(c, NULL);
 }
 
+void cache_changed_tables(struct store_cache *c, uint64_t tables)
+{
+	c->changes++;
+	++c->gen;
+	for (uint64_t m = tables; m; m &= m - 1)
+		c->table_gen[__builtin_ctzll(m)] = c->gen;
+}
+
 /* no table the result reads has changed since stamp */
 static bool still_true(const struct store_cache *c, uint64_t tables, uint64_t stamp)
 {

@@ -49,6 +49,8 @@ uint64_t cache_stamp(const struct store_cache *c);
 /* table NULL: everything. A table no entry reads is ignored. */
 void cache_changed(struct store_cache *c, const char *table);
 void cache_changed_all(struct store_cache *c);
+/* the tables of a mask (cache_tables) changed */
+void cache_changed_tables(struct store_cache *c, uint64_t tables);
 
 /*
  * Key: a number (the operation's, with any flavour bits the caller likes)

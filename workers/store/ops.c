@@ -20,7 +20,8 @@ struct store_op {
 	enum op_result result;
 	const char *sql;
 	bool read;          /* STORE_READ: changes nothing */
-	const char *tables; /* what a cached result reads, or NULL: not cached */
+	const char *tables; /* STORE_READ: what a cached result reads, or NULL: not cached;
+			     * STORE_WRITE: what it writes */
 };
 
 static const struct store_op store_ops[] = {
@@ -28,7 +29,10 @@ static const struct store_op store_ops[] = {
 #define STORE_OP(name, callers, nparams, result, sql) {name, callers, nparams, OP_##result, sql, false, NULL},
 #define STORE_READ(name, callers, nparams, result, tables, sql) \
 	{name, callers, nparams, OP_##result, sql, true, tables},
+#define STORE_WRITE(name, callers, nparams, result, tables, sql) \
+	{name, callers, nparams, OP_##result, sql, false, tables},
 #include "store_ops.def"
+#undef STORE_WRITE
 #undef STORE_READ
 #undef STORE_OP
 #undef R
@@ -36,7 +40,8 @@ static const struct store_op store_ops[] = {
 
 #define NOPS (sizeof store_ops / sizeof store_ops[0])
 
-/* the cache's table masks of the operations (0: not cached) */
+/* the cache's table masks of the operations: what a read reads (0: not
+ * cached), what a write writes (0: everything) */
 static uint64_t op_tables[NOPS];
 
 /* a list's total is kept under the list's number with one of these bits
@@ -110,7 +115,9 @@ static void call_free(struct call *c)
 {
 	/* a write (or what may have been one) is over: its caller's next read
 	 * must see it, whatever PostgreSQL's notification says and whenever */
-	if (!c->op->read)
+	if (!c->op->read && op_tables[c->op - store_ops])
+		cache_changed_tables(c->s->cache, op_tables[c->op - store_ops]);
+	else if (!c->op->read)
 		cache_changed_all(c->s->cache);
 	free(c->key);
 	if (c->lease)
@@ -159,7 +166,7 @@ static void remember(struct call *c, PGresult *res, const struct ipc_msg *r)
 	size_t klen;
 	uint32_t op;
 
-	if (!tables)
+	if (!c->op->read || !tables)
 		return;
 	/* a list's total also serves the other pages and sort orders */
 	if (c->op->result == OP_LIST && r->u.store_result.status == STORE_OK && !c->params.v[c->op->nparams] &&
@@ -323,7 +330,7 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		refuse(s, from, m, t0, op->name, "unavailable", rc, why);
 		return;
 	}
-	if (op_tables[op - store_ops] && answer_cached(s, from, m, op, t0)) {
+	if (op->read && op_tables[op - store_ops] && answer_cached(s, from, m, op, t0)) {
 		store_params_free(&params);
 		return;
 	}
@@ -348,12 +355,12 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		uint32_t k = total_key(c, &key, &klen);
 
 		c->params.v[op->nparams] = NULL;
-		if (op_tables[op - store_ops] && cache_get(s->cache, k, key, klen, &val, &vlen, &total)) {
+		if (op->read && op_tables[op - store_ops] && cache_get(s->cache, k, key, klen, &val, &vlen, &total)) {
 			snprintf(c->total, sizeof c->total, "%lld", (long long)total);
 			c->params.v[op->nparams] = c->total;
 		}
 	}
-	if (op_tables[op - store_ops] && cache_enabled(s->cache) &&
+	if (op->read && op_tables[op - store_ops] && cache_enabled(s->cache) &&
 		   (c->key = malloc(m->u.store_call.params.len ? m->u.store_call.params.len : 1))) {
 		memcpy(c->key, m->u.store_call.params.ptr, m->u.store_call.params.len);
 		c->klen = m->u.store_call.params.len;
