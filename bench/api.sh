@@ -85,14 +85,7 @@ bench_build
 bench_cpus ""
 bench_start_certward
 
-# the store applies the migrations after /health answers: wait for /ready
-ready=${cw_url%/health}/ready
-for i in $(seq 1 120); do
-	curl -ksf -o /dev/null --max-time 2 "$ready" && break
-	[ "$i" -lt 120 ] || die "certward is not ready ($ready)"
-	sleep 0.5
-done
-pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+bench_wait_ready
 show_processes certward "$cw_pid"
 say "PostgreSQL: postmaster PID $pg_pid (CPU $(taskset -pc "$pg_pid" | sed 's/.*: //'))"
 

@@ -51,13 +51,7 @@ bench_cpus "cfssl"
 bench_start_certward
 [ -x "$build/bench/signer_call" ] || die "the build did not produce $build/bench/signer_call"
 
-ready=${cw_url%/health}/ready
-for i in $(seq 1 120); do
-	curl -ksf -o /dev/null --max-time 2 "$ready" && break
-	[ "$i" -lt 120 ] || die "certward is not ready ($ready)"
-	sleep 0.5
-done
-pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+bench_wait_ready
 base=https://127.0.0.1:$cw_port
 key_file=$tmp/state/admin-api-key
 for i in $(seq 1 60); do [ -s "$key_file" ] && break; sleep 0.5; done

@@ -13,6 +13,8 @@
 #   bench_cpus                      CPU pinning: pin_server, pin_load, ...
 #   bench_start_certward            PostgreSQL (contrib/pg.sh) and certwardd:
 #                                   dsn, cw_pid, cw_port, cw_url
+#   bench_wait_ready                until /ready answers (migrations
+#                                   applied): pg_pid
 #
 # and measures with run_load. A script that starts more servers defines
 # bench_stop_more (called first on exit) to stop them.
@@ -280,6 +282,18 @@ bench_start_certward() {
 		log_tail "$tmp/certwardd.out" "$tmp"/log/*.log
 		die "certward does not answer on $cw_url"
 	fi
+}
+
+# bench_wait_ready: the store applies the migrations after /health answers:
+# waits (at most 60 s) until certward's /ready does; sets pg_pid.
+bench_wait_ready() {
+	local ready=${cw_url%/health}/ready i
+	for i in $(seq 1 120); do
+		curl -ksf -o /dev/null --max-time 2 "$ready" && break
+		[ "$i" -lt 120 ] || die "certward is not ready ($ready)"
+		sleep 0.5
+	done
+	pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
 }
 
 # Prints each process of server NAME (main process PID): command, PID, user

@@ -28,36 +28,7 @@
 #include <unistd.h>
 
 #include "codec.h"
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
+#include "util.h"
 
 static int send_msg(int fd, struct ipc_msg *m)
 {
@@ -67,7 +38,7 @@ static int send_msg(int fd, struct ipc_msg *m)
 
 	if (ipc_encode(m, &frame, &len) != 0)
 		return -1;
-	rc = write_all(fd, frame, len);
+	rc = fd_write_full(fd, frame, len);
 	free(frame);
 	return rc;
 }
@@ -79,13 +50,13 @@ static int recv_msg(int fd, unsigned role, struct ipc_msg *m)
 	struct ipc_header h;
 	int rc;
 
-	if (read_all(fd, head, sizeof head) != 0 || ipc_header_decode(head, &h, role) != 0)
+	if (fd_read_full(fd, head, sizeof head) != 0 || ipc_header_decode(head, &h, role) != 0)
 		return -1;
 	frame = malloc(IPC_HEADER_LEN + h.len);
 	if (!frame)
 		return -1;
 	memcpy(frame, head, sizeof head);
-	rc = read_all(fd, frame + IPC_HEADER_LEN, h.len) == 0 &&
+	rc = fd_read_full(fd, frame + IPC_HEADER_LEN, h.len) == 0 &&
 			     ipc_decode(frame, IPC_HEADER_LEN + h.len, role, m) == 0
 		     ? 0
 		     : -1;

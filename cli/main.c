@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "config.h"
 #include "resource_cmds.h"
+#include "util.h"
 
 #define CLI_COMMAND(cmd, sub, fn, usage_fn) \
 	int fn(int argc, char **argv);      \
@@ -101,36 +102,6 @@ static int connect_master(const char *path)
 	return fd;
 }
 
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Sends one request and prints the answer. Returns the exit status. */
 static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
 {
@@ -146,9 +117,9 @@ static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
 		fprintf(stderr, "certward: argument too long\n");
 		return EXIT_USAGE;
 	}
-	rc = write_full(fd, frame, len);
+	rc = fd_write_full(fd, frame, len);
 	free(frame);
-	if (rc != 0 || read_full(fd, hdr, sizeof hdr) != 0) {
+	if (rc != 0 || fd_read_full(fd, hdr, sizeof hdr) != 0) {
 		fprintf(stderr, "certward: no answer from certwardd: %s\n",
 			errno == EAGAIN ? "timed out" : "connection closed");
 		return EXIT_UNAVAILABLE;
@@ -162,7 +133,7 @@ static int call(int fd, struct ipc_msg *req, int quiet_ok, struct ipc_msg *out)
 	if (!frame)
 		return EXIT_OSERR;
 	memcpy(frame, hdr, sizeof hdr);
-	if (read_full(fd, frame + IPC_HEADER_LEN, h.len) != 0) {
+	if (fd_read_full(fd, frame + IPC_HEADER_LEN, h.len) != 0) {
 		free(frame);
 		fprintf(stderr, "certward: truncated answer from certwardd\n");
 		return EXIT_PROTOCOL;

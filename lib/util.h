@@ -10,6 +10,10 @@ uint64_t now_us(void);
 
 /* Close every descriptor >= 3 that is not listed in keep[0..nkeep). */
 void close_fds_except(const int *keep, size_t nkeep);
+/* Blocking reads and writes of exactly n bytes (EINTR retried): 0, or -1 on
+ * an error or end of file. */
+int fd_read_full(int fd, uint8_t *p, size_t n);
+int fd_write_full(int fd, const uint8_t *p, size_t n);
 
 /* Growable text buffer with a hard cap; appends past the cap are dropped and
  * remembered in `truncated`. */

@@ -216,6 +216,7 @@ def subordinate():
         ("nosign", nosign, nosign_key, "lacks keyCertSign"),
         ("mismatch", crt, other_key, "does not match the CA certificate"),
         ("order", chain_file(d, "backwards.pem", os.path.join(d, "root.pem"), crt), key, "from the top down"),
+        ("long", chain_file(d, "long.pem", crt, *[os.path.join(d, "root.pem")] * 8), key, "more than 8 certificates"),
     ]
     for name, cert, k, needle in bad:
         c = fresh("sub-" + name, "signer:\n  ca_mode: subordinate\n  ca_cert_file: %s\n  ca_key_file: %s\n"
@@ -391,7 +392,8 @@ def issuance_through_the_api():
     for name, pem, needle, field, status in (
             ("weak", csr_pem("weak", "rsa1024"), "RSA 1024 is too weak", "csr_pem", 400),
             ("outside", csr_pem("outside", sans="DNS:www.example.org"), "outside the profile's required_san_patterns", "csr_pem", 400),
-            ("garbage", "not a csr", "not a PEM certificate signing request", "csr_pem", 400)):
+            ("garbage", "not a csr", "not a PEM certificate signing request", "csr_pem", 400),
+            ("oversize", "A" * 16385, "longer than 16384 characters", "csr_pem", 400)):
         code, prob = api.call("POST", "/api/v1/certificates", admin, body(name, pem))
         check(code == status and prob.get("field") == field and needle in prob.get("detail", ""),
               "%s: %r" % (name, (code, prob)))

@@ -308,7 +308,8 @@ out:
 	return rc_;
 }
 
-/* Every certificate of a PEM file, at most CHAIN_MAX; the count or -1. */
+/* Every certificate of a PEM file: the count, -1 when it cannot be read,
+ * -2 when it holds more than CHAIN_MAX. */
 static int load_chain(const char *path, X509 **certs)
 {
 	size_t len;
@@ -321,8 +322,17 @@ static int load_chain(const char *path, X509 **certs)
 		free(pem);
 		return -1;
 	}
-	while (n < CHAIN_MAX && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+	while ((c = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (n == CHAIN_MAX) {
+			/* never a chain cut short without a word */
+			X509_free(c);
+			while (n > 0)
+				X509_free(certs[--n]);
+			n = -2;
+			break;
+		}
 		certs[n++] = c;
+	}
 	ERR_clear_error();
 	BIO_free(bio);
 	free(pem);
@@ -340,7 +350,14 @@ static int subordinate(struct ca *ca, const struct cfg *section, const char *pas
 		return -1;
 	}
 	*nchain = load_chain(cert_file, chain);
+	if (*nchain == -2) {
+		*nchain = 0;
+		log_error("signer.ca_cert_file %s: more than %d certificates; list the issuing CA and the "
+			  "certificates above it only", cert_file, CHAIN_MAX);
+		return -1;
+	}
 	if (*nchain <= 0) {
+		*nchain = 0;
 		log_error("signer.ca_cert_file %s: no PEM certificate in it", cert_file);
 		return -1;
 	}
