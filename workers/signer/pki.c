@@ -1,4 +1,5 @@
 #include "pki.h"
+#include "x509sig.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -203,11 +204,7 @@ EVP_PKEY *pki_key_load(const char *path, const char *passphrase, const char *wha
 
 const EVP_MD *pki_sign_digest(const EVP_PKEY *key)
 {
-	if (EVP_PKEY_id(key) == EVP_PKEY_ED25519)
-		return NULL;
-	if (EVP_PKEY_id(key) == EVP_PKEY_EC && EVP_PKEY_bits(key) > 256)
-		return EVP_sha384();
-	return EVP_sha256();
+	return x509sig_digest(key);
 }
 
 char *pki_cert_pem(X509 *cert, size_t *len)
