@@ -129,7 +129,7 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 	if (!req->method || !path || path[0] == '\0' || !req->client || !req->reqid)
 		abort();
 	if (!hold_next || n_held == HELD_MAX || !(r = calloc(1, sizeof *r))) {
-		respond(ctx, 200, "text/plain", path, strlen(path));
+		respond(ctx, 200, "text/plain", NULL, 0, path, strlen(path));
 		return NULL;
 	}
 	r->respond = respond;
@@ -141,7 +141,7 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 void respond_problem(respond_fn respond, void *ctx, int status, const char *title,
 		     const char *detail, const char *field, const char *reqid)
 {
-	respond(ctx, status, "application/problem+json", title, strlen(title));
+	respond(ctx, status, "application/problem+json", NULL, 0, title, strlen(title));
 }
 
 void handler_cancel(struct route_call *r)
@@ -154,7 +154,7 @@ static void answer_held(void)
 {
 	for (size_t i = 0; i < n_held; i++) {
 		if (!held[i]->cancelled)
-			held[i]->respond(held[i]->ctx, 503, "application/json", "{}", 2);
+			held[i]->respond(held[i]->ctx, 503, "application/json", NULL, 0, "{}", 2);
 		free(held[i]);
 	}
 	n_held = 0;

@@ -50,9 +50,9 @@ void respond_problem(respond_fn respond, void *ctx, int status, const char *titl
 		json_object_set_new(p, "field", json_string(field));
 	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
 	if (text)
-		respond(ctx, status, "application/problem+json", text, strlen(text));
+		respond(ctx, status, "application/problem+json", NULL, 0, text, strlen(text));
 	else
-		respond(ctx, 500, "application/problem+json", "{\"status\":500}", 14);
+		respond(ctx, 500, "application/problem+json", NULL, 0, "{\"status\":500}", 14);
 	free(text);
 	json_decref(p);
 }

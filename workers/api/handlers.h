@@ -19,6 +19,8 @@ struct api_request {
 	const char *path;          /* without the query */
 	const char *query;         /* after '?', without it; "" when none */
 	const char *authorization; /* the Authorization header, or NULL */
+	const char *content_type;  /* the Content-Type header, or NULL */
+	const char *if_none_match; /* the If-None-Match header, or NULL */
 	const char *client;        /* the peer's address */
 	const char *reqid;         /* the request id (X-Request-Id) */
 	const uint8_t *body;       /* the request content, NULL when none */
@@ -27,8 +29,17 @@ struct api_request {
 				    * route's pattern (handler_route()), for metrics */
 };
 
-typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const char *body,
-			   size_t len);
+/* A response header besides Content-Type, Content-Length and X-Request-Id
+ * (which the HTTP layer writes itself): ETag, Cache-Control, ... */
+struct api_header {
+	const char *name;  /* as HTTP/1.1 spells it ("ETag"); HTTP/2 lower-cases it */
+	const char *value; /* printable ASCII, no CR or LF */
+};
+
+#define API_HEADERS_MAX 6
+
+typedef void (*respond_fn)(void *ctx, int status, const char *content_type, const struct api_header *headers,
+			   size_t n_headers, const char *body, size_t len);
 
 /* Routes the request (routes.h) and answers through `respond` exactly
  * once, unless handler_cancel() was called first. Returns a handle for

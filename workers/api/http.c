@@ -142,13 +142,17 @@ static const char *h1_proto(const struct hconn *hc)
 	return tls_conn_is_plain(hc->tc) ? "plain" : "h1";
 }
 
-static void respond(void *arg, int status, const char *content_type, const char *body, size_t len)
+static void respond(void *arg, int status, const char *content_type, const struct api_header *headers,
+		    size_t n_headers, const char *body, size_t len)
 {
 	struct exchange *x = arg;
 	struct hconn *hc = x->hc;
-	struct http1_header h[2] = {{"Content-Type", content_type}, {"X-Request-Id", x->reqid}};
+	struct http1_header h[2 + API_HEADERS_MAX] = {{"Content-Type", content_type}, {"X-Request-Id", x->reqid}};
+	size_t n = 2;
 
-	if (http1_respond(x->ex, status, h, 2, body, len) != 0)
+	for (size_t i = 0; i < n_headers && i < API_HEADERS_MAX; i++)
+		h[n++] = (struct http1_header){headers[i].name, headers[i].value};
+	if (http1_respond(x->ex, status, h, n, body, len) != 0)
 		http1_respond(x->ex, 500, NULL, 0, NULL, 0);
 	http_request_done(hc->tc, h1_proto(hc), x->method, x->path, x->route, status, len, x->t0, x->reqid);
 	free(x);
@@ -181,6 +185,8 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 			.path = req->path,
 			.query = req->query,
 			.authorization = http1_header_get(req, "Authorization"),
+			.content_type = http1_header_get(req, "Content-Type"),
+			.if_none_match = http1_header_get(req, "If-None-Match"),
 			.body = req->body,
 			.body_len = req->body_len,
 			.client = tls_conn_peer(hc->tc),

@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "handlers.h"
@@ -27,7 +28,7 @@ struct h2stream {
 	char method[16];
 	char path[PATH_LOG];
 	char *full_path; /* :path as received, up to max_request_line */
-	char *authorization;
+	char *authorization, *content_type, *if_none_match;
 	size_t header_bytes;
 	unsigned nheaders;
 	int error;       /* status to answer instead of handling (413, 414, 431) */
@@ -73,6 +74,8 @@ static void stream_free(struct h2stream *st)
 		st->next->prev = st->prev;
 	free(st->full_path);
 	free(st->authorization);
+	free(st->content_type);
+	free(st->if_none_match);
 	free(st->body);
 	free(st->resp);
 	free(st);
@@ -94,7 +97,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 	return (ssize_t)n;
 }
 
-static void respond(void *arg, int status, const char *content_type, const char *body, size_t len)
+static void respond(void *arg, int status, const char *content_type, const struct api_header *headers,
+		    size_t n_headers, const char *body, size_t len)
 {
 	struct h2stream *st = arg;
 	struct h2conn *hc = st->hc;
@@ -107,7 +111,8 @@ static void respond(void *arg, int status, const char *content_type, const char 
 	snprintf(code, sizeof code, "%d", status);
 	snprintf(clen, sizeof clen, "%zu", len);
 	{
-		nghttp2_nv nv[] = {
+		char names[API_HEADERS_MAX][32];
+		nghttp2_nv nv[4 + API_HEADERS_MAX] = {
 			{(uint8_t *)":status", (uint8_t *)code, 7, strlen(code), NGHTTP2_NV_FLAG_NONE},
 			{(uint8_t *)"content-type", (uint8_t *)content_type, 12, strlen(content_type),
 			 NGHTTP2_NV_FLAG_NONE},
@@ -115,6 +120,18 @@ static void respond(void *arg, int status, const char *content_type, const char 
 			{(uint8_t *)"x-request-id", (uint8_t *)st->reqid, 12, strlen(st->reqid),
 			 NGHTTP2_NV_FLAG_NONE},
 		};
+		size_t nnv = 4;
+
+		/* HTTP/2 field names are lower case (RFC 9113 8.2.1) */
+		for (size_t i = 0; i < n_headers && i < API_HEADERS_MAX; i++) {
+			size_t k = 0;
+
+			for (; headers[i].name[k] && k < sizeof names[i] - 1; k++)
+				names[i][k] = (char)tolower((unsigned char)headers[i].name[k]);
+			names[i][k] = '\0';
+			nv[nnv++] = (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)headers[i].value, k,
+						 strlen(headers[i].value), NGHTTP2_NV_FLAG_NONE};
+		}
 
 		if (len && !head) {
 			st->resp = malloc(len);
@@ -123,7 +140,7 @@ static void respond(void *arg, int status, const char *content_type, const char 
 				st->resp_len = len;
 			}
 		}
-		if (nghttp2_submit_response(hc->s, st->id, nv, sizeof nv / sizeof nv[0],
+		if (nghttp2_submit_response(hc->s, st->id, nv, nnv,
 					    st->resp_len ? &prd : NULL) != 0)
 			nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 	}
@@ -165,6 +182,8 @@ static void request_complete(struct h2stream *st)
 			.path = st->full_path,
 			.query = q ? q : "",
 			.authorization = st->authorization,
+			.content_type = st->content_type,
+			.if_none_match = st->if_none_match,
 			.body = st->body,
 			.body_len = st->body_len,
 			.client = tls_conn_peer(hc->tc),
@@ -264,6 +283,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	} else if (nlen == 13 && memcmp(name, "authorization", 13) == 0 && !st->authorization) {
 		/* bounded by max_header_bytes above */
 		if (!(st->authorization = strndup((const char *)value, vlen)))
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	} else if (nlen == 12 && memcmp(name, "content-type", 12) == 0 && !st->content_type) {
+		if (!(st->content_type = strndup((const char *)value, vlen)))
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	} else if (nlen == 13 && memcmp(name, "if-none-match", 13) == 0 && !st->if_none_match) {
+		if (!(st->if_none_match = strndup((const char *)value, vlen)))
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	return 0;

@@ -250,6 +250,12 @@ static void record_refusal(struct route_call *c, int status)
 void route_respond(struct route_call *c, int status, const char *content_type, const char *body,
 		   size_t len)
 {
+	route_respond_headers(c, status, content_type, NULL, 0, body, len);
+}
+
+void route_respond_headers(struct route_call *c, int status, const char *content_type,
+			   const struct api_header *headers, size_t n_headers, const char *body, size_t len)
+{
 	if (c->answered) {
 		log_event(LOG_ERROR, c->req.reqid, NULL, "%s %s answered twice", c->route->method,
 			  c->route->pattern);
@@ -258,14 +264,15 @@ void route_respond(struct route_call *c, int status, const char *content_type, c
 	c->answered = true;
 	record_refusal(c, status);
 	if (!c->cancelled)
-		c->respond(c->ctx, status, content_type, body, len);
+		c->respond(c->ctx, status, content_type, headers, n_headers, body, len);
 	if (!c->dispatching)
 		call_free(c);
 }
 
-static void respond_cb(void *arg, int status, const char *content_type, const char *body, size_t len)
+static void respond_cb(void *arg, int status, const char *content_type, const struct api_header *headers,
+		       size_t n_headers, const char *body, size_t len)
 {
-	route_respond(arg, status, content_type, body, len);
+	route_respond_headers(arg, status, content_type, headers, n_headers, body, len);
 }
 
 void route_problem(struct route_call *c, int status, const char *title, const char *detail,

@@ -89,6 +89,9 @@ const char *route_param(const struct route_call *c, const char *name);
 
 void route_respond(struct route_call *c, int status, const char *content_type, const char *body,
 		   size_t len);
+/* The same with more response headers (at most API_HEADERS_MAX). */
+void route_respond_headers(struct route_call *c, int status, const char *content_type,
+			   const struct api_header *headers, size_t n_headers, const char *body, size_t len);
 /* problem+json (handlers.h respond_problem) with the request's id */
 void route_problem(struct route_call *c, int status, const char *title, const char *detail,
 		   const char *field);
