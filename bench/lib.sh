@@ -144,9 +144,10 @@ bench_packages() {
 	policy_added=0
 }
 
-# bench_build: sets source (what was built) and buildtype.
+# bench_build [TARGET]: sets source (what was built) and buildtype; with a
+# target, compiles only that one.
 bench_build() {
-	local commit sanitize
+	local commit sanitize target=${1:-}
 	if [ -n "$rev" ]; then
 		commit=$(git rev-parse --short=12 --verify "$rev^{commit}") || die "BENCH_REV=$rev is not a commit"
 		say "building $rev ($commit), exported with git archive into $tmp/src"
@@ -169,9 +170,10 @@ bench_build() {
 		python3 -c 'import json, sys; o = {x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o["buildtype"], o["b_sanitize"])')
 	{ [ "$buildtype" = release ] && [ "$sanitize" = none ]; } ||
 		warn "$build has buildtype=$buildtype b_sanitize=$sanitize; figures are meant for a release build without sanitizers"
-	say "compiling in $build"
-	meson compile -C "$build" >&2
-	[ -x "$build/certwardd" ] || die "the build did not produce $build/certwardd"
+	say "compiling ${target:-everything} in $build"
+	# shellcheck disable=SC2086
+	meson compile -C "$build" $target >&2
+	[ -n "$target" ] || [ -x "$build/certwardd" ] || die "the build did not produce $build/certwardd"
 }
 
 # --- CPUs -----------------------------------------------------------------------

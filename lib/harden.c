@@ -41,6 +41,8 @@ static const int base_syscalls[] = {
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
 	SCMP_SYS(uname), SCMP_SYS(sysinfo), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit),
 	SCMP_SYS(getrusage), SCMP_SYS(membarrier),
+	/* anonymous memory as a file: large payloads passed along IPC (CRLs) */
+	SCMP_SYS(memfd_create),
 	/* IPC over the inherited AF_UNIX channels */
 	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
 	SCMP_SYS(shutdown), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),

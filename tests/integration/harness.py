@@ -320,7 +320,6 @@ class Api:
         self.conn = None
 
     def call(self, method, path, key=None, body=None, headers=None):
-        import http.client
         import json
         h = dict(headers or {})
         if key:
@@ -329,6 +328,17 @@ class Api:
             body = json.dumps(body)
         if body is not None:
             h["Content-Type"] = "application/json"
+        status, _, data = self.raw(method, path, body, h)
+        text = data.decode("utf-8", "replace")
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
+
+    def raw(self, method, path, body=None, headers=None):
+        """(status, {lower-case header: value}, body bytes)"""
+        import http.client
+        h = dict(headers or {})
         if self.ctx is None:
             import ssl
             crt = os.path.join(self.cw.state, "tls", "api.crt")
@@ -352,9 +362,5 @@ class Api:
         if r.getheader("Connection", "").lower() == "close":
             self.conn.close()
             self.conn = None
-        text = data.decode("utf-8", "replace")
         self.last_type = r.getheader("Content-Type", "")
-        try:
-            return r.status, json.loads(text) if text else None
-        except ValueError:
-            return r.status, text
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data

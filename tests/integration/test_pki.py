@@ -17,6 +17,7 @@ from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Postgres, check, make
                      wait_for)
 
 RUN = Cases(lambda: cw)
+ctx = {}
 case = RUN.case
 
 
@@ -433,6 +434,199 @@ def issuance_through_the_api():
     check(code == 201 and cert["status"] == "Active", "the retry: %r" % ((code, cert),))
     check(count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id", "m.name = 'retry'") == 1,
           "versions of the retried certificate")
+    ctx.update(admin=admin, body=body, local=local)
+
+
+def issue_leaf(name):
+    """A certificate issued through the API: (record, path of its PEM)."""
+    code, cert = api.call("POST", "/api/v1/certificates", ctx["admin"],
+                          ctx["body"](name, csr_pem(name, sans="DNS:%s.example.com" % name)))
+    check(code == 201, "issue %s: %r" % (name, (code, cert)))
+    code, versions = api.call("GET", "/api/v1/certificates/%s/versions" % cert["id"], ctx["admin"])
+    path = os.path.join(root, "rest", name + ".issued.pem")
+    with open(path, "w") as f:
+        f.write(versions["data"][0]["pem_chain"].split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    return cert, path
+
+
+def serial_of(pem_path):
+    return openssl("x509", "-in", pem_path, "-noout", "-serial").stdout.strip().split("=", 1)[1].upper()
+
+
+def crl_now(issuer, headers=None):
+    """(status, headers, DER) of the served CRL"""
+    return api.raw("GET", "/.well-known/pki/crl/" + issuer, headers=headers)
+
+
+def crl_text(der):
+    path = os.path.join(root, "rest", "crl.der")
+    with open(path, "wb") as f:
+        f.write(der)
+    out = openssl("crl", "-inform", "DER", "-in", path, "-noout", "-text", "-CAfile", ca_bundle())
+    check("verify OK" in out.stderr + out.stdout, "the CRL does not verify: %r" % out.stderr)
+    return out.stdout
+
+
+def ca_bundle():
+    path = os.path.join(root, "rest", "ca-bundle.pem")
+    with open(path, "w") as f:
+        for name in ("ca-issuing.crt", "ca-root.crt"):
+            with open(published(cw, name)) as c:
+                f.write(c.read())
+    return path
+
+
+def crl_number(text):
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "X509v3 CRL Number" in line:
+            return int(lines[i + 1].strip())
+    raise AssertionError("no CRL number in %r" % text)
+
+
+def crl_lists(text, serial):
+    return ("Serial Number: " + serial) in text
+
+
+def ocsp_request(name, *args):
+    """A DER OCSP request made by openssl ocsp -reqout for args."""
+    path = os.path.join(root, "rest", name + ".req")
+    openssl("ocsp", "-issuer", published(cw, "ca-issuing.crt"), "-reqout", path, *args)
+    with open(path, "rb") as f:
+        return path, f.read()
+
+
+def ocsp_post(issuer, der, content_type="application/ocsp-request"):
+    return api.raw("POST", "/.well-known/pki/ocsp/" + issuer, der, {"Content-Type": content_type})
+
+
+def ocsp_check(name, req_path, resp, *cert_args):
+    """openssl's view of a response to the request at req_path: verified
+    against the CA bundle, with the nonce checked when the request had one."""
+    path = os.path.join(root, "rest", name + ".resp")
+    with open(path, "wb") as f:
+        f.write(resp)
+    out = openssl("ocsp", "-respin", path, "-reqin", req_path, "-CAfile", ca_bundle(), "-resp_text", ok=False)
+    return out.stdout + out.stderr
+
+
+def revocation():
+    """Revoking through the API reaches the CRL (openssl crl lists the serial
+    and reason) and OCSP (openssl ocsp: revoked; good for another
+    certificate; unknown for a serial never issued; the responder
+    certificate verifies; the nonce is echoed); the CRL carries ETag and
+    Cache-Control and answers If-None-Match with 304; the CRL number grows
+    across a scheduler restart; a bulk revocation costs a few CRLs, not one
+    per certificate."""
+    local, admin = ctx["local"], ctx["admin"]
+    a, a_pem = issue_leaf("rev-a")
+    b, b_pem = issue_leaf("rev-b")
+    sa, sb = serial_of(a_pem), serial_of(b_pem)
+
+    # the CRL exists before any revocation, signed by the issuing CA
+    got = {}
+
+    def served():
+        got["r"] = crl_now(local)
+        return got["r"][0] == 200
+    wait_for("a CRL for the Local issuer", served, timeout=30)
+    status, headers, der = got["r"]
+    check(headers.get("content-type") == "application/pkix-crl", "content type: %r" % headers)
+    check(headers.get("etag", "").startswith('"') and "max-age=" in headers.get("cache-control", ""),
+          "ETag / Cache-Control: %r" % headers)
+    first = crl_number(crl_text(der))
+    status, h304, body = crl_now(local, {"If-None-Match": headers["etag"]})
+    check(status == 304 and body == b"" and h304.get("etag") == headers["etag"], "If-None-Match: %r" % status)
+    check(crl_now("iss-nope")[0] == 404, "a CRL for an unknown issuer")
+
+    # OCSP before: good
+    req_a, der_a = ocsp_request("a-good", "-cert", a_pem, "-no_nonce")
+    status, headers, resp = ocsp_post(local, der_a)
+    check(status == 200 and headers.get("content-type") == "application/ocsp-response", "OCSP POST: %r" % status)
+    text = ocsp_check("a-good", req_a, resp)
+    check("Response verify OK" in text and "Cert Status: good" in text, "before revocation: %s" % text)
+    check("OCSP Signing" in text and "OCSP No Check" in text, "the responder certificate: %s" % text)
+
+    # revoke a (reason in snake_case); an unknown reason is a 400
+    code, prob = api.call("POST", "/api/v1/certificates/%s/revoke" % b["id"], admin, {"reason": "not_a_reason"})
+    check(code == 400 and prob.get("field") == "reason", "unknown reason: %r" % ((code, prob),))
+    code, _ = api.call("POST", "/api/v1/certificates/%s/revoke" % a["id"], admin, {"reason": "key_compromise"})
+    check(code == 200, "revoke: %r" % code)
+
+    def listed():
+        s, h, d = crl_now(local)
+        if s != 200:
+            return None
+        t = crl_text(d)
+        return t if crl_lists(t, sa) else None
+    text = wait_for("the revoked serial in the CRL", listed, timeout=15)
+    check(crl_number(text) > first, "CRL number did not grow")
+    check("Key Compromise" in text and not crl_lists(text, sb), "CRL entries: %s" % text)
+
+    # OCSP after: revoked (with the nonce echoed), good for b, unknown for a serial never issued
+    req_a2, der_a2 = ocsp_request("a-rev", "-cert", a_pem, "-nonce")
+    text = wait_for("OCSP says revoked", lambda: (lambda t: t if "Cert Status: revoked" in t else None)(
+        ocsp_check("a-rev", req_a2, ocsp_post(local, der_a2)[2])), timeout=10)
+    check("Response verify OK" in text and "Revocation Reason: keyCompromise" in text, "revoked: %s" % text)
+    check("WARNING: no nonce" not in text and "nonce verify error" not in text.lower() and "OCSP Nonce" in text,
+          "nonce: %s" % text)
+    req_b, der_b = ocsp_request("b-good", "-cert", b_pem, "-nonce")
+    text = ocsp_check("b-good", req_b, ocsp_post(local, der_b)[2])
+    check("Cert Status: good" in text and "Response verify OK" in text, "b: %s" % text)
+    req_u, der_u = ocsp_request("unknown", "-serial", "0x1234567890abcdef", "-no_nonce")
+    text = ocsp_check("unknown", req_u, ocsp_post(local, der_u)[2])
+    check("Cert Status: unknown" in text, "never issued: %s" % text)
+
+    # GET (RFC 6960 A.1), cached: the second answer does not reach the signer
+    import base64
+    import urllib.parse
+    req_bg, der_bg = ocsp_request("b-get", "-cert", b_pem, "-no_nonce")
+    path = "/.well-known/pki/ocsp/%s/%s" % (local, urllib.parse.quote(base64.b64encode(der_bg).decode(), safe=""))
+    status, headers, resp = api.raw("GET", path)
+    check(status == 200 and "max-age=" in headers.get("cache-control", ""), "GET: %r" % ((status, headers),))
+    check("Cert Status: good" in ocsp_check("b-get", req_bg, resp), "GET answer")
+    signed = cw.metrics("signer").get("ocsp_responses_signed_total", 0)
+    for _ in range(5):
+        check(api.raw("GET", path)[0] == 200, "cached GET")
+    check(cw.metrics("signer").get("ocsp_responses_signed_total", 0) == signed, "a cached response was signed again")
+
+    # the cache forgets on revocation: b revoked answers revoked at once
+    code, _ = api.call("POST", "/api/v1/certificates/%s/revoke" % b["id"], admin, {"reason": "SUPERSEDED"})
+    check(code == 200, "revoke b")
+    text = wait_for("b revoked through the cache", lambda: (lambda t: t if "Cert Status: revoked" in t else None)(
+        ocsp_check("b-get2", req_bg, api.raw("GET", path)[2])), timeout=5)
+    check("Revocation Reason: superseded" in text, "reason of b: %s" % text)
+
+    # malformed requests, another CA's certificate, a wrong content type
+    for bad in (b"", b"\x30\x03\x02\x01\x01", der_a[:-1], b"A" * 9000):
+        status, headers, resp = ocsp_post(local, bad)
+        check(status == 200 and resp == b"\x30\x03\x0a\x01\x01", "malformed %r: %r" % (bad[:8], (status, resp)))
+    check(ocsp_post(local, der_a, "text/plain")[0] == 415, "content type")
+    check(ocsp_post("iss-nope", der_a)[2] == b"\x30\x03\x0a\x01\x06", "unknown issuer: unauthorized")
+
+    # the CRL number survives a scheduler restart
+    text = wait_for("b in the CRL", lambda: (lambda r: crl_text(r[2]) if r[0] == 200 and crl_lists(crl_text(r[2]), sb)
+                                               else None)(crl_now(local)), timeout=15)
+    before = crl_number(text)
+    cw.ctl("restart", "scheduler")
+    c, _ = issue_leaf("rev-c")
+    code, _ = api.call("POST", "/api/v1/certificates/%s/revoke" % c["id"], admin, {"reason": "superseded"})
+    sc = serial_of(os.path.join(root, "rest", "rev-c.issued.pem"))
+    text = wait_for("c in the CRL", lambda: (lambda r: crl_text(r[2]) if r[0] == 200 and crl_lists(crl_text(r[2]), sc)
+                                               else None)(crl_now(local)), timeout=30)
+    check(crl_number(text) > before, "CRL number after a restart: %d, before %d" % (crl_number(text), before))
+
+    # 20 revocations at once: a few CRLs, not 20
+    ids = [issue_leaf("bulk-%d" % i)[0]["id"] for i in range(20)]
+    generated = cw.metrics("scheduler").get("crls_generated_total", 0)
+    code, res = api.call("POST", "/api/v1/certificates/bulk-revoke", admin,
+                         {"reason": "cessationOfOperation", "certificate_ids": ids})
+    check(code == 200 and res["total_revoked"] == 20, "bulk: %r" % ((code, res),))
+    time.sleep(3)
+    text = crl_text(crl_now(local)[2])
+    check(text.count("Cessation Of Operation") == 20, "bulk entries in the CRL")
+    made = cw.metrics("scheduler").get("crls_generated_total", 0) - generated
+    check(1 <= made <= 3, "CRLs made for one bulk revocation: %d" % made)
 
 
 def ledger_tampering():
@@ -473,6 +667,7 @@ try:
     case(subordinate)
     case(signer_refuses_directly)
     case(issuance_through_the_api)
+    case(revocation)
     case(ledger_tampering)
     RUN.stop_clean(cw)
 finally:

@@ -13,6 +13,7 @@
 #include "harden.h"
 #include "http.h"
 #include "log.h"
+#include "revocation.h"
 #include "routes.h"
 #include "tls_server.h"
 #include "worker.h"
@@ -31,6 +32,7 @@ static int api_init(struct worker *w, const struct cfg *section)
 	audit_configure(w, section);
 	routes_init();
 	auth_start(w);
+	revocation_start(w);
 	api.http = http_service_new(w, section);
 	if (!api.http)
 		return -1;
@@ -61,6 +63,7 @@ static void api_metrics(struct worker *w, struct strbuf *out)
 static void api_stop(struct worker *w)
 {
 	auth_stop();
+	revocation_stop();
 	if (api.tls)
 		tls_server_stop(api.tls);
 	if (api.plain)

@@ -10,6 +10,7 @@
 #include "actions.h"
 #include "audit.h"
 #include "log.h"
+#include "revocation.h"
 #include "rest.h"
 #include "util.h"
 #include "validate.h"
@@ -35,6 +36,7 @@ void routes_init(void)
 	handlers_routes_init();
 	rest_routes_init();
 	actions_routes_init();
+	revocation_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
@@ -85,7 +87,7 @@ void routes_print(FILE *out)
 
 /* One path segment, percent-decoded into out; false when malformed, when
  * it would hold a NUL or a '/', or when it is longer than out. */
-static bool decode_segment(const char *s, size_t len, char *out, size_t cap)
+static bool decode_segment(const char *s, size_t len, char *out, size_t cap, bool tail)
 {
 	size_t o = 0;
 
@@ -98,7 +100,7 @@ static bool decode_segment(const char *s, size_t len, char *out, size_t cap)
 			if (lo < 0)
 				return false;
 			ch = hi << 4 | lo;
-			if (ch == 0 || ch == '/')
+			if (ch == 0 || (ch == '/' && !tail))
 				return false;
 			i += 2;
 		}
@@ -128,9 +130,14 @@ static bool match(const char *pattern, const char *path, struct route_call *c, b
 		if (*p != '/' || *s != '/')
 			return false;
 		if (pl > 2 && p[1] == '{' && p[pl - 1] == '}') {
+			/* {name*}, last: the rest of the path, slashes and all */
+			bool tail = !p[pl] && p[pl - 2] == '*';
+
+			if (tail)
+				sl = strlen(s);
 			if (sl < 2 || np >= ROUTE_MAX_PARAMS)
 				return false;
-			if (c && !decode_segment(s + 1, sl - 1, c->params[np], sizeof c->params[np]))
+			if (c && !decode_segment(s + 1, sl - 1, c->params[np], sizeof c->params[np], tail))
 				*bad = true;
 			np++;
 		} else if (pl != sl || memcmp(p, s, pl) != 0) {
@@ -154,7 +161,7 @@ bool route_param_name(const struct route_call *c, size_t i, char *out, size_t ca
 	for (size_t k = 0; k <= i; k++)
 		if (!(p = strchr(k ? p + 1 : p, '{')))
 			return false;
-	len = strcspn(p + 1, "}");
+	len = strcspn(p + 1, "*}");
 	if (i >= c->nparams || len == 0 || len >= cap)
 		return false;
 	memcpy(out, p + 1, len);

@@ -42,7 +42,7 @@
 #define ROUTE_OWN_AGENT 2u /* an agent key only for {id} = its own agent */
 
 #define ROUTE_MAX_PARAMS 3
-#define ROUTE_PARAM_MAX 128
+#define ROUTE_PARAM_MAX 512 /* an OCSP request in base64 (GET) */
 
 struct route_call;
 typedef void (*route_fn)(struct route_call *c);

@@ -1,5 +1,6 @@
 /* certward-scheduler: periodic loops and the job state machine. */
 #include "codec.h"
+#include "crl.h"
 #include "harden.h"
 #include "log.h"
 #include "worker.h"
@@ -22,18 +23,21 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 
 	uv_timer_init(worker_loop(w), &sched.tick);
 	uv_timer_start(&sched.tick, on_tick, every, every);
+	crl_loop_start(w, section);
 	return 0;
 }
 
 static void scheduler_metrics(struct worker *w, struct strbuf *out)
 {
 	strbuf_printf(out, "scheduler_ticks_total %llu\n", (unsigned long long)sched.ticks);
+	crl_loop_metrics(out);
 }
 
 static void scheduler_stop(struct worker *w)
 {
 	uv_timer_stop(&sched.tick);
 	uv_close((uv_handle_t *)&sched.tick, NULL);
+	crl_loop_stop();
 }
 
 static const struct worker_ops ops = {

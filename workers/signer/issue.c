@@ -13,18 +13,6 @@
 #include "pki.h"
 #include "validate.h"
 
-static int64_t asn1_unix(const ASN1_TIME *t)
-{
-	int days, secs;
-	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-	int64_t v = 0;
-
-	if (epoch && ASN1_TIME_diff(&days, &secs, epoch, t))
-		v = (int64_t)days * 86400 + secs;
-	ASN1_TIME_free(epoch);
-	return v;
-}
-
 static int fail(char *why, size_t whylen, const char *msg)
 {
 	snprintf(why, whylen, "%s", msg);
@@ -50,7 +38,7 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 			     rq->default_seconds, &c, why, whylen) != 0)
 		return -1;
 	validity = c.validity;
-	ca_left = asn1_unix(X509_get0_notAfter(issuer)) - (int64_t)time(NULL);
+	ca_left = pki_asn1_unix(X509_get0_notAfter(issuer)) - (int64_t)time(NULL);
 	if (ca_left <= 0) {
 		fail(why, whylen, "the issuing CA has expired");
 		goto out;
@@ -103,8 +91,8 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 	}
 	out->der = der;
 	out->der_len = (size_t)len;
-	out->not_before = asn1_unix(X509_get0_notBefore(cert));
-	out->not_after = asn1_unix(X509_get0_notAfter(cert));
+	out->not_before = pki_asn1_unix(X509_get0_notBefore(cert));
+	out->not_after = pki_asn1_unix(X509_get0_notAfter(cert));
 	rc = 0;
 	goto out;
 crypto:

@@ -16,17 +16,21 @@
 #include "ledger.h"
 #include "harden.h"
 #include "issue.h"
+#include "revoke.h"
 #include "log.h"
 #include "secretbox.h"
 #include "secrets.h"
 #include "tlskey.h"
 #include "worker.h"
 
-/* A signed certificate waiting for the ledger's next commit. */
+/* A signed object waiting for the ledger's next commit. */
 struct pending {
 	struct ipc_channel *ch; /* NULL once that peer is gone */
 	uint64_t id;
-	struct issue_result res;
+	enum { P_CERT, P_CRL, P_OCSP } kind;
+	struct issue_result res; /* P_CERT */
+	struct revoke_crl crl;   /* P_CRL */
+	struct revoke_ocsp ocsp; /* P_OCSP */
 	struct pending *next;
 };
 
@@ -35,10 +39,12 @@ struct signer {
 	struct tls_key *api_key;
 	struct ledger *ledger; /* every certificate, CRL and OCSP signature */
 	struct ca *ca;
+	struct responders *responders;
 	const char *base_url;
 	uint64_t default_validity_s;
 	uint64_t refused;
 	uint64_t issued, issue_refused, ledger_failures;
+	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused;
 	/* group commit: certificates signed in one turn of the event loop share
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
@@ -104,6 +110,8 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	}
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
+	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ca, signer.ledger)))
+		return -1;
 	signer.pending_tail = &signer.pending;
 	uv_check_init(worker_loop(w), &signer.committer);
 	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
@@ -128,15 +136,17 @@ static void commit_pending(uv_check_t *h)
 	if (rc != 0)
 		log_error("refused to hand out the certificates signed just now: %s", why);
 	for (; p; p = next) {
-		struct ipc_msg req = {.id = p->id}, r = {.type = IPC_T_CERT_SIGNED};
+		struct ipc_msg req = {.id = p->id}, r = {0};
+		char werr[200];
 
 		next = p->next;
 		if (rc != 0) {
 			signer.ledger_failures++;
 			if (p->ch)
 				ipc_reply_error(p->ch, &req, EIO, why);
-		} else if (p->ch) {
-			signer.issued++;
+		} else if (p->kind == P_CERT) {
+			signer.issued++; /* signed and in the ledger, also when its asker is gone */
+			r.type = IPC_T_CERT_SIGNED;
 			r.u.cert_signed.der.ptr = p->res.der;
 			r.u.cert_signed.der.len = (uint32_t)p->res.der_len;
 			r.u.cert_signed.serial = p->res.serial;
@@ -144,12 +154,49 @@ static void commit_pending(uv_check_t *h)
 			r.u.cert_signed.not_after = (uint64_t)p->res.not_after;
 			r.u.cert_signed.chain_pem.ptr = (const uint8_t *)chain;
 			r.u.cert_signed.chain_pem.len = (uint32_t)chain_len;
-			ipc_reply(p->ch, &req, &r);
+			if (p->ch)
+				ipc_reply(p->ch, &req, &r);
+		} else if (p->kind == P_CRL) {
+			signer.crls++;
+			/* only now, with its ledger line on disk, does the CRL reach the memfd */
+			if (revoke_crl_deliver(&p->crl, werr, sizeof werr) != 0) {
+				log_error("CRL %llu of %s: %s", (unsigned long long)p->crl.crl_number, p->crl.issuer_id,
+					  werr);
+				if (p->ch)
+					ipc_reply_error(p->ch, &req, EIO, werr);
+			} else if (p->ch) {
+				r.type = IPC_T_CRL_SIGNED;
+				r.u.crl_signed.der_offset = p->crl.der_offset;
+				r.u.crl_signed.der_len = p->crl.der_len;
+				r.u.crl_signed.sha256 = p->crl.sha256;
+				r.u.crl_signed.next_update = (uint64_t)p->crl.next_update;
+				ipc_reply(p->ch, &req, &r);
+			}
 		} else {
-			signer.issued++; /* signed and in the ledger; its asker is gone */
+			signer.ocsp_signed++;
+			r.type = IPC_T_OCSP_SIGNED;
+			r.u.ocsp_signed.response.ptr = p->ocsp.der;
+			r.u.ocsp_signed.response.len = (uint32_t)p->ocsp.der_len;
+			r.u.ocsp_signed.this_update = (uint64_t)p->ocsp.this_update;
+			r.u.ocsp_signed.next_update = (uint64_t)p->ocsp.next_update;
+			if (p->ch)
+				ipc_reply(p->ch, &req, &r);
 		}
 		OPENSSL_free(p->res.der);
+		revoke_crl_free(&p->crl);
+		OPENSSL_free(p->ocsp.der);
 		free(p);
+	}
+}
+
+/* Queues p for the next commit (after this turn's I/O). */
+static void pending_add(struct pending *p)
+{
+	*signer.pending_tail = p;
+	signer.pending_tail = &p->next;
+	if (!signer.committer_active) {
+		uv_check_start(&signer.committer, commit_pending);
+		signer.committer_active = true;
 	}
 }
 
@@ -200,19 +247,85 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	p->ch = from;
 	p->id = m->id;
+	p->kind = P_CERT;
 	p->res = res;
-	*signer.pending_tail = p;
-	signer.pending_tail = &p->next;
-	if (!signer.committer_active) {
-		uv_check_start(&signer.committer, commit_pending);
-		signer.committer_active = true;
+	p->crl.memfd = -1;
+	pending_add(p);
+}
+
+/* CRL_SIGN: the entries come in the memfd, the CRL goes back into it */
+static void crl_sign(struct ipc_channel *from, struct ipc_msg *m, int fd)
+{
+	struct pending *p = calloc(1, sizeof *p);
+	char why[300];
+	int rc;
+
+	if (!p) {
+		if (fd >= 0)
+			close(fd);
+		ipc_reply_error(from, m, ENOMEM, "out of memory");
+		return;
 	}
+	rc = revoke_crl_sign(signer.ca, signer.ledger, &m->u.crl_sign, fd, &p->crl, why, sizeof why);
+	if (rc != 0) {
+		free(p);
+		signer.crl_refused++;
+		if (rc == -2) {
+			signer.ledger_failures++;
+			log_error("refused to hand out a CRL for %s: %s", ipc_channel_peer(from), why);
+		} else {
+			log_event(LOG_WARN, NULL, NULL, "refused to sign a CRL for %s: %s", ipc_channel_peer(from),
+				  why);
+		}
+		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		return;
+	}
+	p->ch = from;
+	p->id = m->id;
+	p->kind = P_CRL;
+	pending_add(p);
+}
+
+/* OCSP_SIGN: the status the api found, signed by the issuer's responder */
+static void ocsp_sign(struct ipc_channel *from, struct ipc_msg *m)
+{
+	struct pending *p = calloc(1, sizeof *p);
+	char why[300];
+	int rc;
+
+	if (!p) {
+		ipc_reply_error(from, m, ENOMEM, "out of memory");
+		return;
+	}
+	p->crl.memfd = -1;
+	rc = revoke_ocsp_sign(signer.responders, &m->u.ocsp_sign, &p->ocsp, why, sizeof why);
+	if (rc != 0) {
+		free(p);
+		signer.ocsp_refused++;
+		if (rc == -2) {
+			signer.ledger_failures++;
+			log_error("refused to hand out an OCSP response for %s: %s", ipc_channel_peer(from), why);
+		} else {
+			log_event(LOG_WARN, NULL, NULL, "refused to sign an OCSP response for %s: %s",
+				  ipc_channel_peer(from), why);
+		}
+		ipc_reply_error(from, m, rc == -2 ? EIO : rc == -3 ? EACCES : EINVAL, why);
+		return;
+	}
+	p->ch = from;
+	p->id = m->id;
+	p->kind = P_OCSP;
+	pending_add(p);
 }
 
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
 {
 	struct ipc_msg r = {0};
 
+	if (m->type == IPC_T_CRL_SIGN) {
+		crl_sign(from, m, fd);
+		return;
+	}
 	if (fd >= 0)
 		close(fd);
 	switch (m->type) {
@@ -268,6 +381,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 	case IPC_T_CERT_SIGN:
 		cert_sign(from, m);
 		return;
+	case IPC_T_OCSP_SIGN:
+		ocsp_sign(from, m);
+		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
 	}
@@ -283,6 +399,13 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "certificates_signed_total %llu\n", (unsigned long long)signer.issued);
 	strbuf_printf(out, "certificates_refused_total %llu\n", (unsigned long long)signer.issue_refused);
 	strbuf_printf(out, "ledger_write_failures_total %llu\n", (unsigned long long)signer.ledger_failures);
+	strbuf_printf(out, "crls_signed_total %llu\n", (unsigned long long)signer.crls);
+	strbuf_printf(out, "crls_refused_total %llu\n", (unsigned long long)signer.crl_refused);
+	strbuf_printf(out, "ocsp_responses_signed_total %llu\n", (unsigned long long)signer.ocsp_signed);
+	strbuf_printf(out, "ocsp_responses_refused_total %llu\n", (unsigned long long)signer.ocsp_refused);
+	if (signer.responders)
+		strbuf_printf(out, "ocsp_responder_rotations_total %llu\n",
+			      (unsigned long long)responders_rotations(signer.responders));
 	if (signer.ledger)
 		strbuf_printf(out, "ledger_commits_total %llu\n", (unsigned long long)ledger_commits(signer.ledger));
 }
@@ -299,6 +422,8 @@ static void signer_stop(struct worker *w)
 	signer.key_dir_fd = -1;
 	tls_key_free(signer.api_key);
 	signer.api_key = NULL;
+	responders_free(signer.responders);
+	signer.responders = NULL;
 	ca_free(signer.ca);
 	signer.ca = NULL;
 	ledger_close(signer.ledger);

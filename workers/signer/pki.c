@@ -290,3 +290,15 @@ int pki_add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	X509_EXTENSION_free(ext);
 	return ok;
 }
+
+int64_t pki_asn1_unix(const ASN1_TIME *t)
+{
+	int days, secs;
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+	int64_t v = 0;
+
+	if (epoch && ASN1_TIME_diff(&days, &secs, epoch, t))
+		v = (int64_t)days * 86400 + secs;
+	ASN1_TIME_free(epoch);
+	return v;
+}

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define PKI_FILE_MAX (64 * 1024)
@@ -46,5 +47,7 @@ void pki_serial_hex(X509 *cert, char *out, size_t outlen);
 int pki_set_random_serial(X509 *cert);
 /* One extension from its OpenSSL-style text ("critical,CA:TRUE"). 1 or 0. */
 int pki_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
+/* An ASN1_TIME as Unix seconds (0 when it cannot be read). */
+int64_t pki_asn1_unix(const ASN1_TIME *t);
 
 #endif
