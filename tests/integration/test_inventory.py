@@ -298,6 +298,10 @@ EXPECTED = {
     ("POST", "/api/v1/jobs/{id}/cancel"): MANAGE, ("POST", "/api/v1/notifications/{id}/read"): MANAGE,
     ("GET", "/api/v1/apikeys"): ADMIN, ("POST", "/api/v1/apikeys"): ADMIN,
     ("GET", "/api/v1/apikeys/{id}"): ADMIN, ("DELETE", "/api/v1/apikeys/{id}"): ADMIN,
+    ("GET", "/.well-known/pki/crl/{issuer_id}"): None, ("POST", "/.well-known/pki/ocsp/{issuer_id}"): None,
+    ("GET", "/.well-known/pki/ocsp/{issuer_id}/{request*}"): None,
+    ("POST", "/api/v1/issuers/{id}/intermediates"): ADMIN, ("GET", "/api/v1/issuers/{id}/intermediates"): ADMIN,
+    ("GET", "/api/v1/intermediates/{id}"): ADMIN, ("POST", "/api/v1/intermediates/{id}/retire"): ADMIN,
 }
 for res, writers in (("teams", ADMIN), ("owners", ADMIN), ("issuers", ADMIN), ("profiles", ADMIN),
                      ("renewal-policies", ADMIN), ("certificates", MANAGE), ("targets", MANAGE),

@@ -155,7 +155,9 @@ def bad_frame_restarts_sender():
         return
     before = wait_for("all running", cw.all_running, timeout=30)
     out = cw.ctl("test-hook", "scheduler", "bad-frame", "store", check_rc=False)
-    check("bad frame sent" in out.stderr, "hook: %r" % (out,))
+    # the master may restart the scheduler (on the store's report) before
+    # the scheduler's own answer to the hook reaches it
+    check("bad frame sent" in out.stderr or "went away before answering" in out.stderr, "hook: %r" % (out,))
 
     def back():
         st = cw.status()

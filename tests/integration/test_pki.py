@@ -629,6 +629,132 @@ def revocation():
     check(1 <= made <= 3, "CRLs made for one bulk revocation: %d" % made)
 
 
+def intermediates():
+    """Intermediate CAs through the API: made below the root with a path
+    length and name constraints that openssl shows; a child may not widen
+    either (400 naming the field); an issuer whose config names an
+    intermediate has its certificates, CRL and OCSP responses signed by it,
+    and a name outside the constraints is refused; retiring drains first."""
+    local, admin = ctx["local"], ctx["admin"]
+    d = os.path.join(root, "ica")
+    os.makedirs(d, exist_ok=True)
+
+    def make(issuer, body, status=201):
+        code, rec = api.call("POST", "/api/v1/issuers/%s/intermediates" % issuer, admin, body)
+        check(code == status, "intermediate %r: %r" % (body.get("name"), (code, rec)))
+        return rec
+
+    ops = make(local, {"name": "ops", "subject": {"common_name": "certward Ops CA", "organization": "Example"},
+                       "path_len_constraint": 1,
+                       "name_constraints": [{"kind": "permitted", "dns": "example.com"},
+                                            {"kind": "excluded", "dns": "secret.example.com"}]})
+    check(ops["state"] == "active" and ops["parent_ca_id"] is None and ops["path_len_constraint"] == 1, "ops: %r" % ops)
+    ops_pem = os.path.join(d, "ops.pem")
+    with open(ops_pem, "w") as f:
+        f.write(ops["cert_pem"])
+    out = openssl("verify", "-CAfile", published(cw, "ca-root.crt"), ops_pem)
+    check(out.stdout.strip().endswith(": OK"), "ops verifies: %r" % out.stdout)
+    text = text_of(ops_pem)
+    check("CA:TRUE, pathlen:1" in text and "Permitted:" in text and "DNS:example.com" in text and
+          "Excluded:" in text and "DNS:secret.example.com" in text and "O = Example" in text, "ops: %s" % text)
+
+    # a child may not widen what its parent allows
+    prob = make(local, {"name": "wide", "parent_ca_id": ops["id"], "path_len_constraint": 1}, 400)
+    check(prob.get("field") == "path_len_constraint", "path length: %r" % prob)
+    prob = make(local, {"name": "other", "parent_ca_id": ops["id"],
+                        "name_constraints": [{"kind": "permitted", "dns": "example.org"}]}, 400)
+    check(prob.get("field") == "name_constraints" and "outside" in prob["detail"], "names: %r" % prob)
+    team = make(local, {"name": "team", "parent_ca_id": ops["id"],
+                        "name_constraints": [{"kind": "permitted", "dns": "team.example.com"}]})
+    check(team["path_len_constraint"] == 0 and team["parent_ca_id"] == ops["id"], "team: %r" % team)
+    prob = make(local, {"name": "below-team", "parent_ca_id": team["id"]}, 400)
+    check(prob.get("field") == "path_len_constraint", "below a pathlen 0 CA: %r" % prob)
+    # what the API refuses before the signer
+    for body, field in (({"name": "x", "root_cert_pem": "-----BEGIN"}, "root_cert_pem"),
+                        ({"name": "x", "algorithm": "dsa"}, "algorithm"),
+                        ({"name": "x", "name_constraints": [{"kind": "allowed", "dns": "a.b"}]}, "name_constraints"),
+                        ({"name": "x", "unknown": 1}, "unknown"), ({}, "name")):
+        code, prob = api.call("POST", "/api/v1/issuers/%s/intermediates" % local, admin, body)
+        check(code == 400 and prob.get("field") == field, "%r: %r" % (body, (code, prob)))
+    viewer = make_key(pg, "pki-viewer", "viewer")
+    check(api.call("GET", "/api/v1/issuers/%s/intermediates" % local, viewer)[0] == 403, "viewer")
+    check(api.call("POST", "/api/v1/issuers/iss-nope/intermediates", admin, {"name": "x"})[0] == 404, "no issuer")
+    code, listing = api.call("GET", "/api/v1/issuers/%s/intermediates" % local, admin)
+    check(code == 200 and [r["id"] for r in listing["data"]] == [ops["id"], team["id"]], "list: %r" % listing)
+    check(api.call("GET", "/api/v1/intermediates/" + team["id"], admin)[1]["name"] == "team", "get")
+
+    # an issuer signing with the team CA
+    code, iss = api.call("POST", "/api/v1/issuers", admin, {"name": "team-local", "type": "Local",
+                                                           "config": {"intermediate_id": team["id"]}})
+    check(code == 201, "issuer: %r" % ((code, iss),))
+    code, cert = api.call("POST", "/api/v1/certificates", admin,
+                          ctx["body"]("web.team", csr_pem("web.team", sans="DNS:team.example.com"), issuer=iss["id"]))
+    check(code == 201, "issued below team: %r" % ((code, cert),))
+    code, versions = api.call("GET", "/api/v1/certificates/%s/versions" % cert["id"], admin)
+    chain = versions["data"][0]["pem_chain"]
+    leaf, rest = os.path.join(d, "leaf.pem"), os.path.join(d, "rest.pem")
+    parts = chain.split("-----END CERTIFICATE-----\n")
+    with open(leaf, "w") as f:
+        f.write(parts[0] + "-----END CERTIFICATE-----\n")
+    with open(rest, "w") as f:
+        f.write("-----END CERTIFICATE-----\n".join(parts[1:]))
+    check(chain.count("BEGIN CERTIFICATE") == 4, "leaf, team, ops, root: %d" % chain.count("BEGIN CERTIFICATE"))
+    out = openssl("verify", "-CAfile", published(cw, "ca-root.crt"), "-untrusted", rest, leaf)
+    check(out.stdout.strip().endswith(": OK"), "leaf below team verifies: %r" % out.stdout)
+    check("Issuer: CN = certward Team" in text_of(leaf) or "Issuer: CN = team" in text_of(leaf), "issuer of the leaf")
+    # outside team.example.com: the signer refuses, naming the constraint
+    code, prob = api.call("POST", "/api/v1/certificates", admin,
+                          ctx["body"]("web.other", csr_pem("web.other", sans="DNS:web.example.com"), issuer=iss["id"]))
+    check(code == 400 and "name constraints" in prob.get("detail", ""), "outside the constraints: %r" % ((code, prob),))
+    # the issuer's CA cannot change now
+    code, prob = api.call("PUT", "/api/v1/issuers/" + iss["id"], admin,
+                          {"name": "team-local", "type": "Local", "config": {"intermediate_id": ops["id"]}})
+    check(code == 409, "changing the CA of an issuer that issued: %r" % ((code, prob),))
+
+    # its CRL and OCSP come from the team CA
+    bundle = os.path.join(d, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(chain.split("-----END CERTIFICATE-----\n", 1)[1])
+    got = {}
+    wait_for("the team issuer's CRL", lambda: got.update(r=crl_now(iss["id"])) or got["r"][0] == 200, timeout=30)
+    path = os.path.join(d, "team.crl")
+    with open(path, "wb") as f:
+        f.write(got["r"][2])
+    out = openssl("crl", "-inform", "DER", "-in", path, "-noout", "-issuer", "-CAfile", bundle)
+    check("verify OK" in out.stderr + out.stdout and "team" in out.stdout, "CRL signed by team: %r" % (out,))
+    reqp = os.path.join(d, "leaf.req")
+    with open(os.path.join(d, "team.pem"), "w") as f:
+        f.write(parts[1] + "-----END CERTIFICATE-----\n")
+    openssl("ocsp", "-issuer", os.path.join(d, "team.pem"), "-cert", leaf, "-no_nonce", "-reqout", reqp)
+    with open(reqp, "rb") as f:
+        status, _, resp = ocsp_post(iss["id"], f.read())
+    respp = os.path.join(d, "leaf.resp")
+    with open(respp, "wb") as f:
+        f.write(resp)
+    out = openssl("ocsp", "-respin", respp, "-reqin", reqp, "-CAfile", bundle, "-resp_text", ok=False)
+    check("Response verify OK" in out.stdout + out.stderr and "Cert Status: good" in out.stdout,
+          "OCSP by the team responder: %s" % (out.stdout + out.stderr))
+
+    # retiring drains first
+    def retire(ica, body, status):
+        code, r = api.call("POST", "/api/v1/intermediates/%s/retire" % ica, admin, body)
+        check(code == status, "retire %r: %r" % (body, (code, r)))
+        return r
+    retire(ops["id"], {"confirm": True}, 409)            # active: retire first
+    check(retire(ops["id"], {"note": "rotating"}, 200)["state"] == "retiring", "retiring")
+    make(local, {"name": "late", "parent_ca_id": ops["id"]}, 409)  # a retiring parent makes nothing new
+    check("below it" in retire(ops["id"], {"confirm": True}, 409)["detail"], "children first")
+    retire(team["id"], {}, 200)
+    code, prob = api.call("POST", "/api/v1/certificates", admin,
+                          ctx["body"]("web.late", csr_pem("web.late", sans="DNS:team.example.com"), issuer=iss["id"]))
+    check(code == 422 and prob.get("field") == "issuer_id", "a retiring CA signs nothing new: %r" % ((code, prob),))
+    retire(team["id"], {"confirm": True}, 200)
+    done = retire(ops["id"], {"confirm": True}, 200)
+    check(done["state"] == "retired" and done["retired_at"] and done["note"] == "rotating", "retired: %r" % done)
+    retire(ops["id"], {"confirm": True}, 409)
+    check(count("audit_events", "resource_type = 'intermediate_cas'") >= 6, "audit events of intermediates")
+
+
 def ledger_tampering():
     """A changed ledger: certward ledger verify names the line, and the
     signer refuses to start on it (it signs nothing without its ledger)."""
@@ -668,6 +794,7 @@ try:
     case(signer_refuses_directly)
     case(issuance_through_the_api)
     case(revocation)
+    case(intermediates)
     case(ledger_tampering)
     RUN.stop_clean(cw)
 finally:

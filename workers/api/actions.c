@@ -174,7 +174,7 @@ static const char *revocation_reason(const char *in)
 }
 
 /* a JSON object body with only the named members, or none at all */
-static json_t *small_body(struct route_call *c, const char *const *allowed, size_t n)
+json_t *action_body(struct route_call *c, const char *const *allowed, size_t n)
 {
 	json_t *j;
 	const char *k;
@@ -227,7 +227,7 @@ static void revoke_certificate(struct route_call *c)
 	const char *p[8] = {route_param(c, "id")}, *reason = "unspecified";
 	json_t *body, *r;
 
-	if (!id_ok(c) || !(body = small_body(c, members, 1)))
+	if (!id_ok(c) || !(body = action_body(c, members, 1)))
 		return;
 	r = json_object_get(body, "reason");
 	if (r && (!json_is_string(r) || !(reason = revocation_reason(json_string_value(r))))) {
@@ -259,7 +259,7 @@ static void bulk_revoke(struct route_call *c)
 	size_t i, ncrit = 0;
 	char *text;
 
-	if (!(body = small_body(c, members, sizeof members / sizeof members[0])))
+	if (!(body = action_body(c, members, sizeof members / sizeof members[0])))
 		return;
 	r = json_object_get(body, "reason");
 	if (!json_is_string(r) || !(reason = revocation_reason(json_string_value(r)))) {
@@ -323,7 +323,7 @@ out:
 }
 
 /* valid UTF-8 without control characters: a reason goes to the audit trail */
-static bool utf8_text(const char *s)
+bool action_text_ok(const char *s)
 {
 	json_t *j = json_string(s);
 
@@ -359,7 +359,7 @@ static void retire(struct route_call *c)
 	}
 	force = query_get(&q, "force");
 	reason = query_get(&q, "reason");
-	if (reason && (!*reason || strlen(reason) > 4096 || !utf8_text(reason))) {
+	if (reason && (!*reason || strlen(reason) > 4096 || !action_text_ok(reason))) {
 		route_problem(c, 400, "Bad Request", "reason: 1 to 1024 characters of text", "reason");
 		return;
 	}

@@ -32,6 +32,7 @@ struct issuance {
 	void *arg;
 	char *body; /* the record's checked fields */
 	char issuer_id[132], profile_id[132];
+	char intermediate_id[68]; /* the issuer's config.intermediate_id, "" for the issuing CA */
 	char *csr_pem;
 	uint8_t *csr_der;
 	size_t csr_len;
@@ -148,6 +149,7 @@ static void sign(struct issuance *is)
 	m.u.cert_sign.profile.len = (uint32_t)strlen(is->profile);
 	m.u.cert_sign.issuer_id = is->issuer_id;
 	m.u.cert_sign.validity_seconds = 0;
+	m.u.cert_sign.intermediate_id = is->intermediate_id;
 	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
 		unavailable(is, "the signer is unavailable");
 }
@@ -192,6 +194,9 @@ static void on_profile(const struct store_outcome *o, void *arg)
 	check_csr(is);
 }
 
+static void on_intermediate(const struct store_outcome *o, void *arg);
+static void fetch_profile(struct issuance *is);
+
 static void on_issuer(const struct store_outcome *o, void *arg)
 {
 	struct issuance *is = arg;
@@ -220,7 +225,49 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 		give_up(is, 422, "Unprocessable Content", detail, "issuer_id");
 		return;
 	}
+	{
+		const char *ica = json_string_value(json_object_get(json_object_get(j, "config"), "intermediate_id"));
+
+		snprintf(is->intermediate_id, sizeof is->intermediate_id, "%s", ica ? ica : "");
+	}
 	json_decref(j);
+	if (is->intermediate_id[0]) {
+		const char *p[1] = {is->intermediate_id};
+
+		if (store_call(is->rc->w, "intermediates.get", p, 1, on_intermediate, is) != 0)
+			unavailable(is, "the database is unavailable");
+		return;
+	}
+	fetch_profile(is);
+}
+
+/* the issuer signs with an intermediate CA (made below any Local issuer): it must be active */
+static void on_intermediate(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	json_t *j;
+	const char *state;
+	bool ok;
+
+	if (o->error) {
+		unavailable(is, "the database is unavailable");
+		return;
+	}
+	j = o->status == STORE_NO_ROW ? NULL : json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	state = json_string_value(json_object_get(j, "state"));
+	ok = state && strcmp(state, "active") == 0;
+	json_decref(j);
+	if (!ok) {
+		give_up(is, 422, "Unprocessable Content",
+			"issuer_id: the issuer's intermediate CA (config.intermediate_id) is missing or retiring: "
+			"it signs nothing new", "issuer_id");
+		return;
+	}
+	fetch_profile(is);
+}
+
+static void fetch_profile(struct issuance *is)
+{
 	if (is->profile_id[0]) {
 		const char *p[1] = {is->profile_id};
 

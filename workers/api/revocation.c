@@ -464,6 +464,7 @@ struct ocsp_call {
 	uint8_t key[32];
 	int64_t version;
 	bool get;
+	char intermediate[65];
 };
 
 static void ocsp_send(struct route_call *c, const uint8_t *der, size_t len, int64_t next_update, bool get,
@@ -552,6 +553,9 @@ static void on_ocsp_status(const struct store_outcome *o, void *arg)
 		m.u.ocsp_sign.reason = 0xffffffffu;
 	m.u.ocsp_sign.nonce.ptr = q->r.has_nonce ? q->r.nonce : (const uint8_t *)"";
 	m.u.ocsp_sign.nonce.len = q->r.has_nonce ? (uint32_t)q->r.nonce_len : 0;
+	snprintf(q->intermediate, sizeof q->intermediate, "%s",
+		 json_is_string(json_object_get(v, "intermediate_id")) ? json_string_value(json_object_get(v, "intermediate_id")) : "");
+	m.u.ocsp_sign.intermediate_id = q->intermediate;
 	json_decref(v);
 	ch = worker_peer(c->w, IPC_ROLE_SIGNER);
 	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(c->w), on_ocsp_signed, q) != 0) {

@@ -9,6 +9,7 @@
 
 #include "actions.h"
 #include "audit.h"
+#include "intermediates.h"
 #include "log.h"
 #include "revocation.h"
 #include "rest.h"
@@ -37,6 +38,7 @@ void routes_init(void)
 	rest_routes_init();
 	actions_routes_init();
 	revocation_routes_init();
+	intermediates_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};

@@ -32,7 +32,7 @@ static struct {
 	/* the run in progress: issuers left, then the one being signed */
 	char due[DUE_MAX][65];
 	size_t ndue, next;
-	char issuer[65];
+	char issuer[65], intermediate[65];
 	uint64_t number, revocations;
 	int64_t this_update, next_update;
 	int memfd;
@@ -206,6 +206,7 @@ static void sign(void)
 	m.u.crl_sign.this_update = (uint64_t)run.this_update;
 	m.u.crl_sign.next_update = (uint64_t)run.next_update;
 	m.u.crl_sign.entries = (uint32_t)run.entries;
+	m.u.crl_sign.intermediate_id = run.intermediate;
 	if (fd < 0 || !ch || ipc_request(ch, &m, fd, SIGN_TIMEOUT_MS, on_signed, NULL) != 0) {
 		if (fd >= 0 && !ch)
 			close(fd);
@@ -318,6 +319,8 @@ static void on_begin(const struct store_outcome *o, void *arg)
 	v = json_loadb((const char *)o->json, o->json_len, 0, NULL);
 	run.number = (uint64_t)json_integer_value(json_object_get(v, "crl_number"));
 	run.revocations = (uint64_t)json_integer_value(json_object_get(v, "revocations"));
+	snprintf(run.intermediate, sizeof run.intermediate, "%s",
+		 json_is_string(json_object_get(v, "intermediate_id")) ? json_string_value(json_object_get(v, "intermediate_id")) : "");
 	json_decref(v);
 	if (run.number == 0) {
 		failed("crl.begin", "unexpected answer");
@@ -406,7 +409,7 @@ void crl_loop_metrics(struct strbuf *out)
 {
 	strbuf_printf(out, "crls_generated_total %llu\n", (unsigned long long)run.generated);
 	strbuf_printf(out, "crl_failures_total %llu\n", (unsigned long long)run.failed);
-	strbuf_printf(out, "crl_last_duration_ms %llu\n", (unsigned long long)run.last_ms);
+	strbuf_printf(out, "crl_last_duration_seconds %.3f\n", (double)run.last_ms / 1000.0);
 	strbuf_printf(out, "crl_last_entries %llu\n", (unsigned long long)run.last_entries);
 	strbuf_printf(out, "crl_last_bytes %llu\n", (unsigned long long)run.last_bytes);
 }

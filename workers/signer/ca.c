@@ -1,6 +1,7 @@
 #include "ca.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -10,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "pki.h"
+#include "validate.h"
 
 #define CHAIN_MAX 8
 
@@ -24,7 +27,16 @@ struct ca {
 	X509 *cert;
 	char *chain_pem;
 	size_t chain_len;
+	X509 *up[CHAIN_MAX]; /* cert, then the certificates above it */
+	int nup;
+	struct ca *root;     /* self_signed: the root, which signs intermediates */
+	char id[65];         /* "" for the issuing CA, else the intermediate's id */
 };
+
+/* intermediates loaded so far (ca_intermediate), owned here */
+#define INTERMEDIATES_MAX 256
+static struct ca *loaded[INTERMEDIATES_MAX];
+static size_t nloaded;
 
 X509 *ca_cert(const struct ca *ca)
 {
@@ -42,14 +54,25 @@ const char *ca_chain_pem(const struct ca *ca, size_t *len)
 	return ca->chain_pem;
 }
 
-void ca_free(struct ca *ca)
+static void ca_free_one(struct ca *ca)
 {
 	if (!ca)
 		return;
 	EVP_PKEY_free(ca->key);
 	X509_free(ca->cert);
 	free(ca->chain_pem);
+	for (int i = 0; i < ca->nup; i++)
+		X509_free(ca->up[i]);
+	ca_free_one(ca->root);
 	free(ca);
+}
+
+void ca_free(struct ca *ca)
+{
+	ca_free_one(ca);
+	for (size_t i = 0; i < nloaded; i++)
+		ca_free_one(loaded[i]);
+	nloaded = 0;
 }
 
 /* The first line of the passphrase file, or NULL for none; *bad when it
@@ -298,6 +321,20 @@ static int self_signed(struct ca *ca, const struct cfg *section, const char *key
 		log_error("%s is not signed by the root CA %s", ic, rc);
 		goto out;
 	}
+	/* kept: the root signs the intermediates made through the API */
+	if (!root_key && !(root_key = pki_key_load(rk, pass, "root CA key")))
+		goto out;
+	if (!(ca->root = calloc(1, sizeof *ca->root)) || !(ca->root->cert = X509_dup(root)) ||
+	    !(ca->root->up[0] = X509_dup(root))) {
+		log_error("out of memory");
+		goto out;
+	}
+	ca->root->nup = 1;
+	ca->root->key = root_key;
+	root_key = NULL;
+	ca->root->chain_pem = join_pem(&ca->root->cert, 1, &ca->root->chain_len);
+	if (!ca->root->chain_pem)
+		goto out;
 	*root_out = root;
 	root = NULL;
 	rc_ = 0;
@@ -442,6 +479,9 @@ struct ca *ca_open(const struct cfg *section, const char *key_dir, const char *c
 		chain[1] = root;
 		n = 2;
 	}
+	for (int i = 0; i < n; i++)
+		if (!(ca->up[ca->nup++] = X509_dup(chain[i])))
+			goto out;
 	ca->chain_pem = join_pem(chain, n, &ca->chain_len);
 	if (!ca->chain_pem) {
 		log_error("cannot encode the CA chain");
@@ -480,4 +520,289 @@ out:
 		return NULL;
 	}
 	return ca;
+}
+
+/* ---- intermediates made through the API ---- */
+
+const char *ca_id(const struct ca *ca)
+{
+	return ca->id;
+}
+
+int ca_check_names(const struct ca *ca, const uint8_t *der, size_t len, char *why, size_t whylen)
+{
+	X509 *leaf = NULL;
+	int rc = 0;
+
+	/* NAME_CONSTRAINTS_check reads the names BoringSSL caches for a parsed
+	 * certificate: the signed DER, parsed again */
+	for (int i = 0; i < ca->nup && rc == 0; i++) {
+		NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca->up[i], NID_name_constraints, NULL, NULL);
+		const uint8_t *p = der;
+		int r;
+
+		if (!nc)
+			continue;
+		if (!leaf && (!(leaf = d2i_X509(NULL, &p, (long)len)) || !X509_get_extension_flags(leaf))) {
+			/* X509_get_extension_flags fills the cache NAME_CONSTRAINTS_check reads */
+			NAME_CONSTRAINTS_free(nc);
+			snprintf(why, whylen, "cannot read the certificate back");
+			rc = -1;
+			break;
+		}
+		r = NAME_CONSTRAINTS_check(leaf, nc);
+		NAME_CONSTRAINTS_free(nc);
+		if (r != X509_V_OK) {
+			char cn[128] = "";
+
+			X509_NAME_get_text_by_NID(X509_get_subject_name(ca->up[i]), NID_commonName, cn, sizeof cn);
+			snprintf(why, whylen, "a name is outside the name constraints of %s", cn);
+			rc = -1;
+		}
+	}
+	X509_free(leaf);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Whether dns (a permitted name of a new CA) lies within the permitted
+ * DNS subtrees of every CA above it that has some. */
+static int within_parents(const struct ca *parent, const char *dns)
+{
+	size_t dl = strlen(dns);
+
+	for (int i = 0; i < parent->nup; i++) {
+		NAME_CONSTRAINTS *nc = X509_get_ext_d2i(parent->up[i], NID_name_constraints, NULL, NULL);
+		int has = 0, inside = 0;
+
+		for (size_t k = 0; nc && k < sk_GENERAL_SUBTREE_num(nc->permittedSubtrees); k++) {
+			GENERAL_NAME *g = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, k)->base;
+			const char *b;
+			size_t bl;
+
+			if (g->type != GEN_DNS)
+				continue;
+			has = 1;
+			b = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+			bl = (size_t)ASN1_STRING_length(g->d.dNSName);
+			if (*b == '.')
+				b++, bl--;
+			if ((dl == bl && strncasecmp(dns, b, bl) == 0) ||
+			    (dl > bl && dns[dl - bl - 1] == '.' && strncasecmp(dns + dl - bl, b, bl) == 0))
+				inside = 1;
+		}
+		NAME_CONSTRAINTS_free(nc);
+		if (has && !inside)
+			return 0;
+	}
+	return 1;
+}
+
+static int fail_why(char *why, size_t whylen, const char *msg)
+{
+	snprintf(why, whylen, "%s", msg);
+	ERR_clear_error();
+	return -1;
+}
+
+/* key_dir/intermediates/<id>.chain: the intermediate, then the
+ * certificates above it; <id>.key its key. */
+static struct ca *load_intermediate(const char *dir, const char *id)
+{
+	char kp[1200], cp[1200];
+	struct ca *ca = calloc(1, sizeof *ca);
+	X509 *chain[CHAIN_MAX] = {0};
+	int n;
+
+	snprintf(kp, sizeof kp, "%s/%s.key", dir, id);
+	snprintf(cp, sizeof cp, "%s/%s.chain", dir, id);
+	if (!ca || (n = load_chain(cp, chain)) <= 0) {
+		free(ca);
+		return NULL;
+	}
+	for (int i = 0; i < n; i++)
+		ca->up[ca->nup++] = chain[i];
+	snprintf(ca->id, sizeof ca->id, "%s", id);
+	if (!(ca->cert = X509_dup(chain[0])) || !(ca->key = pki_key_load(kp, NULL, "intermediate CA key")) ||
+	    X509_check_private_key(ca->cert, ca->key) != 1 || !(ca->chain_pem = join_pem(chain, n, &ca->chain_len))) {
+		ERR_clear_error();
+		ca_free_one(ca);
+		return NULL;
+	}
+	return ca;
+}
+
+struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *id, char *why, size_t whylen)
+{
+	char dir[1100];
+	struct ca *ca;
+
+	if (!id || !*id)
+		return issuing;
+	if (!valid_resource_id(id, 64)) {
+		fail_why(why, whylen, "intermediate_id: not a valid id");
+		return NULL;
+	}
+	for (size_t i = 0; i < nloaded; i++)
+		if (strcmp(loaded[i]->id, id) == 0)
+			return loaded[i];
+	if (nloaded == INTERMEDIATES_MAX) {
+		fail_why(why, whylen, "too many intermediate CAs in use");
+		return NULL;
+	}
+	snprintf(dir, sizeof dir, "%s/intermediates", key_dir);
+	if (!(ca = load_intermediate(dir, id))) {
+		snprintf(why, whylen, "no intermediate CA %s in the signer", id);
+		return NULL;
+	}
+	loaded[nloaded++] = ca;
+	return ca;
+}
+
+/* "permitted;DNS:a.example,excluded;DNS:b.a.example": each name checked,
+ * the permitted ones against the parent's; the extension's value into out */
+static int constraints_conf(const struct ca *parent, const char *in, char *out, size_t outlen, char *why,
+			    size_t whylen)
+{
+	char buf[4097], *save = NULL, *item;
+	size_t o = 0;
+
+	snprintf(buf, sizeof buf, "%s", in);
+	snprintf(out, outlen, "critical");
+	o = strlen(out);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		int permitted = strncmp(item, "permitted;DNS:", 14) == 0;
+		const char *name = item + (permitted ? 14 : 13);
+
+		if (!permitted && strncmp(item, "excluded;DNS:", 13) != 0)
+			return fail_why(why, whylen, "name_constraints: each is permitted or excluded, of a DNS name");
+		if (!valid_dns_name(*name == '.' ? name + 1 : name, false))
+			return fail_why(why, whylen, "name_constraints: not a DNS name");
+		if (permitted && !within_parents(parent, *name == '.' ? name + 1 : name)) {
+			snprintf(why, whylen, "name_constraints: %s is outside what the CAs above it permit", name);
+			return -1;
+		}
+		if (o + strlen(item) + 2 >= outlen)
+			return fail_why(why, whylen, "name_constraints: too many");
+		o += (size_t)snprintf(out + o, outlen - o, ",%s", item);
+	}
+	return o > strlen("critical") ? 1 : 0;
+}
+
+int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *key_dir,
+			 const struct intermediate_request *rq, struct intermediate_result *out, char *why,
+			 size_t whylen)
+{
+	struct ca *parent;
+	char dir[1100], kp[1200], cp[1200], conf[4200], bc[64], serial[80];
+	long plen, child = rq->path_len;
+	X509 *cert = NULL, *chain[CHAIN_MAX];
+	X509_NAME *name = NULL;
+	EVP_PKEY *key = NULL;
+	uint8_t *der = NULL;
+	int alg = pki_alg_parse(rq->algorithm), has_nc, len, n, rc = -1;
+
+	memset(out, 0, sizeof *out);
+	if (!valid_resource_id(rq->id, 64))
+		return fail_why(why, whylen, "id: not a valid id");
+	if (alg < 0)
+		return fail_why(why, whylen, "algorithm: one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, "
+					      "rsa-4096, ed25519");
+	if (!*rq->common_name || strlen(rq->common_name) > 64)
+		return fail_why(why, whylen, "subject.common_name: 1 to 64 characters");
+	/* under the root (self_signed) or the configured issuing CA (subordinate) */
+	if (!*rq->parent_id)
+		parent = issuing->root ? issuing->root : issuing;
+	else if (!(parent = ca_intermediate(issuing, key_dir, rq->parent_id, why, whylen)))
+		return -1;
+	if (parent->nup + 1 > CHAIN_MAX)
+		return fail_why(why, whylen, "the chain would be too long");
+	/* RFC 5280 4.2.1.9: below a CA with pathlen p, at most p - 1 */
+	plen = X509_get_pathlen(parent->cert);
+	if (plen == 0)
+		return fail_why(why, whylen, "path_len_constraint: the parent CA's path length (0) allows no CA below it");
+	if (plen > 0 && child > plen - 1) {
+		snprintf(why, whylen, "path_len_constraint: at most %ld below this parent", plen - 1);
+		return -1;
+	}
+	if (plen > 0 && child < 0)
+		child = plen - 1;
+	if ((has_nc = constraints_conf(parent, rq->name_constraints, conf, sizeof conf, why, whylen)) < 0)
+		return -1;
+	snprintf(dir, sizeof dir, "%s/intermediates", key_dir);
+	/* mkdirat: the seccomp filter allows it, not mkdir */
+	if (mkdirat(AT_FDCWD, dir, 0700) != 0 && errno != EEXIST)
+		return fail_why(why, whylen, "cannot create the intermediates directory");
+	snprintf(kp, sizeof kp, "%s/%s.key", dir, rq->id);
+	snprintf(cp, sizeof cp, "%s/%s.chain", dir, rq->id);
+	if (exists(kp) || exists(cp))
+		return fail_why(why, whylen, "id: an intermediate CA with this id exists");
+	if (child >= 0)
+		snprintf(bc, sizeof bc, "critical,CA:TRUE,pathlen:%ld", child);
+	else
+		snprintf(bc, sizeof bc, "critical,CA:TRUE");
+	key = pki_key_generate((enum pki_alg)alg);
+	cert = X509_new();
+	name = X509_NAME_new();
+	if (!key || !cert || !name || !X509_set_version(cert, X509_VERSION_3) || pki_set_random_serial(cert) != 0 ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)rq->common_name, -1, -1, 0) ||
+	    (*rq->organization &&
+	     !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)rq->organization, -1, -1, 0)) ||
+	    !X509_set_subject_name(cert, name) || !X509_set_issuer_name(cert, X509_get_subject_name(parent->cert)) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(cert), -300) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(cert), (long)rq->validity_seconds) || !X509_set_pubkey(cert, key))
+		goto crypto;
+	if (pki_asn1_unix(X509_get0_notAfter(cert)) > pki_asn1_unix(X509_get0_notAfter(parent->cert)) &&
+	    !X509_set1_notAfter(cert, X509_get0_notAfter(parent->cert)))
+		goto crypto;
+	if (!pki_add_ext(cert, parent->cert, NID_basic_constraints, bc) ||
+	    !pki_add_ext(cert, parent->cert, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") ||
+	    !pki_add_ext(cert, parent->cert, NID_subject_key_identifier, "hash") ||
+	    !pki_add_ext(cert, parent->cert, NID_authority_key_identifier, "keyid:always") ||
+	    (has_nc && !pki_add_ext(cert, parent->cert, NID_name_constraints, conf)) ||
+	    !X509_sign(cert, parent->key, pki_sign_digest(parent->key)) || (len = i2d_X509(cert, &der)) <= 0)
+		goto crypto;
+	pki_serial_hex(cert, serial, sizeof serial);
+	/* the key, then the ledger line, then the certificate: never a
+	 * certificate without both */
+	if (pki_key_save(key, kp, NULL) != 0) {
+		fail_why(why, whylen, "cannot save the intermediate CA key (see the signer's log)");
+		goto out;
+	}
+	if (ledger_append(ledger, "certificate", *parent->id ? parent->id : parent == issuing ? "issuing" : "root",
+			  serial, der, (size_t)len, conf, sizeof conf) != 0) {
+		snprintf(why, whylen, "%s", conf);
+		unlink(kp);
+		rc = -2;
+		goto out;
+	}
+	chain[0] = cert;
+	for (n = 0; n < parent->nup; n++)
+		chain[n + 1] = parent->up[n];
+	out->chain_pem = join_pem(chain, parent->nup + 1, &out->chain_len);
+	if (!out->chain_pem || pki_write_file(cp, out->chain_pem, out->chain_len, 0600) != 0) {
+		fail_why(why, whylen, "cannot write the intermediate CA certificate");
+		goto out;
+	}
+	snprintf(out->serial, sizeof out->serial, "%s", serial);
+	out->not_before = pki_asn1_unix(X509_get0_notBefore(cert));
+	out->not_after = pki_asn1_unix(X509_get0_notAfter(cert));
+	out->path_len = child;
+	log_info("made intermediate CA %s (%s) below %s", rq->id, rq->common_name,
+		 *parent->id ? parent->id : parent == issuing ? "the issuing CA" : "the root");
+	rc = 0;
+	goto out;
+crypto:
+	pki_log_error("cannot make an intermediate CA certificate");
+	fail_why(why, whylen, "cannot make the intermediate CA certificate (see the signer's log)");
+out:
+	if (rc != 0) {
+		free(out->chain_pem);
+		out->chain_pem = NULL;
+	}
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
 }

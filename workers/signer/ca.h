@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "ledger.h"
@@ -30,5 +31,36 @@ X509 *ca_cert(const struct ca *ca);
 EVP_PKEY *ca_key(const struct ca *ca);
 /* PEM of the issuing CA and the certificates above it, issuing first */
 const char *ca_chain_pem(const struct ca *ca, size_t *len);
+
+/* The CA of intermediate id (key_dir/intermediates, loaded once), or
+ * issuing itself for "" or NULL; NULL with why when there is none. */
+struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *id, char *why, size_t whylen);
+/* "" for the issuing CA, else the intermediate's id */
+const char *ca_id(const struct ca *ca);
+/* 0 when leaf's names meet the name constraints of ca and every CA above
+ * it (der: the signed leaf); -1 with why naming the CA. */
+int ca_check_names(const struct ca *ca, const uint8_t *der, size_t len, char *why, size_t whylen);
+
+struct intermediate_request {
+	const char *id;               /* the new CA's id ([A-Za-z0-9._-]) */
+	const char *parent_id;        /* "": the root (self_signed) or the issuing CA (subordinate) */
+	const char *common_name, *organization;
+	const char *algorithm;        /* pki_alg_parse's names */
+	uint64_t validity_seconds;    /* never past the parent's expiry */
+	long path_len;                /* -1: none (or the parent's less one) */
+	const char *name_constraints; /* "permitted;DNS:x,excluded;DNS:y" or "" */
+};
+struct intermediate_result {
+	char serial[64];
+	int64_t not_before, not_after;
+	long path_len;
+	char *chain_pem; /* the new CA, then those above it; free() */
+	size_t chain_len;
+};
+/* Makes the key and certificate (ledger line first). 0; -1 with why (a
+ * rule broken); -2 (the ledger). */
+int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *key_dir,
+			 const struct intermediate_request *rq, struct intermediate_result *out, char *why,
+			 size_t whylen);
 
 #endif

@@ -80,6 +80,11 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 	len = i2d_X509(cert, &der);
 	if (len <= 0)
 		goto crypto;
+	/* an intermediate's name constraints, and those above it, hold */
+	if (ca_check_names(ca, der, (size_t)len, why, whylen) != 0) {
+		OPENSSL_free(der);
+		goto out;
+	}
 	pki_serial_hex(cert, out->serial, sizeof out->serial);
 	/* staged: the caller commits the ledger before the certificate leaves */
 	if (ledger_stage(ledger, "certificate", rq->issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) !=

@@ -29,6 +29,8 @@ struct pending {
 	uint64_t id;
 	enum { P_CERT, P_CRL, P_OCSP } kind;
 	struct issue_result res; /* P_CERT */
+	const char *chain;       /* P_CERT: the signing CA's chain */
+	size_t chain_len;
 	struct revoke_crl crl;   /* P_CRL */
 	struct revoke_ocsp ocsp; /* P_OCSP */
 	struct pending *next;
@@ -39,6 +41,7 @@ struct signer {
 	struct tls_key *api_key;
 	struct ledger *ledger; /* every certificate, CRL and OCSP signature */
 	struct ca *ca;
+	const char *key_dir;
 	struct responders *responders;
 	const char *base_url;
 	uint64_t default_validity_s;
@@ -110,6 +113,7 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	}
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
+	signer.key_dir = dir;
 	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ca, signer.ledger)))
 		return -1;
 	signer.pending_tail = &signer.pending;
@@ -126,8 +130,6 @@ static void commit_pending(uv_check_t *h)
 	struct pending *p = signer.pending, *next;
 	char why[300];
 	int rc = ledger_commit(signer.ledger, why, sizeof why);
-	size_t chain_len;
-	const char *chain = ca_chain_pem(signer.ca, &chain_len);
 
 	signer.pending = NULL;
 	signer.pending_tail = &signer.pending;
@@ -152,8 +154,8 @@ static void commit_pending(uv_check_t *h)
 			r.u.cert_signed.serial = p->res.serial;
 			r.u.cert_signed.not_before = (uint64_t)p->res.not_before;
 			r.u.cert_signed.not_after = (uint64_t)p->res.not_after;
-			r.u.cert_signed.chain_pem.ptr = (const uint8_t *)chain;
-			r.u.cert_signed.chain_pem.len = (uint32_t)chain_len;
+			r.u.cert_signed.chain_pem.ptr = (const uint8_t *)p->chain;
+			r.u.cert_signed.chain_pem.len = (uint32_t)p->chain_len;
 			if (p->ch)
 				ipc_reply(p->ch, &req, &r);
 		} else if (p->kind == P_CRL) {
@@ -224,7 +226,8 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	struct issue_result res;
 	struct pending *p;
 	char why[300];
-	int rc = issue_sign(signer.ca, signer.ledger, &rq, &res, why, sizeof why);
+	struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.cert_sign.intermediate_id, why, sizeof why);
+	int rc = ca ? issue_sign(ca, signer.ledger, &rq, &res, why, sizeof why) : -1;
 
 	if (rc != 0) {
 		if (rc == -2) {
@@ -249,6 +252,7 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	p->id = m->id;
 	p->kind = P_CERT;
 	p->res = res;
+	p->chain = ca_chain_pem(ca, &p->chain_len);
 	p->crl.memfd = -1;
 	pending_add(p);
 }
@@ -266,7 +270,15 @@ static void crl_sign(struct ipc_channel *from, struct ipc_msg *m, int fd)
 		ipc_reply_error(from, m, ENOMEM, "out of memory");
 		return;
 	}
-	rc = revoke_crl_sign(signer.ca, signer.ledger, &m->u.crl_sign, fd, &p->crl, why, sizeof why);
+	{
+		struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.crl_sign.intermediate_id, why,
+						sizeof why);
+
+		if (ca)
+			rc = revoke_crl_sign(ca, signer.ledger, &m->u.crl_sign, fd, &p->crl, why, sizeof why);
+		else if ((rc = -1), fd >= 0)
+			close(fd);
+	}
 	if (rc != 0) {
 		free(p);
 		signer.crl_refused++;
@@ -298,7 +310,12 @@ static void ocsp_sign(struct ipc_channel *from, struct ipc_msg *m)
 		return;
 	}
 	p->crl.memfd = -1;
-	rc = revoke_ocsp_sign(signer.responders, &m->u.ocsp_sign, &p->ocsp, why, sizeof why);
+	{
+		struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.ocsp_sign.intermediate_id, why,
+						sizeof why);
+
+		rc = ca ? revoke_ocsp_sign(signer.responders, ca, &m->u.ocsp_sign, &p->ocsp, why, sizeof why) : -1;
+	}
 	if (rc != 0) {
 		free(p);
 		signer.ocsp_refused++;
@@ -316,6 +333,49 @@ static void ocsp_sign(struct ipc_channel *from, struct ipc_msg *m)
 	p->id = m->id;
 	p->kind = P_OCSP;
 	pending_add(p);
+}
+
+/* INTERMEDIATE_SIGN: a CA below the root (or the issuing CA), its ledger
+ * line written before the answer (ledger_append: rare, not grouped) */
+static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
+{
+	const struct ipc_intermediate_sign *q = &m->u.intermediate_sign;
+	struct intermediate_request rq = {
+		.id = q->id,
+		.parent_id = q->parent_id,
+		.common_name = q->common_name,
+		.organization = q->organization,
+		.algorithm = q->algorithm,
+		.validity_seconds = q->validity_seconds,
+		.path_len = q->path_len == 0xffffffffu ? -1 : (long)q->path_len,
+		.name_constraints = q->name_constraints,
+	};
+	struct intermediate_result res;
+	struct ipc_msg r = {.type = IPC_T_INTERMEDIATE_SIGNED};
+	char why[300];
+	int rc;
+
+	if (q->path_len != 0xffffffffu && q->path_len > 32) {
+		ipc_reply_error(from, m, EINVAL, "path_len_constraint: at most 32");
+		return;
+	}
+	rc = ca_make_intermediate(signer.ca, signer.ledger, signer.key_dir, &rq, &res, why, sizeof why);
+	if (rc != 0) {
+		if (rc == -2)
+			signer.ledger_failures++;
+		log_event(rc == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused to make intermediate CA %s for %s: %s",
+			  q->id, ipc_channel_peer(from), why);
+		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		return;
+	}
+	r.u.intermediate_signed.serial = res.serial;
+	r.u.intermediate_signed.not_before = (uint64_t)res.not_before;
+	r.u.intermediate_signed.not_after = (uint64_t)res.not_after;
+	r.u.intermediate_signed.path_len = res.path_len < 0 ? 0xffffffffu : (uint32_t)res.path_len;
+	r.u.intermediate_signed.chain_pem.ptr = (const uint8_t *)res.chain_pem;
+	r.u.intermediate_signed.chain_pem.len = (uint32_t)res.chain_len;
+	ipc_reply(from, m, &r);
+	free(res.chain_pem);
 }
 
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
@@ -383,6 +443,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		return;
 	case IPC_T_OCSP_SIGN:
 		ocsp_sign(from, m);
+		return;
+	case IPC_T_INTERMEDIATE_SIGN:
+		intermediate_sign(from, m);
 		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");

@@ -181,6 +181,7 @@ void revoke_crl_free(struct revoke_crl *c)
 
 struct responder {
 	char issuer_id[65];
+	const struct ca *ca; /* the CA its certificate is from */
 	EVP_PKEY *key;
 	X509 *cert;
 	uint8_t *cert_der; /* OPENSSL_malloc'd */
@@ -259,9 +260,9 @@ static int add_nocheck(X509 *cert, ASN1_OCTET_STRING *null)
  * CA, OCSPSigning, id-pkix-ocsp-nocheck (clients do not ask about the
  * responder itself). Ledger line written (and committed) before it is
  * used. */
-static X509 *responder_make_cert(struct responders *rs, const char *issuer_id, EVP_PKEY *key)
+static X509 *responder_make_cert(struct responders *rs, struct ca *signing, const char *issuer_id, EVP_PKEY *key)
 {
-	X509 *ca = ca_cert(rs->ca), *cert = X509_new();
+	X509 *ca = ca_cert(signing), *cert = X509_new();
 	X509_NAME *name = X509_NAME_new();
 	ASN1_OCTET_STRING *null = ASN1_OCTET_STRING_new();
 	static const uint8_t der_null[] = {0x05, 0x00};
@@ -284,7 +285,7 @@ static X509 *responder_make_cert(struct responders *rs, const char *issuer_id, E
 	    !pki_add_ext(cert, ca, NID_authority_key_identifier, "keyid:always") ||
 	    !ASN1_OCTET_STRING_set(null, der_null, sizeof der_null) ||
 	    !add_nocheck(cert, null) ||
-	    !X509_sign(cert, ca_key(rs->ca), pki_sign_digest(ca_key(rs->ca))) ||
+	    !X509_sign(cert, ca_key(signing), pki_sign_digest(ca_key(signing))) ||
 	    (len = i2d_X509(cert, &der)) <= 0) {
 		pki_log_error("cannot make an OCSP responder certificate");
 		goto fail;
@@ -308,11 +309,11 @@ fail:
 
 /* The saved responder of issuer_id, when it is still good: issued by the
  * current CA, matching its key, not due for renewal. */
-static int responder_load(struct responders *rs, struct responder *x, const char *kpath, const char *cpath)
+static int responder_load(struct ca *signing, struct responder *x, const char *kpath, const char *cpath)
 {
 	size_t len;
 	char *pem = pki_read_file(cpath, &len);
-	EVP_PKEY *ca_pub = X509_get_pubkey(ca_cert(rs->ca));
+	EVP_PKEY *ca_pub = X509_get_pubkey(ca_cert(signing));
 	int ok = 0;
 
 	if (pem && (x->cert = pki_cert_parse(pem, len)) && ca_pub && X509_verify(x->cert, ca_pub) == 1 &&
@@ -336,7 +337,8 @@ static void responder_set_times(struct responders *rs, struct responder *x)
 		x->renew_at = na - rs->response_validity;
 }
 
-static struct responder *responder_get(struct responders *rs, const char *issuer_id, char *why, size_t whylen)
+static struct responder *responder_get(struct responders *rs, struct ca *signing, const char *issuer_id, char *why,
+				       size_t whylen)
 {
 	struct responder *x = NULL;
 	char kpath[1200], cpath[1200];
@@ -348,8 +350,10 @@ static struct responder *responder_get(struct responders *rs, const char *issuer
 	for (size_t i = 0; i < rs->n; i++)
 		if (strcmp(rs->r[i].issuer_id, issuer_id) == 0)
 			x = &rs->r[i];
-	if (x && now < x->renew_at)
+	if (x && x->ca == signing && now < x->renew_at)
 		return x;
+	if (x && x->ca != signing)
+		responder_clear(x); /* the issuer has another CA now: its file is checked again */
 	if (!x) {
 		if (rs->n == RESPONDERS_MAX) {
 			fail(why, whylen, "too many issuers with OCSP responders");
@@ -362,7 +366,7 @@ static struct responder *responder_get(struct responders *rs, const char *issuer
 	snprintf(kpath, sizeof kpath, "%s/%s.key", rs->dir, issuer_id);
 	snprintf(cpath, sizeof cpath, "%s/%s.crt", rs->dir, issuer_id);
 	if (!x->cert) {
-		if (responder_load(rs, x, kpath, cpath))
+		if (responder_load(signing, x, kpath, cpath))
 			responder_set_times(rs, x);
 		else
 			responder_clear(x);
@@ -370,7 +374,7 @@ static struct responder *responder_get(struct responders *rs, const char *issuer
 	if (!x->cert || now >= x->renew_at) {
 		/* first use, or due: a new key and certificate */
 		EVP_PKEY *key = pki_key_generate(PKI_ECDSA_P256);
-		X509 *cert = key ? responder_make_cert(rs, issuer_id, key) : NULL;
+		X509 *cert = key ? responder_make_cert(rs, signing, issuer_id, key) : NULL;
 
 		pem = cert ? pki_cert_pem(cert, &pem_len) : NULL;
 		if (!pem || pki_key_save(key, kpath, NULL) != 0 || pki_write_file(cpath, pem, pem_len, 0600) != 0) {
@@ -392,6 +396,7 @@ static struct responder *responder_get(struct responders *rs, const char *issuer
 		x->cert = cert;
 		responder_set_times(rs, x);
 	}
+	x->ca = signing;
 	OPENSSL_free(x->cert_der);
 	x->cert_der = NULL;
 	if ((len = i2d_X509(x->cert, &x->cert_der)) <= 0) {
@@ -405,8 +410,8 @@ static struct responder *responder_get(struct responders *rs, const char *issuer
 	return x;
 }
 
-int revoke_ocsp_sign(struct responders *rs, const struct ipc_ocsp_sign *m, struct revoke_ocsp *out, char *why,
-		     size_t whylen)
+int revoke_ocsp_sign(struct responders *rs, struct ca *signing, const struct ipc_ocsp_sign *m, struct revoke_ocsp *out,
+		     char *why, size_t whylen)
 {
 	struct ocsp_certid id;
 	struct responder *x;
@@ -421,7 +426,7 @@ int revoke_ocsp_sign(struct responders *rs, const struct ipc_ocsp_sign *m, struc
 		return fail(why, whylen, "issuer_id: not a valid id");
 	if (ocsp_certid_parse(m->certid.ptr, m->certid.len, &id, why, whylen) != 0)
 		return -1;
-	if (!ocsp_certid_matches(&id, ca_cert(rs->ca))) {
+	if (!ocsp_certid_matches(&id, ca_cert(signing))) {
 		fail(why, whylen, "the CertID names another CA");
 		return -3;
 	}
@@ -429,7 +434,7 @@ int revoke_ocsp_sign(struct responders *rs, const struct ipc_ocsp_sign *m, struc
 	    (m->reason != 0xffffffffu && (m->reason > 10 || m->reason == 7)) ||
 	    (m->status == OCSP_STATUS_REVOKED && (m->revoked_at == 0 || (int64_t)m->revoked_at > now + 300)))
 		return fail(why, whylen, "status, revoked_at or reason out of range");
-	if (!(x = responder_get(rs, m->issuer_id, why, whylen)))
+	if (!(x = responder_get(rs, signing, m->issuer_id, why, whylen)))
 		return -1;
 	single = (struct ocsp_single){
 		.certid_der = m->certid.ptr,

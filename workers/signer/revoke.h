@@ -54,8 +54,9 @@ uint64_t responders_rotations(const struct responders *r);
 
 /* Signs the response OCSP_SIGN asks for with issuer_id's responder (made or
  * renewed first when needed) and stages its ledger line. 0; -1 with why (a
- * malformed request); -2 (ledger); -3 (the CertID names another CA). */
-int revoke_ocsp_sign(struct responders *r, const struct ipc_ocsp_sign *m, struct revoke_ocsp *out, char *why,
-		     size_t whylen);
+ * malformed request); -2 (ledger); -3 (the CertID names another CA than
+ * signing, the CA of the issuer). */
+int revoke_ocsp_sign(struct responders *r, struct ca *signing, const struct ipc_ocsp_sign *m, struct revoke_ocsp *out,
+		     char *why, size_t whylen);
 
 #endif
