@@ -267,7 +267,8 @@ def ops_of(res):
         # serial registered for the issuer, and both audit events, in one
         # statement and one commit. A, then $8 serial (hex), $9/$10
         # not_before/not_after (Unix seconds), $11 SHA-256 fingerprint (hex),
-        # $12 PEM chain, $13 CSR (PEM), $14 key algorithm, $15 key size
+        # $12 PEM chain, $13 CSR (PEM), $14 key algorithm, $15 key size,
+        # $16 the key sealed by the signer (hex) when it made the key, or NULL
         # -> {"certificate": the record, "version": the version}
         ins_cols = cols + ["status", "expires_at", "last_renewal_at"]
         ins_vals = vals + ["'Active'", "to_timestamp($10::bigint)", "now()"]
@@ -278,6 +279,8 @@ def ops_of(res):
             "to_timestamp($9::bigint), to_timestamp($10::bigint), $11, $12, $13, $14, $15::int FROM r RETURNING *), "
             "sn AS (INSERT INTO issued_serials (issuer_id, serial_number, certificate_version_id) "
             "SELECT r.issuer_id, v.serial_number, v.id FROM r, v), "
+            "vk AS (INSERT INTO version_keys (certificate_version_id, sealed) "
+            "SELECT v.id, decode($16, 'hex') FROM v WHERE $16::text IS NOT NULL), "
             "ie AS (INSERT INTO audit_events (actor, actor_type, actor_role, action, resource_type, resource_id, "
             "request_id, source_address, outcome, body_sha256, details) SELECT $2, $3, $4, 'certificate.issued', "
             "'%s', r.id, $5, $6::inet, 'success', decode($7, 'hex'), jsonb_build_object('serial_number', "
@@ -288,7 +291,7 @@ def ops_of(res):
             "v.key_algorithm, 'key_size', v.key_size, 'created_at', v.created_at)) FROM r t, v"
             % (table, ", ".join(ins_cols), ", ".join(ins_vals), link_ctes(res, "$1::jsonb", False),
                audit_cte(res, "create", 2), name, obj_of(res, "$1::jsonb")))
-        ops["create_issued"] = (name + ".create_issued", 15, "ROW", create_issued)
+        ops["create_issued"] = (name + ".create_issued", 16, "ROW", create_issued)
     ops.update({
         "list": (name + ".list", 5, "LIST", lst),
         "get": (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
@@ -307,7 +310,7 @@ def ops_of(res):
     kind = {"list": ("R", reads), "get": ("R", reads), "create": ("W", writes), "update": ("W", writes)}
     out = [ops[v] + kind.get(v, ("O", None)) for v in VERBS if v in verbs]
     if "create_issued" in ops:
-        out.append(ops["create_issued"] + ("W", writes + " certificate_versions issued_serials"))
+        out.append(ops["create_issued"] + ("W", writes + " certificate_versions issued_serials version_keys"))
     # audit.failure_mode fail_open: the same change without its event, for
     # when the event cannot be written (rest.c retries with these, counted
     # and logged)

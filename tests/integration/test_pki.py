@@ -434,7 +434,7 @@ def issuance_through_the_api():
     check(code == 201 and cert["status"] == "Active", "the retry: %r" % ((code, cert),))
     check(count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id", "m.name = 'retry'") == 1,
           "versions of the retried certificate")
-    ctx.update(admin=admin, body=body, local=local)
+    ctx.update(admin=admin, body=body, local=local, profile=profile, team=team, owner=owner, policy=policy)
 
 
 def issue_leaf(name):
@@ -755,6 +755,70 @@ def intermediates():
     check(count("audit_events", "resource_type = 'intermediate_cas'") >= 6, "audit events of intermediates")
 
 
+def server_keygen():
+    """key_generation "server": refused unless the profile allows it; then
+    the signer makes the key, the answer carries it once (it matches the
+    certificate), the database keeps it only sealed (secretbox_open with the
+    signer's key gives it back), and no log line or later read shows it."""
+    admin, local = ctx["admin"], ctx["local"]
+
+    def body(name, profile, **kw):
+        b = {"name": name, "common_name": name + ".example.com", "sans": [name + ".example.com"],
+             "owner_id": ctx["owner"], "team_id": ctx["team"], "issuer_id": local,
+             "renewal_policy_id": ctx["policy"], "certificate_profile_id": profile, "key_generation": "server"}
+        b.update(kw)
+        return b
+
+    code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-off", ctx["profile"]))
+    check(code == 422 and prob.get("field") == "certificate_profile_id", "off by default: %r" % ((code, prob),))
+    code, prof = api.call("POST", "/api/v1/profiles", admin,
+                          dict({k: v for k, v in PROFILE.items() if k != "enabled"}, name="keygen", server_keygen=True))
+    check(code == 201 and prof["server_keygen"] is True, "profile: %r" % ((code, prof),))
+    for extra, field in (({"csr_pem": csr_pem("kg-both")}, "key_generation"), ({"key_algorithm": "dsa"}, "key_algorithm"),
+                         ({"key_generation": "agent"}, "key_generation")):
+        code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-bad", prof["id"], **extra))
+        check(code == 400 and prob.get("field") == field, "%r: %r" % (extra, (code, prob)))
+    # a key the profile does not allow: the signer's check, named
+    code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-ed", prof["id"], key_algorithm="ed25519"))
+    check(code == 400 and prob.get("field") == "key_generation", "ed25519 under the profile: %r" % ((code, prob),))
+
+    code, cert = api.call("POST", "/api/v1/certificates", admin, body("kg", prof["id"], key_algorithm="ECDSA-P384"))
+    check(code == 201 and cert["status"] == "Active" and "PRIVATE KEY" in cert.get("private_key_pem", ""),
+          "made: %r" % ((code, cert),))
+    check(cert["latest_version"]["key_algorithm"] == "ECDSA" and cert["latest_version"]["key_size"] == 384,
+          "version: %r" % cert["latest_version"])
+    key_pem = cert["private_key_pem"]
+    d = os.path.join(root, "kg")
+    os.makedirs(d, exist_ok=True)
+    code, versions = api.call("GET", "/api/v1/certificates/%s/versions" % cert["id"], admin)
+    leaf = os.path.join(d, "leaf.pem")
+    with open(leaf, "w") as f:
+        f.write(versions["data"][0]["pem_chain"].split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    with open(os.path.join(d, "key.pem"), "w") as f:
+        f.write(key_pem)
+    pub_cert = openssl("x509", "-in", leaf, "-noout", "-pubkey").stdout
+    pub_key = openssl("pkey", "-in", os.path.join(d, "key.pem"), "-pubout").stdout
+    check(pub_cert == pub_key, "the key does not match the certificate")
+    out = openssl("verify", "-CAfile", published(cw, "ca-root.crt"), "-untrusted", published(cw, "ca-issuing.crt"), leaf)
+    check(out.stdout.strip().endswith(": OK"), "verify: %r" % out.stdout)
+    check("DNS:kg.example.com" in text_of(leaf), "SAN of the made key's certificate")
+    # never again in clear: not in a later read, a log line or the database
+    body_b64 = "".join(key_pem.strip().splitlines()[1:-1])
+    check(body_b64 not in json.dumps(api.call("GET", "/api/v1/certificates/" + cert["id"], admin)[1]) and
+          body_b64 not in json.dumps(versions), "the key in a later read")
+    for name in os.listdir(cw.logs):
+        with open(os.path.join(cw.logs, name), errors="replace") as f:
+            check(body_b64[:40] not in f.read(), "the key in %s" % name)
+    sealed = psql(pg, "SELECT encode(k.sealed, 'hex') FROM version_keys k JOIN certificate_versions v "
+                      "ON v.id = k.certificate_version_id WHERE v.certificate_id = '%s'" % cert["id"]).strip()
+    check(sealed and "PRIVATE" not in bytes.fromhex(sealed).decode("latin-1"), "sealed in the database")
+    dump = psql(pg, "SELECT string_agg(t::text, '') FROM certificate_versions t")
+    check(body_b64[:40] not in dump, "the key in certificate_versions")
+    out = subprocess.run([os.path.join(BUILD, "tests", "secretbox_open"), os.path.join(key_dir(cw), "secrets.key"),
+                          sealed], capture_output=True, text=True, timeout=30)
+    check(out.returncode == 0 and json.loads(out.stdout)["private_key_pem"] == key_pem, "opened: %r" % out.stderr)
+
+
 def ledger_tampering():
     """A changed ledger: certward ledger verify names the line, and the
     signer refuses to start on it (it signs nothing without its ledger)."""
@@ -795,6 +859,7 @@ try:
     case(issuance_through_the_api)
     case(revocation)
     case(intermediates)
+    case(server_keygen)
     case(ledger_tampering)
     RUN.stop_clean(cw)
 finally:

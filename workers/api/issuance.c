@@ -41,10 +41,20 @@ struct issuance {
 	char serial[64], not_before[24], not_after[24], fingerprint[65], key_size[12];
 	char key_alg[12];
 	char *pem_chain;
+	/* server-side key generation: the algorithm asked for ("" for a CSR) */
+	char keygen_alg[20];
+	char *sealed_hex; /* the key as the signer sealed it, for the store */
+	char *key_pem;    /* and in clear, for this answer only */
+	size_t key_pem_len;
 };
 
 static void issuance_free(struct issuance *is)
 {
+	if (is->key_pem) {
+		OPENSSL_cleanse(is->key_pem, is->key_pem_len);
+		free(is->key_pem);
+	}
+	free(is->sealed_hex);
 	free(is->body);
 	free(is->csr_pem);
 	free(is->csr_der);
@@ -74,23 +84,57 @@ static void unavailable(struct issuance *is, const char *what)
 
 /* ---- 2. the signer's signature ---- */
 
-static char *der_to_pem(const uint8_t *der, size_t len)
+/* a certificate (or, with req, a CSR) from DER to PEM */
+static char *der_to_pem(const uint8_t *der, size_t len, bool req)
 {
 	const uint8_t *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
+	X509 *x = req ? NULL : d2i_X509(NULL, &p, (long)len);
+	X509_REQ *r = req ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
 	BIO *bio = BIO_new(BIO_s_mem());
 	const uint8_t *out;
 	size_t n;
 	char *s = NULL;
 
-	if (x && bio && PEM_write_bio_X509(bio, x) && BIO_mem_contents(bio, &out, &n) && (s = malloc(n + 1))) {
+	if ((x || r) && bio && (x ? PEM_write_bio_X509(bio, x) : PEM_write_bio_X509_REQ(bio, r)) &&
+	    BIO_mem_contents(bio, &out, &n) && (s = malloc(n + 1))) {
 		memcpy(s, out, n);
 		s[n] = '\0';
 	}
 	X509_free(x);
+	X509_REQ_free(r);
 	BIO_free(bio);
 	ERR_clear_error();
 	return s;
+}
+
+/* KEYGEN_SIGNED: the CSR made, the key sealed (for the store) and in
+ * clear (for the answer); then the certificate as CERT_SIGNED has it */
+static int take_key(struct issuance *is, struct ipc_msg *m)
+{
+	const struct ipc_keygen_signed *k = &m->u.keygen_signed;
+	struct ipc_cert_signed c = {
+		.der = k->der,
+		.serial = k->serial,
+		.not_before = k->not_before,
+		.not_after = k->not_after,
+		.chain_pem = k->chain_pem,
+	};
+
+	free(is->csr_pem);
+	is->csr_pem = der_to_pem(k->csr.ptr, k->csr.len, true);
+	is->sealed_hex = malloc(2 * (size_t)k->sealed_key.len + 1);
+	is->key_pem = malloc((size_t)k->key_pem.len + 1);
+	if (!is->csr_pem || !is->sealed_hex || !is->key_pem)
+		return -1;
+	hex_encode(k->sealed_key.ptr, k->sealed_key.len, is->sealed_hex);
+	memcpy(is->key_pem, k->key_pem.ptr, k->key_pem.len);
+	is->key_pem[k->key_pem.len] = '\0';
+	is->key_pem_len = k->key_pem.len;
+	/* the frame's copy of the key goes when the reply is freed; wipe it first */
+	OPENSSL_cleanse((void *)k->key_pem.ptr, k->key_pem.len);
+	m->type = IPC_T_CERT_SIGNED;
+	m->u.cert_signed = c;
+	return 0;
 }
 
 static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
@@ -106,11 +150,18 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 		char detail[360];
 
 		/* what the api's own check let through: the signer's word is final */
-		snprintf(detail, sizeof detail, "csr_pem: %.300s", m->u.error.message);
-		give_up(is, 400, "Bad Request", detail, "csr_pem");
+		const char *field = is->keygen_alg[0] ? "key_generation" : "csr_pem";
+
+		snprintf(detail, sizeof detail, "%s: %.300s", field, m->u.error.message);
+		give_up(is, 400, "Bad Request", detail, field);
 		return;
 	}
-	if (status != 0 || !m || m->type != IPC_T_CERT_SIGNED) {
+	if (status == 0 && m && m->type == IPC_T_KEYGEN_SIGNED) {
+		if (take_key(is, m) != 0) {
+			unavailable(is, "out of memory");
+			return;
+		}
+	} else if (status != 0 || !m || m->type != IPC_T_CERT_SIGNED) {
 		unavailable(is, status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EIO
 					? "the signer cannot write its ledger"
 					: "the signer is unavailable");
@@ -121,7 +172,7 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 	snprintf(is->serial, sizeof is->serial, "%s", m->u.cert_signed.serial);
 	snprintf(is->not_before, sizeof is->not_before, "%llu", (unsigned long long)m->u.cert_signed.not_before);
 	snprintf(is->not_after, sizeof is->not_after, "%llu", (unsigned long long)m->u.cert_signed.not_after);
-	pem = der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len);
+	pem = der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, false);
 	clen = m->u.cert_signed.chain_pem.len;
 	plen = pem ? strlen(pem) : 0;
 	is->pem_chain = pem ? malloc(plen + clen + 1) : NULL;
@@ -136,6 +187,40 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 	is->pem_chain[plen + clen] = '\0';
 	free(pem);
 	record(is);
+}
+
+/* KEYGEN_SIGN: the signer makes the key; CN and SANs come from the record */
+static void sign_keygen(struct issuance *is)
+{
+	struct ipc_msg m = {.type = IPC_T_KEYGEN_SIGN};
+	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
+	json_t *j = json_loads(is->body, 0, NULL), *v;
+	const char *cn = json_string_value(json_object_get(j, "common_name"));
+	char *sans = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&sans, &len);
+
+	json_array_foreach(json_object_get(j, "sans"), i, v)
+		if (f && json_is_string(v))
+			fprintf(f, "%s%s", i ? "\n" : "", json_string_value(v));
+	if (!f || fclose(f) != 0) {
+		json_decref(j);
+		free(sans);
+		unavailable(is, "out of memory");
+		return;
+	}
+	m.u.keygen_sign.profile.ptr = (const uint8_t *)is->profile;
+	m.u.keygen_sign.profile.len = (uint32_t)strlen(is->profile);
+	m.u.keygen_sign.issuer_id = is->issuer_id;
+	m.u.keygen_sign.intermediate_id = is->intermediate_id;
+	m.u.keygen_sign.common_name = cn ? cn : "";
+	m.u.keygen_sign.sans.ptr = (const uint8_t *)sans;
+	m.u.keygen_sign.sans.len = (uint32_t)len;
+	m.u.keygen_sign.key_algorithm = is->keygen_alg;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
+		unavailable(is, "the signer is unavailable");
+	json_decref(j);
+	free(sans);
 }
 
 static void sign(struct issuance *is)
@@ -154,12 +239,38 @@ static void sign(struct issuance *is)
 		unavailable(is, "the signer is unavailable");
 }
 
+/* the version's key_algorithm and key_size for a key the signer makes */
+static void kind_of(const char *alg, char *kind, size_t kcap, char *size, size_t scap)
+{
+	snprintf(kind, kcap, "%s", strncmp(alg, "rsa", 3) == 0 ? "RSA" : strncmp(alg, "ed25519", 7) == 0 ? "Ed25519"
+								      : "ECDSA");
+	snprintf(size, scap, "%s", strcmp(alg, "ecdsa-p384") == 0 ? "384" : strncmp(alg, "rsa-", 4) == 0 ? alg + 4
+				   : "256");
+}
+
 /* ---- 1. what the CSR is checked against ---- */
 
 static void check_csr(struct issuance *is)
 {
 	struct csr_checked c;
 	char why[300], detail[340];
+
+	if (is->keygen_alg[0]) {
+		json_t *p = json_loads(is->profile, 0, NULL);
+		bool allowed = json_is_true(json_object_get(p, "server_keygen"));
+
+		json_decref(p);
+		if (!allowed) {
+			give_up(is, 422, "Unprocessable Content",
+				"certificate_profile_id: server-side key generation needs a profile that allows it "
+				"(server_keygen: true)", "certificate_profile_id");
+			return;
+		}
+		/* the signer checks the key and names it made against the profile */
+		kind_of(is->keygen_alg, is->key_alg, sizeof is->key_alg, is->key_size, sizeof is->key_size);
+		sign_keygen(is);
+		return;
+	}
 
 	if (csr_policy_check(is->csr_der, is->csr_len, is->profile, strlen(is->profile), 0, API_DEFAULT_VALIDITY_S,
 			     &c, why, sizeof why) != 0) {
@@ -284,8 +395,8 @@ static void fetch_profile(struct issuance *is)
 	check_csr(is);
 }
 
-void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, issuance_done_cb done,
-		  void *arg)
+void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, const char *keygen_alg,
+		  issuance_done_cb done, void *arg)
 {
 	struct issuance *is = calloc(1, sizeof *is);
 	json_t *j;
@@ -303,6 +414,10 @@ void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, 
 	is->rc = rc;
 	is->done = done;
 	is->arg = arg;
+	if (keygen_alg) {
+		snprintf(is->keygen_alg, sizeof is->keygen_alg, "%s", keygen_alg);
+		goto lookup;
+	}
 	if (strlen(csr_pem) > CSR_PEM_MAX) {
 		give_up(is, 400, "Bad Request", "csr_pem: longer than 16384 characters", "csr_pem");
 		return;
@@ -330,6 +445,7 @@ void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, 
 	memcpy(is->csr_der, der, (size_t)len);
 	is->csr_len = (size_t)len;
 	OPENSSL_free(der);
+lookup:
 	j = json_loads(body, 0, NULL);
 	issuer = json_string_value(json_object_get(j, "issuer_id"));
 	profile = json_string_value(json_object_get(j, "certificate_profile_id"));
@@ -377,6 +493,9 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	rec = json_object_get(j, "certificate");
 	if (rec)
 		json_object_set(rec, "latest_version", json_object_get(j, "version"));
+	/* a key made by the signer: in this answer, and never again */
+	if (rec && is->key_pem)
+		json_object_set_new(rec, "private_key_pem", json_string(is->key_pem));
 	out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	json_decref(j);
 	issuance_free(is);
@@ -384,6 +503,8 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 		done(darg, 201, NULL, NULL, NULL, out, strlen(out));
 	else
 		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
+	if (out)
+		OPENSSL_cleanse(out, strlen(out));
 	free(out);
 }
 
@@ -402,6 +523,7 @@ static void record(struct issuance *is)
 	p[n++] = is->csr_pem;
 	p[n++] = is->key_alg;
 	p[n++] = is->key_size;
+	p[n++] = is->sealed_hex; /* NULL: the client holds the key */
 	if (store_call(is->rc->w, "managed_certificates.create_issued", p, n, on_recorded, is) != 0)
 		unavailable(is, "the database is unavailable");
 }

@@ -26,9 +26,12 @@
 typedef void (*issuance_done_cb)(void *arg, int status, const char *title, const char *detail,
 				 const char *field, const char *body, size_t len);
 
-/* body: the checked fields (JSON) without csr_pem. done runs exactly once,
- * possibly before this returns. */
-void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, issuance_done_cb done,
-		  void *arg);
+/* body: the checked fields (JSON) without csr_pem. With keygen_alg (not
+ * NULL; csr_pem is then NULL) the signer makes the key, where the profile
+ * allows it (docs/pki.md, "Server-side key generation"), and the answer
+ * carries it once as private_key_pem. done runs exactly once, possibly
+ * before this returns. */
+void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, const char *keygen_alg,
+		  issuance_done_cb done, void *arg);
 
 #endif

@@ -1,6 +1,7 @@
 /* See rest.h. */
 #include "rest.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/mem.h>
 #include <unistd.h>
@@ -137,17 +138,73 @@ static void issued(void *arg, int status, const char *title, const char *detail,
 
 /* A create body's csr_pem, taken out (the record does not keep it; the
  * version does): *csr NULL when there is none. false: 400 in err. */
-static bool take_csr(struct rest_call *c, char **stripped, char **csr, struct resource_error *err)
+/* key_generation "server" and key_algorithm (default ecdsa-p256): the
+ * signer makes the key; *keygen gets the algorithm */
+static bool take_keygen(json_t *j, char **keygen, struct resource_error *err)
+{
+	json_t *g = json_object_get(j, "key_generation"), *a = json_object_get(j, "key_algorithm");
+	char alg[20];
+
+	if (!g && !a)
+		return true;
+	if (!json_is_string(g) || strcmp(json_string_value(g), "server") != 0) {
+		refuse(err, "key_generation", "must be \"server\" (or left out, with a csr_pem)");
+		return false;
+	}
+	if (a && (!json_is_string(a) || strlen(json_string_value(a)) >= sizeof alg)) {
+		refuse(err, "key_algorithm", "must be ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519");
+		return false;
+	}
+	snprintf(alg, sizeof alg, "%s", a ? json_string_value(a) : "ecdsa-p256");
+	for (char *p = alg; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (strcmp(alg, "ecdsa-p256") && strcmp(alg, "ecdsa-p384") && strcmp(alg, "rsa-2048") &&
+	    strcmp(alg, "rsa-3072") && strcmp(alg, "rsa-4096") && strcmp(alg, "ed25519")) {
+		refuse(err, "key_algorithm", "must be ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519");
+		return false;
+	}
+	json_object_del(j, "key_generation");
+	json_object_del(j, "key_algorithm");
+	if (!(*keygen = strdup(alg))) {
+		refuse(err, "", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static bool take_csr(struct rest_call *c, char **stripped, char **csr, char **keygen, struct resource_error *err)
 {
 	const struct api_request *q = &c->rc->req;
 	json_t *j, *v;
 
-	*csr = *stripped = NULL;
+	*csr = *stripped = *keygen = NULL;
 	if (strcmp(c->res->name, "managed_certificates") != 0 || c->verb != V_CREATE ||
 	    !json_depth_ok((const char *)q->body, q->body_len, 16))
 		return true;
 	j = json_loadb((const char *)q->body, q->body_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!take_keygen(j, keygen, err)) {
+		json_decref(j);
+		return false;
+	}
 	v = json_object_get(j, "csr_pem");
+	if (v && *keygen) {
+		json_decref(j);
+		free(*keygen);
+		*keygen = NULL;
+		refuse(err, "key_generation", "either a csr_pem or key_generation \"server\", not both");
+		return false;
+	}
+	if (!v && *keygen) {
+		*stripped = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		if (!*stripped) {
+			free(*keygen);
+			*keygen = NULL;
+			refuse(err, "", "out of memory");
+			return false;
+		}
+		return true;
+	}
 	if (!v) {
 		json_decref(j);
 		return true;
@@ -512,9 +569,9 @@ static void rest_handle(struct route_call *rc)
 		return;
 	}
 	if (c->verb == V_CREATE || c->verb == V_UPDATE) {
-		char *stripped = NULL, *csr = NULL;
+		char *stripped = NULL, *csr = NULL, *keygen = NULL;
 
-		if (!take_csr(c, &stripped, &csr, &err)) {
+		if (!take_csr(c, &stripped, &csr, &keygen, &err)) {
 			fail(c, 400, "Bad Request", err.msg, err.field);
 			return;
 		}
@@ -524,12 +581,14 @@ static void rest_handle(struct route_call *rc)
 		free(stripped);
 		if (!c->canonical) {
 			free(csr);
+			free(keygen);
 			fail(c, 400, "Bad Request", err.msg, err.field);
 			return;
 		}
-		if (csr) {
-			issuance_run(rc, c->canonical, csr, issued, c);
+		if (csr || keygen) {
+			issuance_run(rc, c->canonical, csr, keygen, issued, c);
 			free(csr);
+			free(keygen);
 			return;
 		}
 		if (resource_has_secrets(c->res)) {

@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "harden.h"
 #include "issue.h"
+#include "keygen.h"
 #include "revoke.h"
 #include "log.h"
 #include "secretbox.h"
@@ -31,6 +32,12 @@ struct pending {
 	struct issue_result res; /* P_CERT */
 	const char *chain;       /* P_CERT: the signing CA's chain */
 	size_t chain_len;
+	/* P_CERT with a key made here (KEYGEN_SIGN) */
+	bool keygen;
+	char *key_pem;
+	size_t key_pem_len;
+	uint8_t *csr, *sealed;
+	size_t csr_len, sealed_len;
 	struct revoke_crl crl;   /* P_CRL */
 	struct revoke_ocsp ocsp; /* P_OCSP */
 	struct pending *next;
@@ -156,6 +163,21 @@ static void commit_pending(uv_check_t *h)
 			r.u.cert_signed.not_after = (uint64_t)p->res.not_after;
 			r.u.cert_signed.chain_pem.ptr = (const uint8_t *)p->chain;
 			r.u.cert_signed.chain_pem.len = (uint32_t)p->chain_len;
+			if (p->keygen) {
+				r.type = IPC_T_KEYGEN_SIGNED;
+				r.u.keygen_signed.der = r.u.cert_signed.der;
+				r.u.keygen_signed.serial = p->res.serial;
+				r.u.keygen_signed.not_before = (uint64_t)p->res.not_before;
+				r.u.keygen_signed.not_after = (uint64_t)p->res.not_after;
+				r.u.keygen_signed.chain_pem.ptr = (const uint8_t *)p->chain;
+				r.u.keygen_signed.chain_pem.len = (uint32_t)p->chain_len;
+				r.u.keygen_signed.csr.ptr = p->csr;
+				r.u.keygen_signed.csr.len = (uint32_t)p->csr_len;
+				r.u.keygen_signed.sealed_key.ptr = p->sealed;
+				r.u.keygen_signed.sealed_key.len = (uint32_t)p->sealed_len;
+				r.u.keygen_signed.key_pem.ptr = (const uint8_t *)p->key_pem;
+				r.u.keygen_signed.key_pem.len = (uint32_t)p->key_pem_len;
+			}
 			if (p->ch)
 				ipc_reply(p->ch, &req, &r);
 		} else if (p->kind == P_CRL) {
@@ -185,6 +207,9 @@ static void commit_pending(uv_check_t *h)
 				ipc_reply(p->ch, &req, &r);
 		}
 		OPENSSL_free(p->res.der);
+		keygen_wipe(p->key_pem, p->key_pem_len);
+		OPENSSL_free(p->csr);
+		free(p->sealed);
 		revoke_crl_free(&p->crl);
 		OPENSSL_free(p->ocsp.der);
 		free(p);
@@ -200,6 +225,17 @@ static void pending_add(struct pending *p)
 		uv_check_start(&signer.committer, commit_pending);
 		signer.committer_active = true;
 	}
+}
+
+/* A certificate signed by ca (its ledger line staged), answered after the commit. */
+static void pending_cert(struct pending *p, struct ipc_channel *from, uint64_t id, struct ca *ca)
+{
+	p->ch = from;
+	p->id = id;
+	p->kind = P_CERT;
+	p->chain = ca_chain_pem(ca, &p->chain_len);
+	p->crl.memfd = -1;
+	pending_add(p);
 }
 
 static void signer_peer_closed(struct worker *w, struct ipc_channel *ch)
@@ -248,13 +284,65 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 		ipc_reply_error(from, m, ENOMEM, "out of memory");
 		return;
 	}
-	p->ch = from;
-	p->id = m->id;
-	p->kind = P_CERT;
 	p->res = res;
-	p->chain = ca_chain_pem(ca, &p->chain_len);
-	p->crl.memfd = -1;
-	pending_add(p);
+	pending_cert(p, from, m->id, ca);
+}
+
+/* KEYGEN_SIGN: a key made here, its CSR signed like any other */
+static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
+{
+	const struct ipc_keygen_sign *q = &m->u.keygen_sign;
+	struct issue_request rq = {
+		.profile = (const char *)q->profile.ptr,
+		.profile_len = q->profile.len,
+		.issuer_id = q->issuer_id,
+		.validity_seconds = q->validity_seconds,
+		.default_seconds = signer.default_validity_s,
+		.base_url = signer.base_url,
+	};
+	struct pending *p = NULL;
+	struct ca *ca;
+	EVP_PKEY *key = NULL;
+	char why[300];
+	int rc = -1;
+
+	if (!keygen_allowed((const char *)q->profile.ptr, q->profile.len)) {
+		signer.issue_refused++;
+		log_event(LOG_WARN, NULL, NULL, "refused to make a key for %s: the profile does not allow it",
+			  ipc_channel_peer(from));
+		ipc_reply_error(from, m, EINVAL, "the certificate profile does not allow server-side key generation");
+		return;
+	}
+	if (!(ca = ca_intermediate(signer.ca, signer.key_dir, q->intermediate_id, why, sizeof why)) ||
+	    !(p = calloc(1, sizeof *p)) || !(p->sealed = malloc(16384)) ||
+	    keygen_csr(*q->key_algorithm ? q->key_algorithm : "ecdsa-p256", q->common_name, (const char *)q->sans.ptr,
+		       q->sans.len, &key, &p->csr, &p->csr_len, why, sizeof why) != 0 ||
+	    keygen_export(key, &p->key_pem, &p->key_pem_len, p->sealed, 16384, &p->sealed_len, why, sizeof why) != 0)
+		goto refused;
+	rq.csr = p->csr;
+	rq.csr_len = p->csr_len;
+	rc = issue_sign(ca, signer.ledger, &rq, &p->res, why, sizeof why);
+	if (rc != 0)
+		goto refused;
+	EVP_PKEY_free(key);
+	p->keygen = true;
+	pending_cert(p, from, m->id, ca);
+	return;
+refused:
+	EVP_PKEY_free(key);
+	if (p) {
+		keygen_wipe(p->key_pem, p->key_pem_len);
+		OPENSSL_free(p->csr);
+		free(p->sealed);
+		free(p);
+	}
+	if (rc == -2)
+		signer.ledger_failures++;
+	else
+		signer.issue_refused++;
+	log_event(rc == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused to make a key and certificate for %s: %s",
+		  ipc_channel_peer(from), why);
+	ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
 }
 
 /* CRL_SIGN: the entries come in the memfd, the CRL goes back into it */
@@ -446,6 +534,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		return;
 	case IPC_T_INTERMEDIATE_SIGN:
 		intermediate_sign(from, m);
+		return;
+	case IPC_T_KEYGEN_SIGN:
+		keygen_sign(from, m);
 		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
