@@ -466,7 +466,8 @@ def pagination_edges():
     and an unknown parameter is refused."""
     parents = {"{certificate_id}": psql(pg, "SELECT id FROM managed_certificates LIMIT 1").strip(),
                "{agent_group_id}": psql(pg, "SELECT id FROM agent_groups LIMIT 1").strip(),
-               "{rule_id}": psql(pg, "SELECT id FROM policy_rules LIMIT 1").strip()}
+               "{rule_id}": psql(pg, "SELECT id FROM policy_rules LIMIT 1").strip(),
+               "{id}": psql(pg, "SELECT id FROM issuers LIMIT 1").strip()}
     lists = [p for m, p in served_routes() if m == "GET" and p.startswith("/api/v1/") and not p.endswith("}")
              and p not in ("/api/v1/auth/info", "/api/v1/auth/check", "/api/v1/version", "/api/v1/audit/chain")]
     check(len(lists) >= 15, "list routes: %r" % lists)

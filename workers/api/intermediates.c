@@ -26,6 +26,7 @@
 
 #include "actions.h"
 #include "log.h"
+#include "query.h"
 #include "routes.h"
 #include "store_client.h"
 #include "util.h"
@@ -328,27 +329,6 @@ static void create(struct route_call *c)
 
 /* ---- reads ---- */
 
-static void on_list(const struct store_outcome *o, void *arg)
-{
-	struct route_call *c = arg;
-	json_t *data, *out;
-	char *text;
-
-	if (o->error) {
-		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
-		return;
-	}
-	data = json_loadb((const char *)o->json, o->json_len, 0, NULL);
-	out = json_pack("{s:o?}", "data", data);
-	text = out ? json_dumps(out, JSON_COMPACT) : NULL;
-	json_decref(out);
-	if (text)
-		route_respond(c, 200, "application/json", text, strlen(text));
-	else
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
-	free(text);
-}
-
 /* op with the path's {id}: 404 for an id that cannot be one */
 static void by_id(struct route_call *c, const char *op, store_call_cb cb)
 {
@@ -362,9 +342,29 @@ static void by_id(struct route_call *c, const char *op, store_call_cb cb)
 		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 }
 
+static void on_get(const struct store_outcome *o, void *arg);
+
 static void list(struct route_call *c)
 {
-	by_id(c, "intermediates.list", on_list);
+	struct query q;
+	const char *why, *field, *p[3] = {route_param(c, "id")};
+	char page[24], per_page[24];
+	long pg, pp;
+
+	if (!valid_resource_id(p[0], 128)) {
+		route_problem(c, 404, "Not Found", NULL, NULL);
+		return;
+	}
+	if (query_paging(&q, c->req.query, &pg, &pp, &why, &field) != 0) {
+		route_problem(c, 400, "Bad Request", why, field);
+		return;
+	}
+	snprintf(page, sizeof page, "%ld", pg);
+	snprintf(per_page, sizeof per_page, "%ld", pp);
+	p[1] = page;
+	p[2] = per_page;
+	if (store_call(c->w, "intermediates.list", p, 3, on_get, c) != 0)
+		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 }
 
 static void on_get(const struct store_outcome *o, void *arg)

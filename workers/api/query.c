@@ -94,3 +94,32 @@ int query_parse(struct query *q, const char *text, const char **why, const char 
 	}
 	return 0;
 }
+
+int query_paging(struct query *q, const char *text, long *page, long *per_page, const char **why,
+		 const char **field)
+{
+	const char *v;
+
+	*page = 1;
+	*per_page = QUERY_PER_PAGE_DEFAULT;
+	if (query_parse(q, text, why, field) != 0)
+		return -1;
+	for (size_t i = 0; i < q->n; i++) {
+		if (strcmp(q->pair[i].name, "page") != 0 && strcmp(q->pair[i].name, "per_page") != 0) {
+			*why = "unknown query parameter";
+			*field = q->pair[i].name;
+			return -1;
+		}
+	}
+	if ((v = query_get(q, "page")) && !query_int(v, 1, QUERY_PAGE_MAX, page)) {
+		*why = "page: must be an integer from 1";
+		*field = "page";
+		return -1;
+	}
+	if ((v = query_get(q, "per_page")) && !query_int(v, 1, QUERY_PER_PAGE_MAX, per_page)) {
+		*why = "per_page: must be an integer from 1 to 500";
+		*field = "per_page";
+		return -1;
+	}
+	return 0;
+}

@@ -42,4 +42,10 @@ bool query_unescape(char *s);
  * within lo..hi. */
 bool query_int(const char *s, long lo, long hi, long *out);
 
+/* A list's paging alone: text parsed, page (default 1) and per_page
+ * (default 50) within the rules above, no other parameter. 0, or -1 with
+ * *why and *field (the parameter to name in a 400). */
+int query_paging(struct query *q, const char *text, long *page, long *per_page, const char **why,
+		 const char **field);
+
 #endif
