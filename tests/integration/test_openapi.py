@@ -149,9 +149,11 @@ def property_names(doc, schema, prefix="", depth=0):
     return names
 
 
-def success_schema(doc, op):
-    """The JSON schema of the first 2xx response that has one, or None."""
-    for code in sorted(op.get("responses", {})):
+def success_schema(doc, op, prefer=None):
+    """The JSON schema of the 2xx response `prefer` (a status) when it has
+    one, else of the first 2xx response that has one, or None."""
+    codes = sorted(op.get("responses", {}), key=lambda c: (str(c) != str(prefer), str(c)))
+    for code in codes:
         if str(code).startswith("2"):
             resp = resolve(doc, op["responses"][code]) or {}
             for ctype, media in (resp.get("content") or {}).items():
@@ -296,7 +298,8 @@ def coverage(ref, ours):
         mine = ours_ops.get((method, npath))
         if mine:
             theirs = success_schema(ref, op)
-            have = property_names(ours, success_schema(ours, mine[1]) or {})
+            first = next((c for c in sorted(op.get("responses", {})) if str(c).startswith("2")), None)
+            have = property_names(ours, success_schema(ours, mine[1], first) or {})
             want = property_names(ref, theirs) if theirs else set()
             lacking = ", ".join("`%s`" % n for n in sorted(want - have))
         groups.setdefault(tag, []).append((path, method, bool(mine), lacking))

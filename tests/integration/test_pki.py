@@ -437,6 +437,39 @@ def issuance_through_the_api():
     ctx.update(admin=admin, body=body, local=local, profile=profile, team=team, owner=owner, policy=policy)
 
 
+def renewal():
+    """POST /api/v1/certificates/{id}/renew with a csr_pem: signed now by
+    the record's Local issuer, checked against its profile, stored as the
+    newest version (the chain verifies; the record's expiry follows it); a
+    revoked record is not renewed (409); without a body it stays the
+    reference's Renewal job (202)."""
+    admin = ctx["admin"]
+    cert, first = issue_leaf("renew-me")
+    code, v = api.call("POST", "/api/v1/certificates/%s/renew" % cert["id"], admin,
+                       {"csr_pem": csr_pem("renew-me-2", sans="DNS:renew-me.example.com")})
+    check(code == 201 and v["certificate_id"] == cert["id"] and v["serial_number"] != cert["latest_version"]["serial_number"],
+          "renewed: %r" % ((code, v),))
+    code, versions = api.call("GET", "/api/v1/certificates/%s/versions" % cert["id"], admin)
+    check(versions["total"] == 2, "versions: %r" % versions)
+    newest = [x for x in versions["data"] if x["id"] == v["id"]][0]
+    path = os.path.join(root, "rest", "renewed.pem")
+    with open(path, "w") as f:
+        f.write(newest["pem_chain"].split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    out = openssl("verify", "-CAfile", published(cw, "ca-root.crt"), "-untrusted", published(cw, "ca-issuing.crt"), path)
+    check(out.stdout.strip().endswith(": OK"), "renewed verifies: %r" % out.stdout)
+    check(api.call("GET", "/api/v1/certificates/" + cert["id"], admin)[1]["expires_at"] == v["not_after"], "expires_at")
+    check(count("audit_events", "action = 'certificate.issued' AND resource_id = '%s'" % cert["id"]) == 2, "audit")
+    # the profile's rules hold for a renewal too
+    code, prob = api.call("POST", "/api/v1/certificates/%s/renew" % cert["id"], admin, {"csr_pem": csr_pem("weak2", "rsa1024")})
+    check(code == 400 and prob.get("field") == "csr_pem", "weak renewal: %r" % ((code, prob),))
+    code, _ = api.call("POST", "/api/v1/certificates/%s/renew" % cert["id"], admin)
+    check(code == 202, "renewal job: %r" % code)
+    code, _ = api.call("POST", "/api/v1/certificates/%s/revoke" % cert["id"], admin, {"reason": "superseded"})
+    code, prob = api.call("POST", "/api/v1/certificates/%s/renew" % cert["id"], admin, {"csr_pem": csr_pem("renew-me-3")})
+    check(code == 409, "a revoked record renewed: %r" % ((code, prob),))
+    check(api.call("POST", "/api/v1/certificates/mc-nope/renew", admin, {"csr_pem": csr_pem("renew-x")})[0] == 404, "missing")
+
+
 def issue_leaf(name):
     """A certificate issued through the API: (record, path of its PEM)."""
     code, cert = api.call("POST", "/api/v1/certificates", ctx["admin"],
@@ -857,6 +890,7 @@ try:
     case(subordinate)
     case(signer_refuses_directly)
     case(issuance_through_the_api)
+    case(renewal)
     case(revocation)
     case(intermediates)
     case(server_keygen)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "issuance.h"
 #include "log.h"
 #include "query.h"
 #include "resource.h"
@@ -221,6 +222,50 @@ static void simple(struct route_call *c)
 		call(c, p, route_audit_params(c, p, 1));
 }
 
+static void renewed(void *arg, int status, const char *title, const char *detail, const char *field,
+		    const char *body, size_t len)
+{
+	struct route_call *c = arg;
+
+	if (status == 201)
+		route_respond(c, 201, "application/json", body, len);
+	else
+		route_problem(c, status, title, detail, field);
+}
+
+/*
+ * Renew: without a body, a Renewal job (the reference's 202); with
+ * {"csr_pem": ...} and a Local issuer, signed now as a new version
+ * (issuance_renew, 201 with the version).
+ */
+static void renew(struct route_call *c)
+{
+	static const char *const members[] = {"csr_pem"};
+	json_t *b, *csr;
+
+	if (!id_ok(c))
+		return;
+	if (!c->req.body_len) {
+		simple(c);
+		return;
+	}
+	if (!(b = action_body(c, members, 1)))
+		return;
+	csr = json_object_get(b, "csr_pem");
+	if (csr && !json_is_string(csr)) {
+		json_decref(b);
+		route_problem(c, 400, "Bad Request", "csr_pem: must be a string", "csr_pem");
+		return;
+	}
+	if (!csr) {
+		json_decref(b);
+		simple(c);
+		return;
+	}
+	issuance_renew(c, route_param(c, "id"), json_string_value(csr), renewed, c);
+	json_decref(b);
+}
+
 static void revoke_certificate(struct route_call *c)
 {
 	static const char *const members[] = {"reason"};
@@ -397,7 +442,7 @@ static void heartbeat(struct route_call *c)
 }
 
 static const struct route action_routes[] = {
-	{"POST", "/api/v1/certificates/{id}/renew", ROLES_MANAGE, 0, simple, (void *)A_RENEW},
+	{"POST", "/api/v1/certificates/{id}/renew", ROLES_MANAGE, 0, renew, (void *)A_RENEW},
 	{"POST", "/api/v1/certificates/{id}/revoke", ROLES_MANAGE, 0, revoke_certificate, (void *)A_REVOKE},
 	{"POST", "/api/v1/certificates/bulk-revoke", ROLE_ADMIN, 0, bulk_revoke, (void *)A_BULK_REVOKE},
 	{"POST", "/api/v1/jobs/{id}/cancel", ROLES_MANAGE, 0, simple, (void *)A_CANCEL},

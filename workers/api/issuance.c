@@ -46,6 +46,9 @@ struct issuance {
 	char *sealed_hex; /* the key as the signer sealed it, for the store */
 	char *key_pem;    /* and in clear, for this answer only */
 	size_t key_pem_len;
+	/* a renewal (issuance_renew): a version of this record */
+	bool renewal;
+	char renew_id[132];
 };
 
 static void issuance_free(struct issuance *is)
@@ -395,32 +398,17 @@ static void fetch_profile(struct issuance *is)
 	check_csr(is);
 }
 
-void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, const char *keygen_alg,
-		  issuance_done_cb done, void *arg)
+/* The CSR (PEM) read into is; else answered (400) and -1. */
+static int read_csr(struct issuance *is, const char *csr_pem)
 {
-	struct issuance *is = calloc(1, sizeof *is);
-	json_t *j;
-	const char *issuer, *profile;
 	BIO *bio;
 	X509_REQ *req = NULL;
 	uint8_t *der = NULL;
 	int len;
 
-	if (!is || !(is->body = strdup(body))) {
-		free(is);
-		done(arg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
-		return;
-	}
-	is->rc = rc;
-	is->done = done;
-	is->arg = arg;
-	if (keygen_alg) {
-		snprintf(is->keygen_alg, sizeof is->keygen_alg, "%s", keygen_alg);
-		goto lookup;
-	}
 	if (strlen(csr_pem) > CSR_PEM_MAX) {
 		give_up(is, 400, "Bad Request", "csr_pem: longer than 16384 characters", "csr_pem");
-		return;
+		return -1;
 	}
 	bio = BIO_new_mem_buf(csr_pem, (ssize_t)strlen(csr_pem));
 	if (bio)
@@ -433,31 +421,111 @@ void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, 
 		give_up(is, 400, "Bad Request",
 			"csr_pem: not a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)",
 			"csr_pem");
-		return;
+		return -1;
 	}
 	is->csr_der = malloc((size_t)len);
 	is->csr_pem = strdup(csr_pem);
 	if (!is->csr_der || !is->csr_pem) {
 		OPENSSL_free(der);
 		unavailable(is, "out of memory");
-		return;
+		return -1;
 	}
 	memcpy(is->csr_der, der, (size_t)len);
 	is->csr_len = (size_t)len;
 	OPENSSL_free(der);
-lookup:
-	j = json_loads(body, 0, NULL);
-	issuer = json_string_value(json_object_get(j, "issuer_id"));
-	profile = json_string_value(json_object_get(j, "certificate_profile_id"));
+	return 0;
+}
+
+/* The issuer and profile the record names, then on to on_issuer */
+static void lookup(struct issuance *is)
+{
+	json_t *j = json_loads(is->body, 0, NULL);
+	const char *issuer = json_string_value(json_object_get(j, "issuer_id"));
+	const char *profile = json_string_value(json_object_get(j, "certificate_profile_id"));
+	const char *p[1] = {is->issuer_id};
+
 	snprintf(is->issuer_id, sizeof is->issuer_id, "%s", issuer ? issuer : "");
 	snprintf(is->profile_id, sizeof is->profile_id, "%s", profile ? profile : "");
 	json_decref(j);
-	{
-		const char *p[1] = {is->issuer_id};
+	if (store_call(is->rc->w, "issuers.get", p, 1, on_issuer, is) != 0)
+		unavailable(is, "the database is unavailable");
+}
 
-		if (store_call(rc->w, "issuers.get", p, 1, on_issuer, is) != 0)
-			unavailable(is, "the database is unavailable");
+static struct issuance *issuance_new(struct route_call *rc, const char *body, issuance_done_cb done, void *arg)
+{
+	struct issuance *is = calloc(1, sizeof *is);
+
+	if (!is || !(is->body = strdup(body))) {
+		free(is);
+		done(arg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
+		return NULL;
 	}
+	is->rc = rc;
+	is->done = done;
+	is->arg = arg;
+	return is;
+}
+
+void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, const char *keygen_alg,
+		  issuance_done_cb done, void *arg)
+{
+	struct issuance *is = issuance_new(rc, body, done, arg);
+
+	if (!is)
+		return;
+	if (keygen_alg)
+		snprintf(is->keygen_alg, sizeof is->keygen_alg, "%s", keygen_alg);
+	else if (read_csr(is, csr_pem) != 0)
+		return;
+	lookup(is);
+}
+
+/* ---- renewal: a new version of a stored record ---- */
+
+static void on_record(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	json_t *j;
+	const char *id, *status;
+	bool closed;
+
+	if (o->error) {
+		unavailable(is, "the database is unavailable");
+		return;
+	}
+	if (o->status == STORE_NO_ROW) {
+		give_up(is, 404, "Not Found", "no such certificate", NULL);
+		return;
+	}
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	status = json_string_value(json_object_get(j, "status"));
+	id = json_string_value(json_object_get(j, "id"));
+	closed = !status || strcmp(status, "Revoked") == 0 || strcmp(status, "Archived") == 0;
+	snprintf(is->renew_id, sizeof is->renew_id, "%s", id ? id : "");
+	free(is->body);
+	is->body = strndup((const char *)o->json, o->json_len);
+	json_decref(j);
+	if (closed) {
+		give_up(is, 409, "Conflict", "the certificate is revoked or archived: it is not renewed", NULL);
+		return;
+	}
+	if (!is->body) {
+		unavailable(is, "out of memory");
+		return;
+	}
+	lookup(is);
+}
+
+void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg)
+{
+	struct issuance *is = issuance_new(rc, "{}", done, arg);
+	const char *p[1] = {id};
+
+	if (!is || read_csr(is, csr_pem) != 0)
+		return;
+	is->renewal = true;
+	if (store_call(rc->w, "managed_certificates.get", p, 1, on_record, is) != 0)
+		unavailable(is, "the database is unavailable");
 }
 
 /* ---- 3. the record, with the certificate as its first version ---- */
@@ -508,10 +576,52 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	free(out);
 }
 
+static void on_renewed(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	issuance_done_cb done = is->done;
+	void *darg = is->arg;
+	char detail[300];
+	char *out;
+
+	if (o->error || o->status != STORE_OK) {
+		snprintf(detail, sizeof detail,
+			 "the certificate was signed (serial %s, in the signer's ledger) but could not be stored: "
+			 "nothing was recorded; the request can be sent again",
+			 is->serial);
+		give_up(is, 503, "Service Unavailable", detail, NULL);
+		return;
+	}
+	out = strndup((const char *)o->json, o->json_len);
+	issuance_free(is);
+	if (out)
+		done(darg, 201, NULL, NULL, NULL, out, strlen(out));
+	else
+		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
+	free(out);
+}
+
 static void record(struct issuance *is)
 {
 	const char *p[16];
 	size_t n = 0;
+
+	if (is->renewal) {
+		p[n++] = is->renew_id;
+		p[n++] = is->issuer_id;
+		p[n++] = is->serial;
+		p[n++] = is->not_before;
+		p[n++] = is->not_after;
+		p[n++] = is->fingerprint;
+		p[n++] = is->pem_chain;
+		p[n++] = is->csr_pem;
+		p[n++] = is->key_alg;
+		p[n++] = is->key_size;
+		n = route_audit_params(is->rc, p, n);
+		if (store_call(is->rc->w, "certificates.issued", p, n, on_renewed, is) != 0)
+			unavailable(is, "the database is unavailable");
+		return;
+	}
 
 	p[n++] = is->body;
 	n = route_audit_params(is->rc, p, n);

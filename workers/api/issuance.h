@@ -34,4 +34,11 @@ typedef void (*issuance_done_cb)(void *arg, int status, const char *title, const
 void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, const char *keygen_alg,
 		  issuance_done_cb done, void *arg);
 
+/* POST /api/v1/certificates/{id}/renew with a csr_pem: the record's issuer
+ * (Local) signs the CSR now under the record's profile, checked as for a
+ * new record, and it becomes the record's latest version (the record
+ * Active until its not_after). 201 with the version; 404 for no record,
+ * 409 for one revoked or archived. */
+void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg);
+
 #endif
