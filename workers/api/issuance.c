@@ -601,30 +601,9 @@ static void on_renewed(const struct store_outcome *o, void *arg)
 	free(out);
 }
 
-static void record(struct issuance *is)
+/* the signed certificate's parameters, in the order both ops take them */
+static size_t signed_params(const struct issuance *is, const char **p, size_t n)
 {
-	const char *p[16];
-	size_t n = 0;
-
-	if (is->renewal) {
-		p[n++] = is->renew_id;
-		p[n++] = is->issuer_id;
-		p[n++] = is->serial;
-		p[n++] = is->not_before;
-		p[n++] = is->not_after;
-		p[n++] = is->fingerprint;
-		p[n++] = is->pem_chain;
-		p[n++] = is->csr_pem;
-		p[n++] = is->key_alg;
-		p[n++] = is->key_size;
-		n = route_audit_params(is->rc, p, n);
-		if (store_call(is->rc->w, "certificates.issued", p, n, on_renewed, is) != 0)
-			unavailable(is, "the database is unavailable");
-		return;
-	}
-
-	p[n++] = is->body;
-	n = route_audit_params(is->rc, p, n);
 	p[n++] = is->serial;
 	p[n++] = is->not_before;
 	p[n++] = is->not_after;
@@ -633,6 +612,26 @@ static void record(struct issuance *is)
 	p[n++] = is->csr_pem;
 	p[n++] = is->key_alg;
 	p[n++] = is->key_size;
+	return n;
+}
+
+static void record(struct issuance *is)
+{
+	const char *p[16];
+	size_t n = 0;
+
+	if (is->renewal) {
+		/* $1 record, $2 issuer, the certificate, then the audit parameters */
+		p[n++] = is->renew_id;
+		p[n++] = is->issuer_id;
+		n = route_audit_params(is->rc, p, signed_params(is, p, n));
+		if (store_call(is->rc->w, "certificates.issued", p, n, on_renewed, is) != 0)
+			unavailable(is, "the database is unavailable");
+		return;
+	}
+	/* $1 the record, the audit parameters, the certificate, the sealed key */
+	p[n++] = is->body;
+	n = signed_params(is, p, route_audit_params(is->rc, p, n));
 	p[n++] = is->sealed_hex; /* NULL: the client holds the key */
 	if (store_call(is->rc->w, "managed_certificates.create_issued", p, n, on_recorded, is) != 0)
 		unavailable(is, "the database is unavailable");
