@@ -52,28 +52,9 @@ bench_start_certward
 [ -x "$build/bench/signer_call" ] || die "the build did not produce $build/bench/signer_call"
 
 bench_wait_ready
-base=https://127.0.0.1:$cw_port
-key_file=$tmp/state/admin-api-key
-for i in $(seq 1 60); do [ -s "$key_file" ] && break; sleep 0.5; done
-[ -s "$key_file" ] || die "no admin API key in $key_file"
-admin=$(cat "$key_file")
-
 # --- the inventory, through the API ---------------------------------------------
 
-post() { # PATH JSON -> the new record's id
-	curl -ksf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "$2" "$base$1" |
-		python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' || die "POST $1 failed"
-}
-team=$(post /api/v1/teams '{"name": "bench"}')
-owner=$(post /api/v1/owners "{\"name\": \"bench\", \"email\": \"bench@example.com\", \"team_id\": \"$team\"}")
-issuer=$(post /api/v1/issuers '{"name": "bench local CA", "type": "Local"}')
-policy=$(post /api/v1/renewal-policies '{"name": "bench", "max_retries": 3}')
-profile_json='{"name": "bench web", "allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 256}],
-	"max_ttl_seconds": 7776000, "allowed_ekus": ["serverAuth"], "required_san_patterns": ["*.example.com"]}'
-profile=$(post /api/v1/profiles "$profile_json")
-
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/leaf.key" -out "$tmp/leaf.csr" \
-	-subj /CN=bench.example.com -addext subjectAltName=DNS:bench.example.com 2>/dev/null
+bench_inventory
 openssl req -in "$tmp/leaf.csr" -outform DER -out "$tmp/leaf.der"
 python3 - "$tmp" "$team" "$owner" "$issuer" "$policy" "$profile" <<'EOF'
 import json, sys
@@ -88,7 +69,7 @@ curl -ksf -H "Authorization: Bearer $admin" "$base/api/v1/profiles/$profile" >"$
 	die "cannot read the profile back"
 
 # one certificate first: it must verify against the published CA
-id=$(post /api/v1/certificates "@$tmp/issue.json")
+id=$(bench_post /api/v1/certificates "@$tmp/issue.json")
 curl -ksf -H "Authorization: Bearer $admin" "$base/api/v1/certificates/$id/versions" |
 	python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][0]["pem_chain"].split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----")' \
 		>"$tmp/first.pem" || die "no version for the first certificate"

@@ -412,3 +412,31 @@ print_machine() {
 	echo "certward: $source, $buildtype build, BoringSSL $(dpkg-query -W -f='${Version}' android-libboringssl-dev 2>/dev/null || echo '?')"
 	echo "pinning:  $pinning"
 }
+
+# bench_inventory: once certwardd is ready, reads the first admin API key
+# ($admin) and makes through the API ($base) a team, an owner, a Local
+# issuer, a renewal policy and a profile (ECDSA 256+, serverAuth,
+# *.example.com, 90 days): $team $owner $issuer $policy $profile. Also a
+# P-256 key and CSR for bench.example.com in $tmp/leaf.key and leaf.csr.
+bench_inventory() {
+	local key_file=$tmp/state/admin-api-key profile_json i
+	base=https://127.0.0.1:$cw_port
+	for i in $(seq 1 60); do [ -s "$key_file" ] && break; sleep 0.5; done
+	[ -s "$key_file" ] || die "no admin API key in $key_file"
+	admin=$(cat "$key_file")
+	team=$(bench_post /api/v1/teams '{"name": "bench"}')
+	owner=$(bench_post /api/v1/owners "{\"name\": \"bench\", \"email\": \"bench@example.com\", \"team_id\": \"$team\"}")
+	issuer=$(bench_post /api/v1/issuers '{"name": "bench local CA", "type": "Local"}')
+	policy=$(bench_post /api/v1/renewal-policies '{"name": "bench", "max_retries": 3}')
+	profile_json='{"name": "bench web", "allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 256}],
+		"max_ttl_seconds": 7776000, "allowed_ekus": ["serverAuth"], "required_san_patterns": ["*.example.com"]}'
+	profile=$(bench_post /api/v1/profiles "$profile_json")
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/leaf.key" \
+		-out "$tmp/leaf.csr" -subj /CN=bench.example.com -addext subjectAltName=DNS:bench.example.com 2>/dev/null
+}
+
+# bench_post PATH JSON: the new record's id (as the admin)
+bench_post() {
+	curl -ksf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "$2" "$base$1" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' || die "POST $1 failed"
+}

@@ -694,7 +694,7 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 			 size_t whylen)
 {
 	struct ca *parent;
-	char dir[1100], kp[1200], cp[1200], conf[4200], bc[64], serial[80];
+	char dir[1100], kp[1200], cp[1200], conf[4200], bc[64], serial[sizeof out->serial];
 	long plen, child = rq->path_len;
 	X509 *cert = NULL, *chain[CHAIN_MAX];
 	X509_NAME *name = NULL;
