@@ -9,7 +9,9 @@
 #
 # Steps: contrib/install-deps.sh, contrib/create-users.sh, configure build-test
 # (reconfigured when it exists; wiped and set up again if it was configured
-# with another compiler), compile, meson test --print-errorlogs ARGS.
+# with another compiler), compile, a release build with gcc in
+# build-release-check (compile only; skipped when ARGS are given), meson test
+# --print-errorlogs ARGS.
 #
 # build-test is configured with CC=clang -Db_sanitize=address,undefined
 # -Db_lundef=false -Dtest_hooks=true -Dfuzz=true, so the fuzz targets are built
@@ -116,6 +118,19 @@ fi
 step="compile"
 say "compiling $builddir"
 meson compile -C "$builddir"
+
+# A release build with gcc sees what the sanitizer build does not: -O3
+# warnings such as format-truncation break the packaged and benchmark builds.
+step="compile (gcc, release)"
+if [ "$#" -eq 0 ] && command -v gcc >/dev/null 2>&1; then
+	say "compiling build-release-check (gcc, release, no tests)"
+	if [ -f build-release-check/meson-private/coredata.dat ]; then
+		CC=gcc meson setup --reconfigure build-release-check --buildtype=release -Dtests=false >/dev/null
+	else
+		CC=gcc meson setup build-release-check --buildtype=release -Dtests=false >/dev/null
+	fi
+	meson compile -C build-release-check
+fi
 
 step="meson test"
 say "running: meson test -C $builddir --print-errorlogs $*"
