@@ -706,6 +706,27 @@ def responder_rotation():
              timeout=30)
 
 
+def crl_lease():
+    """While another node holds an issuer's CRL lease (crl_state.lease_until)
+    this scheduler leaves that CRL alone; once the lease is gone it catches
+    up with the revocations made meanwhile."""
+    local, admin = ctx["local"], ctx["admin"]
+    before = crl_number(crl_text(crl_now(local)[2]))
+    psql(pg, "UPDATE crl_state SET lease_until = now() + interval '1 hour' WHERE issuer_id = '%s'" % local)
+    cert, pem = issue_leaf("leased")
+    code, _ = api.call("POST", "/api/v1/certificates/%s/revoke" % cert["id"], admin, {"reason": "superseded"})
+    check(code == 200, "revoke")
+    time.sleep(3)
+    check(crl_number(crl_text(crl_now(local)[2])) == before, "a CRL was signed under another node's lease")
+    psql(pg, "UPDATE crl_state SET lease_until = NULL WHERE issuer_id = '%s'" % local)
+    serial = serial_of(pem)
+    text = wait_for("the CRL after the lease", lambda: (lambda t: t if crl_lists(t, serial) else None)(
+        crl_text(crl_now(local)[2])), timeout=15)
+    check(crl_number(text) > before, "CRL number after the lease")
+    check(psql(pg, "SELECT lease_until IS NULL FROM crl_state WHERE issuer_id = '%s'" % local).strip() == "t",
+          "the lease was not given back")
+
+
 def intermediates():
     """Intermediate CAs through the API: made below the root with a path
     length and name constraints that openssl shows; a child may not widen
@@ -937,6 +958,7 @@ try:
     case(renewal)
     case(revocation)
     case(responder_rotation)
+    case(crl_lease)
     case(intermediates)
     case(server_keygen)
     case(ledger_tampering)

@@ -62,9 +62,21 @@ static void run_reset(void)
 	run.after[0] = '\0';
 }
 
+static void on_released(const struct store_outcome *o, void *arg)
+{
+	(void)o;
+}
+
 static void failed(const char *step, const char *why)
 {
+	const char *p[1] = {run.issuer};
+
 	log_warn("CRL of issuer %s not published (%s): %s", run.issuer, step, why);
+	/* the lease back, so the next check (here or on another node) can try
+	 * again; when even this fails, the lease ends by itself */
+	if (run.number)
+		store_call(run.w, "crl.release", p, 1, on_released, NULL);
+	run.number = 0;
 	run.failed++;
 	run.pause_ms = run.pause_ms ? (run.pause_ms * 2 > 60000 ? 60000 : run.pause_ms * 2) : 1000;
 	run.pause_until_ms = now_ms() + run.pause_ms;
@@ -103,6 +115,7 @@ static void on_published(const struct store_outcome *o, void *arg)
 	}
 	json_decref(v);
 	run.pause_ms = 0;
+	run.number = 0;
 	run_reset();
 	next_issuer();
 }
@@ -312,7 +325,7 @@ static void on_begin(const struct store_outcome *o, void *arg)
 		return;
 	}
 	if (o->status == STORE_NO_ROW) {
-		/* not a Local issuer (any more) */
+		/* not a Local issuer (any more), or another node is at it */
 		next_issuer();
 		return;
 	}
