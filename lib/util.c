@@ -189,3 +189,12 @@ int fd_write_full(int fd, const uint8_t *p, size_t n)
 	}
 	return 0;
 }
+
+uint32_t str_hash32(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}

@@ -26,6 +26,9 @@ void strbuf_init(struct strbuf *b, size_t limit);
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *b);
 
+/* FNV-1a of a string: table slots for keys no outsider picks the hash of
+ * (a client address, a key prefix), not a defence against collisions. */
+uint32_t str_hash32(const char *s);
 /* The value of one hex digit (either case), or -1. */
 int hex_digit(char c);
 /* Lowercase hex of p[0..n) into out (2n + 1 bytes, NUL-terminated). */

@@ -727,6 +727,41 @@ def crl_lease():
           "the lease was not given back")
 
 
+def ocsp_signing_limited():
+    """One client address gets at most api.ocsp_signed_per_client (50)
+    responses signed afresh a second: past it the answer is tryLater (no
+    signature, no ledger line), and a cached answer is not limited."""
+    local = ctx["local"]
+    _, pem = issue_leaf("limited")
+    reqs = [ocsp_request("lim-%d" % i, "-cert", pem, "-nonce")[1] for i in range(8)]
+    lines = cw.metrics("signer").get("ledger_entries", 0)
+    results = []
+
+    def burst(der):
+        client = Api(cw)
+        for _ in range(30):
+            results.append(client.raw("POST", "/.well-known/pki/ocsp/" + local, der,
+                                      {"Content-Type": "application/ocsp-request"})[2])
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=burst, args=(r,)) for r in reqs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    elapsed = time.monotonic() - t0
+    later = sum(1 for r in results if r == b"\x30\x03\x0a\x01\x03")
+    signed = len(results) - later
+    check(len(results) == 240 and later > 0, "240 nonce requests at once: %d answered tryLater" % later)
+    check(signed <= 50 * (int(elapsed) + 2), "%d signed in %.1f s" % (signed, elapsed))
+    check(cw.metrics("signer").get("ledger_entries", 0) - lines <= signed + 2, "ledger lines for refused requests")
+    # a cached answer costs nothing: not limited
+    req_c, der_c = ocsp_request("lim-cached", "-cert", pem, "-no_nonce")
+    ocsp_post(local, der_c)
+    time.sleep(1.1)
+    codes = [ocsp_post(local, der_c)[2] for _ in range(80)]
+    check(all(c != b"\x30\x03\x0a\x01\x03" for c in codes), "cached answers were limited")
+
+
 def intermediates():
     """Intermediate CAs through the API: made below the root with a path
     length and name constraints that openssl shows; a child may not widen
@@ -959,6 +994,7 @@ try:
     case(revocation)
     case(responder_rotation)
     case(crl_lease)
+    case(ocsp_signing_limited)
     case(intermediates)
     case(server_keygen)
     case(ledger_tampering)

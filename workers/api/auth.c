@@ -80,15 +80,6 @@ void auth_configure(const struct cfg *section)
 	cache_grace_ms = cfg_duration_ms(section, "api", "key_cache_grace");
 }
 
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 static void count(const char *name, double v)
 {
 	metrics_add(worker_metrics(cache.w), name, NULL, v);
@@ -98,7 +89,7 @@ static void count(const char *name, double v)
 
 static unsigned *bucket_of(const char *prefix)
 {
-	return &cache.bucket[fnv1a(prefix) & (CACHE_BUCKETS - 1)];
+	return &cache.bucket[str_hash32(prefix) & (CACHE_BUCKETS - 1)];
 }
 
 static struct cached_key *cache_find(const char *prefix)
@@ -295,7 +286,7 @@ void auth_stop(void)
 
 static struct failures *slot_of(const char *client)
 {
-	return &limiter[fnv1a(client) % LIMITER_SLOTS];
+	return &limiter[str_hash32(client) % LIMITER_SLOTS];
 }
 
 static bool limited(const char *client)

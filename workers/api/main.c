@@ -29,6 +29,7 @@ static struct api api;
 static int api_init(struct worker *w, const struct cfg *section)
 {
 	auth_configure(section);
+	revocation_configure(section);
 	audit_configure(w, section);
 	routes_init();
 	auth_start(w);

@@ -52,6 +52,38 @@
 
 static struct worker *api_w;
 
+/* Responses signed afresh per client address and second (api.ocsp_signed_per_client):
+ * each costs a signature and a ledger line, so one client cannot make the
+ * ledger grow without bound. A fixed table: many addresses share slots and
+ * evict one another, never grow memory. */
+#define SIGN_BUDGET_SLOTS 1024
+static struct {
+	char client[64];
+	uint64_t window_ms;
+	unsigned count;
+} sign_budget[SIGN_BUDGET_SLOTS];
+static unsigned signed_per_client = 50;
+
+static bool sign_allowed(const char *client)
+{
+	uint64_t now = now_ms();
+	unsigned i = str_hash32(client) % SIGN_BUDGET_SLOTS;
+
+	if (!signed_per_client)
+		return true;
+	if (strcmp(sign_budget[i].client, client) != 0 || now - sign_budget[i].window_ms >= 1000) {
+		snprintf(sign_budget[i].client, sizeof sign_budget[i].client, "%s", client);
+		sign_budget[i].window_ms = now;
+		sign_budget[i].count = 0;
+	}
+	return ++sign_budget[i].count <= signed_per_client;
+}
+
+void revocation_configure(const struct cfg *section)
+{
+	signed_per_client = (unsigned)cfg_int(section, "api", "ocsp_signed_per_client");
+}
+
 static void count(const char *name, const char *labels)
 {
 	metrics_add(worker_metrics(api_w), name, labels, 1);
@@ -609,6 +641,11 @@ static void ocsp_handle(struct route_call *c, const uint8_t *der, size_t len, bo
 		return;
 	}
 	count("ocsp_cache_misses_total", NULL);
+	if (!sign_allowed(c->req.client)) {
+		free(q);
+		ocsp_error(c, OCSP_RESP_TRY_LATER, "result=\"limited\"");
+		return;
+	}
 	for (sp = q->r.id.serial, sl = q->r.id.serial_len; sl > 1 && *sp == 0; sp++, sl--)
 		;
 	hex_encode(sp, sl, serial);
