@@ -82,11 +82,13 @@ bench_start_certward
 bench_wait_ready
 
 # lib.sh's certwardd has no plain-HTTP listener: the same configuration with
-# api.plain_listen, certwardd started again the way lib.sh starts it
+# api.plain_listen, certwardd started again the way lib.sh starts it. The
+# load comes from one address: api.ocsp_signed_per_client 0 lets every
+# uncached request be signed (as the peers sign them)
 plain_port=$(free_port)
 stop_server certwardd "$cw_pid"
 cw_pid=""
-sed -i "s/^  processes: 1\$/&\n  plain_listen: \"127.0.0.1:$plain_port\"/" "$tmp/certward.yml"
+sed -i "s/^  processes: 1\$/&\n  plain_listen: \"127.0.0.1:$plain_port\"\n  ocsp_signed_per_client: 0/" "$tmp/certward.yml"
 grep -q "^  plain_listen: \"127.0.0.1:$plain_port\"\$" "$tmp/certward.yml" || die "cannot add api.plain_listen to $tmp/certward.yml"
 "$build/certwardd" -c "$tmp/certward.yml" --check-config >&2 || die "$tmp/certward.yml is not valid"
 say "starting certwardd again with a plain-HTTP listener on 127.0.0.1:$plain_port"
