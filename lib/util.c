@@ -198,3 +198,18 @@ uint32_t str_hash32(const char *s)
 		h = (h ^ (uint8_t)*s) * 16777619u;
 	return h;
 }
+
+size_t pem_json_escape(const char *pem, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (pem[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = pem[i];
+		}
+	}
+	return o;
+}

@@ -26,6 +26,10 @@ void strbuf_init(struct strbuf *b, size_t limit);
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *b);
 
+/* PEM text as the inside of a JSON string, without a library's copy to
+ * wipe: PEM needs no escape but its line ends. out has room for 2 * len;
+ * returns the length written (not NUL-terminated). */
+size_t pem_json_escape(const char *pem, size_t len, char *out);
 /* FNV-1a of a string: table slots for keys no outsider picks the hash of
  * (a client address, a key prefix), not a defence against collisions. */
 uint32_t str_hash32(const char *s);

@@ -638,6 +638,12 @@ def revocation():
         check(status == 200 and resp == b"\x30\x03\x0a\x01\x01", "malformed %r: %r" % (bad[:8], (status, resp)))
     check(ocsp_post(local, der_a, "text/plain")[0] == 415, "content type")
     check(ocsp_post("iss-nope", der_a)[2] == b"\x30\x03\x0a\x01\x06", "unknown issuer: unauthorized")
+    # past the bounds: a GET request longer than a path parameter holds (512), an issuer id of 65
+    check(api.raw("GET", "/.well-known/pki/ocsp/%s/%s" % (local, "A" * 513))[0] == 404, "an overlong GET request")
+    check(api.raw("GET", "/.well-known/pki/ocsp/%s/%s" % (local, "A" * 512))[2] == b"\x30\x03\x0a\x01\x01",
+          "a 512-character GET request that is not OCSP")
+    check(crl_now("i" * 65)[0] == 404 and ocsp_post("i" * 65, der_a)[2] == b"\x30\x03\x0a\x01\x06",
+          "an issuer id longer than 64")
 
     # the CRL number survives a scheduler restart
     text = wait_for("b in the CRL", lambda: (lambda r: crl_text(r[2]) if r[0] == 200 and crl_lists(crl_text(r[2]), sb)
@@ -806,7 +812,10 @@ def intermediates():
     for body, field in (({"name": "x", "root_cert_pem": "-----BEGIN"}, "root_cert_pem"),
                         ({"name": "x", "algorithm": "dsa"}, "algorithm"),
                         ({"name": "x", "name_constraints": [{"kind": "allowed", "dns": "a.b"}]}, "name_constraints"),
-                        ({"name": "x", "unknown": 1}, "unknown"), ({}, "name")):
+                        ({"name": "x", "unknown": 1}, "unknown"), ({}, "name"),
+                        ({"name": "x", "name_constraints": [{"kind": "permitted", "dns": "a%d.example.com" % i}
+                                                            for i in range(33)]}, "name_constraints"),
+                        ({"name": "x" * 256}, "name")):
         code, prob = api.call("POST", "/api/v1/issuers/%s/intermediates" % local, admin, body)
         check(code == 400 and prob.get("field") == field, "%r: %r" % (body, (code, prob)))
     viewer = make_key(pg, "pki-viewer", "viewer")
@@ -911,6 +920,11 @@ def server_keygen():
                          ({"key_generation": "agent"}, "key_generation")):
         code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-bad", prof["id"], **extra))
         check(code == 400 and prob.get("field") == field, "%r: %r" % (extra, (code, prob)))
+    # more names than the signer puts in a CSR it makes (100)
+    many = ["n%d.example.com" % i for i in range(101)]
+    code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-many", prof["id"], sans=many))
+    check(code == 400 and prob.get("field") == "key_generation" and "100" in prob.get("detail", ""),
+          "101 names: %r" % ((code, prob),))
     # a key the profile does not allow: the signer's check, named
     code, prob = api.call("POST", "/api/v1/certificates", admin, body("kg-ed", prof["id"], key_algorithm="ed25519"))
     check(code == 400 and prob.get("field") == "key_generation", "ed25519 under the profile: %r" % ((code, prob),))

@@ -329,18 +329,6 @@ static void create(struct route_call *c)
 
 /* ---- reads ---- */
 
-/* op with the path's {id}: 404 for an id that cannot be one */
-static void by_id(struct route_call *c, const char *op, store_call_cb cb)
-{
-	const char *p[1] = {route_param(c, "id")};
-
-	if (!valid_resource_id(p[0], 128)) {
-		route_problem(c, 404, "Not Found", NULL, NULL);
-		return;
-	}
-	if (store_call(c->w, op, p, 1, cb, c) != 0)
-		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
-}
 
 static void on_get(const struct store_outcome *o, void *arg);
 
@@ -381,7 +369,14 @@ static void on_get(const struct store_outcome *o, void *arg)
 
 static void get(struct route_call *c)
 {
-	by_id(c, "intermediates.get", on_get);
+	const char *p[1] = {route_param(c, "id")};
+
+	if (!valid_resource_id(p[0], 128)) {
+		route_problem(c, 404, "Not Found", NULL, NULL);
+		return;
+	}
+	if (store_call(c->w, "intermediates.get", p, 1, on_get, c) != 0)
+		route_problem(c, 503, "Service Unavailable", "the database is unavailable", NULL);
 }
 
 /* ---- retire, drain first ---- */

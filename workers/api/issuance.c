@@ -85,6 +85,21 @@ static void unavailable(struct issuance *is, const char *what)
 	give_up(is, 503, "Service Unavailable", detail, NULL);
 }
 
+/* A store call for this issuance; answered 503 when it cannot be made. */
+static void ask(struct issuance *is, const char *op, const char **p, size_t n, store_call_cb cb)
+{
+	if (store_call(is->rc->w, op, p, n, cb, is) != 0)
+		unavailable(is, "the database is unavailable");
+}
+
+/* Whether the store's answer is a failure, then answered 503. */
+static bool failed(struct issuance *is, const struct store_outcome *o)
+{
+	if (o->error)
+		unavailable(is, "the database is unavailable");
+	return o->error != 0;
+}
+
 /* ---- 2. the signer's signature ---- */
 
 /* a certificate (or, with req, a CSR) from DER to PEM */
@@ -291,10 +306,8 @@ static void on_profile(const struct store_outcome *o, void *arg)
 {
 	struct issuance *is = arg;
 
-	if (o->error) {
-		unavailable(is, "the database is unavailable");
+	if (failed(is, o))
 		return;
-	}
 	if (o->status == STORE_NO_ROW) {
 		give_up(is, 422, "Unprocessable Content", "certificate_profile_id: no such certificate profile",
 			"certificate_profile_id");
@@ -318,10 +331,8 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 	const char *type;
 	bool enabled;
 
-	if (o->error) {
-		unavailable(is, "the database is unavailable");
+	if (failed(is, o))
 		return;
-	}
 	if (o->status == STORE_NO_ROW) {
 		give_up(is, 422, "Unprocessable Content", "issuer_id: no such issuer", "issuer_id");
 		return;
@@ -348,8 +359,7 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 	if (is->intermediate_id[0]) {
 		const char *p[1] = {is->intermediate_id};
 
-		if (store_call(is->rc->w, "intermediates.get", p, 1, on_intermediate, is) != 0)
-			unavailable(is, "the database is unavailable");
+		ask(is, "intermediates.get", p, 1, on_intermediate);
 		return;
 	}
 	fetch_profile(is);
@@ -363,10 +373,8 @@ static void on_intermediate(const struct store_outcome *o, void *arg)
 	const char *state;
 	bool ok;
 
-	if (o->error) {
-		unavailable(is, "the database is unavailable");
+	if (failed(is, o))
 		return;
-	}
 	j = o->status == STORE_NO_ROW ? NULL : json_loadb((const char *)o->json, o->json_len, 0, NULL);
 	state = json_string_value(json_object_get(j, "state"));
 	ok = state && strcmp(state, "active") == 0;
@@ -385,8 +393,7 @@ static void fetch_profile(struct issuance *is)
 	if (is->profile_id[0]) {
 		const char *p[1] = {is->profile_id};
 
-		if (store_call(is->rc->w, "certificate_profiles.get", p, 1, on_profile, is) != 0)
-			unavailable(is, "the database is unavailable");
+		ask(is, "certificate_profiles.get", p, 1, on_profile);
 		return;
 	}
 	/* no profile: only the floors */
@@ -447,8 +454,7 @@ static void lookup(struct issuance *is)
 	snprintf(is->issuer_id, sizeof is->issuer_id, "%s", issuer ? issuer : "");
 	snprintf(is->profile_id, sizeof is->profile_id, "%s", profile ? profile : "");
 	json_decref(j);
-	if (store_call(is->rc->w, "issuers.get", p, 1, on_issuer, is) != 0)
-		unavailable(is, "the database is unavailable");
+	ask(is, "issuers.get", p, 1, on_issuer);
 }
 
 static struct issuance *issuance_new(struct route_call *rc, const char *body, issuance_done_cb done, void *arg)
@@ -489,10 +495,8 @@ static void on_record(const struct store_outcome *o, void *arg)
 	const char *id, *status;
 	bool closed;
 
-	if (o->error) {
-		unavailable(is, "the database is unavailable");
+	if (failed(is, o))
 		return;
-	}
 	if (o->status == STORE_NO_ROW) {
 		give_up(is, 404, "Not Found", "no such certificate", NULL);
 		return;
@@ -524,11 +528,28 @@ void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, 
 	if (!is || read_csr(is, csr_pem) != 0)
 		return;
 	is->renewal = true;
-	if (store_call(rc->w, "managed_certificates.get", p, 1, on_record, is) != 0)
-		unavailable(is, "the database is unavailable");
+	ask(is, "managed_certificates.get", p, 1, on_record);
 }
 
 /* ---- 3. the record, with the certificate as its first version ---- */
+
+/* The record's JSON object with "private_key_pem" added: built by hand in
+ * one buffer the caller wipes, so no copy of the key is left in jansson's.
+ * NULL when out of memory. */
+static char *with_key(const char *record, const char *pem, size_t pem_len)
+{
+	size_t rl = strlen(record), o;
+	char *out;
+
+	if (rl < 2 || record[rl - 1] != '}' || !(out = malloc(rl + 2 * pem_len + 32)))
+		return NULL;
+	memcpy(out, record, rl - 1);
+	o = rl - 1;
+	o += (size_t)sprintf(out + o, "%s\"private_key_pem\":\"", rl > 2 ? "," : "");
+	o += pem_json_escape(pem, pem_len, out + o);
+	memcpy(out + o, "\"}", 3);
+	return out;
+}
 
 static void on_recorded(const struct store_outcome *o, void *arg)
 {
@@ -561,11 +582,15 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	rec = json_object_get(j, "certificate");
 	if (rec)
 		json_object_set(rec, "latest_version", json_object_get(j, "version"));
-	/* a key made by the signer: in this answer, and never again */
-	if (rec && is->key_pem)
-		json_object_set_new(rec, "private_key_pem", json_string(is->key_pem));
 	out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	json_decref(j);
+	/* a key made by the signer: in this answer, and never again */
+	if (out && is->key_pem) {
+		char *record = out;
+
+		out = with_key(record, is->key_pem, is->key_pem_len);
+		free(record);
+	}
 	issuance_free(is);
 	if (out)
 		done(darg, 201, NULL, NULL, NULL, out, strlen(out));
@@ -625,14 +650,12 @@ static void record(struct issuance *is)
 		p[n++] = is->renew_id;
 		p[n++] = is->issuer_id;
 		n = route_audit_params(is->rc, p, signed_params(is, p, n));
-		if (store_call(is->rc->w, "certificates.issued", p, n, on_renewed, is) != 0)
-			unavailable(is, "the database is unavailable");
+		ask(is, "certificates.issued", p, n, on_renewed);
 		return;
 	}
 	/* $1 the record, the audit parameters, the certificate, the sealed key */
 	p[n++] = is->body;
 	n = signed_params(is, p, route_audit_params(is->rc, p, n));
 	p[n++] = is->sealed_hex; /* NULL: the client holds the key */
-	if (store_call(is->rc->w, "managed_certificates.create_issued", p, n, on_recorded, is) != 0)
-		unavailable(is, "the database is unavailable");
+	ask(is, "managed_certificates.create_issued", p, n, on_recorded);
 }

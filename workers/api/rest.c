@@ -96,9 +96,8 @@ void rest_store_failed(struct route_call *rc, const struct store_outcome *o, boo
 	} else if (o->error == EIO && strstr(m, "SQLSTATE 23001")) {
 		/* a trigger that keeps a value others depend on (migration 0011) */
 		route_problem(rc, 409, "Conflict",
-			      strstr(m, "intermediate_id") ? "config.intermediate_id: the issuer has issued certificates "
-							      "with its CA; it cannot change"
-							    : "the change is refused while other records depend on it",
+			      "the change is refused while stored records depend on the value (an issuer that has "
+			      "issued certificates keeps its config.intermediate_id)",
 			      NULL);
 	} else if (o->error == EIO && (strstr(m, "SQLSTATE 23") || strstr(m, "SQLSTATE 22"))) {
 		route_problem(rc, 400, "Bad Request", "a value is out of range or not allowed", NULL);

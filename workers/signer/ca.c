@@ -524,11 +524,6 @@ out:
 
 /* ---- intermediates made through the API ---- */
 
-const char *ca_id(const struct ca *ca)
-{
-	return ca->id;
-}
-
 int ca_check_names(const struct ca *ca, const uint8_t *der, size_t len, char *why, size_t whylen)
 {
 	X509 *leaf = NULL;
@@ -598,13 +593,6 @@ static int within_parents(const struct ca *parent, const char *dns)
 	return 1;
 }
 
-static int fail_why(char *why, size_t whylen, const char *msg)
-{
-	snprintf(why, whylen, "%s", msg);
-	ERR_clear_error();
-	return -1;
-}
-
 /* key_dir/intermediates/<id>.chain: the intermediate, then the
  * certificates above it; <id>.key its key. */
 static struct ca *load_intermediate(const char *dir, const char *id)
@@ -640,14 +628,14 @@ struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *
 	if (!id || !*id)
 		return issuing;
 	if (!valid_resource_id(id, 64)) {
-		fail_why(why, whylen, "intermediate_id: not a valid id");
+		pki_refuse(why, whylen, "intermediate_id: not a valid id");
 		return NULL;
 	}
 	for (size_t i = 0; i < nloaded; i++)
 		if (strcmp(loaded[i]->id, id) == 0)
 			return loaded[i];
 	if (nloaded == INTERMEDIATES_MAX) {
-		fail_why(why, whylen, "too many intermediate CAs in use");
+		pki_refuse(why, whylen, "too many intermediate CAs in use");
 		return NULL;
 	}
 	snprintf(dir, sizeof dir, "%s/intermediates", key_dir);
@@ -675,15 +663,15 @@ static int constraints_conf(const struct ca *parent, const char *in, char *out, 
 		const char *name = item + (permitted ? 14 : 13);
 
 		if (!permitted && strncmp(item, "excluded;DNS:", 13) != 0)
-			return fail_why(why, whylen, "name_constraints: each is permitted or excluded, of a DNS name");
+			return pki_refuse(why, whylen, "name_constraints: each is permitted or excluded, of a DNS name");
 		if (!valid_dns_name(*name == '.' ? name + 1 : name, false))
-			return fail_why(why, whylen, "name_constraints: not a DNS name");
+			return pki_refuse(why, whylen, "name_constraints: not a DNS name");
 		if (permitted && !within_parents(parent, *name == '.' ? name + 1 : name)) {
 			snprintf(why, whylen, "name_constraints: %s is outside what the CAs above it permit", name);
 			return -1;
 		}
 		if (o + strlen(item) + 2 >= outlen)
-			return fail_why(why, whylen, "name_constraints: too many");
+			return pki_refuse(why, whylen, "name_constraints: too many");
 		o += (size_t)snprintf(out + o, outlen - o, ",%s", item);
 	}
 	return o > strlen("critical") ? 1 : 0;
@@ -704,23 +692,23 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 
 	memset(out, 0, sizeof *out);
 	if (!valid_resource_id(rq->id, 64))
-		return fail_why(why, whylen, "id: not a valid id");
+		return pki_refuse(why, whylen, "id: not a valid id");
 	if (alg < 0)
-		return fail_why(why, whylen, "algorithm: one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, "
+		return pki_refuse(why, whylen, "algorithm: one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, "
 					      "rsa-4096, ed25519");
 	if (!*rq->common_name || strlen(rq->common_name) > 64)
-		return fail_why(why, whylen, "subject.common_name: 1 to 64 characters");
+		return pki_refuse(why, whylen, "subject.common_name: 1 to 64 characters");
 	/* under the root (self_signed) or the configured issuing CA (subordinate) */
 	if (!*rq->parent_id)
 		parent = issuing->root ? issuing->root : issuing;
 	else if (!(parent = ca_intermediate(issuing, key_dir, rq->parent_id, why, whylen)))
 		return -1;
 	if (parent->nup + 1 > CHAIN_MAX)
-		return fail_why(why, whylen, "the chain would be too long");
+		return pki_refuse(why, whylen, "the chain would be too long");
 	/* RFC 5280 4.2.1.9: below a CA with pathlen p, at most p - 1 */
 	plen = X509_get_pathlen(parent->cert);
 	if (plen == 0)
-		return fail_why(why, whylen, "path_len_constraint: the parent CA's path length (0) allows no CA below it");
+		return pki_refuse(why, whylen, "path_len_constraint: the parent CA's path length (0) allows no CA below it");
 	if (plen > 0 && child > plen - 1) {
 		snprintf(why, whylen, "path_len_constraint: at most %ld below this parent", plen - 1);
 		return -1;
@@ -732,11 +720,11 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 	snprintf(dir, sizeof dir, "%s/intermediates", key_dir);
 	/* mkdirat: the seccomp filter allows it, not mkdir */
 	if (mkdirat(AT_FDCWD, dir, 0700) != 0 && errno != EEXIST)
-		return fail_why(why, whylen, "cannot create the intermediates directory");
+		return pki_refuse(why, whylen, "cannot create the intermediates directory");
 	snprintf(kp, sizeof kp, "%s/%s.key", dir, rq->id);
 	snprintf(cp, sizeof cp, "%s/%s.chain", dir, rq->id);
 	if (exists(kp) || exists(cp))
-		return fail_why(why, whylen, "id: an intermediate CA with this id exists");
+		return pki_refuse(why, whylen, "id: an intermediate CA with this id exists");
 	if (child >= 0)
 		snprintf(bc, sizeof bc, "critical,CA:TRUE,pathlen:%ld", child);
 	else
@@ -766,12 +754,11 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 	/* the key, then the ledger line, then the certificate: never a
 	 * certificate without both */
 	if (pki_key_save(key, kp, NULL) != 0) {
-		fail_why(why, whylen, "cannot save the intermediate CA key (see the signer's log)");
+		pki_refuse(why, whylen, "cannot save the intermediate CA key (see the signer's log)");
 		goto out;
 	}
 	if (ledger_append(ledger, "certificate", *parent->id ? parent->id : parent == issuing ? "issuing" : "root",
-			  serial, der, (size_t)len, conf, sizeof conf) != 0) {
-		snprintf(why, whylen, "%s", conf);
+			  serial, der, (size_t)len, why, whylen) != 0) {
 		unlink(kp);
 		rc = -2;
 		goto out;
@@ -781,7 +768,7 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 		chain[n + 1] = parent->up[n];
 	out->chain_pem = join_pem(chain, parent->nup + 1, &out->chain_len);
 	if (!out->chain_pem || pki_write_file(cp, out->chain_pem, out->chain_len, 0600) != 0) {
-		fail_why(why, whylen, "cannot write the intermediate CA certificate");
+		pki_refuse(why, whylen, "cannot write the intermediate CA certificate");
 		goto out;
 	}
 	snprintf(out->serial, sizeof out->serial, "%s", serial);
@@ -794,7 +781,7 @@ int ca_make_intermediate(struct ca *issuing, struct ledger *ledger, const char *
 	goto out;
 crypto:
 	pki_log_error("cannot make an intermediate CA certificate");
-	fail_why(why, whylen, "cannot make the intermediate CA certificate (see the signer's log)");
+	pki_refuse(why, whylen, "cannot make the intermediate CA certificate (see the signer's log)");
 out:
 	if (rc != 0) {
 		free(out->chain_pem);

@@ -35,8 +35,6 @@ const char *ca_chain_pem(const struct ca *ca, size_t *len);
 /* The CA of intermediate id (key_dir/intermediates, loaded once), or
  * issuing itself for "" or NULL; NULL with why when there is none. */
 struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *id, char *why, size_t whylen);
-/* "" for the issuing CA, else the intermediate's id */
-const char *ca_id(const struct ca *ca);
 /* 0 when leaf's names meet the name constraints of ca and every CA above
  * it (der: the signed leaf); -1 with why naming the CA. */
 int ca_check_names(const struct ca *ca, const uint8_t *der, size_t len, char *why, size_t whylen);

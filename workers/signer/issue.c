@@ -13,13 +13,6 @@
 #include "pki.h"
 #include "validate.h"
 
-static int fail(char *why, size_t whylen, const char *msg)
-{
-	snprintf(why, whylen, "%s", msg);
-	ERR_clear_error();
-	return -1;
-}
-
 int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request *rq, struct issue_result *out,
 	       char *why, size_t whylen)
 {
@@ -33,14 +26,14 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 
 	memset(out, 0, sizeof *out);
 	if (!valid_resource_id(rq->issuer_id, 64))
-		return fail(why, whylen, "issuer_id: not a valid id");
+		return pki_refuse(why, whylen, "issuer_id: not a valid id");
 	if (csr_policy_check(rq->csr, rq->csr_len, rq->profile, rq->profile_len, rq->validity_seconds,
 			     rq->default_seconds, &c, why, whylen) != 0)
 		return -1;
 	validity = c.validity;
 	ca_left = pki_asn1_unix(X509_get0_notAfter(issuer)) - (int64_t)time(NULL);
 	if (ca_left <= 0) {
-		fail(why, whylen, "the issuing CA has expired");
+		pki_refuse(why, whylen, "the issuing CA has expired");
 		goto out;
 	}
 	if (validity > ca_left)
@@ -89,7 +82,7 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 	/* staged: the caller commits the ledger before the certificate leaves */
 	if (ledger_stage(ledger, "certificate", rq->issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) !=
 	    0) {
-		fail(why, whylen, lwhy);
+		pki_refuse(why, whylen, lwhy);
 		OPENSSL_free(der);
 		rc = -2;
 		goto out;
@@ -102,7 +95,7 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 	goto out;
 crypto:
 	pki_log_error("cannot make a certificate");
-	fail(why, whylen, "cannot make the certificate (see the signer's log)");
+	pki_refuse(why, whylen, "cannot make the certificate (see the signer's log)");
 out:
 	csr_checked_free(&c);
 	X509_NAME_free(subject);

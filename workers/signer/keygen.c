@@ -13,6 +13,7 @@
 
 #include "pki.h"
 #include "secrets.h"
+#include "util.h"
 #include "validate.h"
 
 #define SANS_MAX 100
@@ -24,13 +25,6 @@ int keygen_allowed(const char *profile, size_t len)
 
 	json_decref(j);
 	return ok;
-}
-
-static int fail(char *why, size_t whylen, const char *msg)
-{
-	snprintf(why, whylen, "%s", msg);
-	ERR_clear_error();
-	return -1;
 }
 
 /* "DNS:a,IP:1.2.3.4,email:x@y" from the newline list, each name checked */
@@ -47,7 +41,7 @@ static int san_text(const char *sans, size_t len, char *out, size_t cap, char *w
 		const char *kind;
 
 		if (l == 0 || l >= sizeof name)
-			return fail(why, whylen, "sans: an empty or overlong name");
+			return pki_refuse(why, whylen, "sans: an empty or overlong name");
 		memcpy(name, p, l);
 		name[l] = '\0';
 		if (valid_ip_address(name))
@@ -57,12 +51,12 @@ static int san_text(const char *sans, size_t len, char *out, size_t cap, char *w
 		else if (valid_dns_name(name, true))
 			kind = "DNS";
 		else
-			return fail(why, whylen, "sans: a name that is not a DNS name, IP address or e-mail address");
+			return pki_refuse(why, whylen, "sans: a name that is not a DNS name, IP address or e-mail address");
 		if (++n > SANS_MAX)
-			return fail(why, whylen, "sans: more than 100 names");
+			return pki_refuse(why, whylen, "sans: more than 100 names");
 		o += (size_t)snprintf(out + o, cap > o ? cap - o : 0, "%s%s:%s", o ? "," : "", kind, name);
 		if (o >= cap)
-			return fail(why, whylen, "sans: too long");
+			return pki_refuse(why, whylen, "sans: too long");
 		p += l + (nl ? 1 : 0);
 	}
 	return 0;
@@ -84,12 +78,12 @@ int keygen_csr(const char *alg, const char *cn, const char *sans, size_t sans_le
 	*key = NULL;
 	*csr = NULL;
 	if (a < 0)
-		return fail(why, whylen, "key_algorithm: one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, "
+		return pki_refuse(why, whylen, "key_algorithm: one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, "
 					 "ed25519");
 	if (san_text(sans, sans_len, text, sizeof text, why, whylen) != 0)
 		return -1;
 	if (!*cn && !*text)
-		return fail(why, whylen, "a certificate needs a common name or a subject alternative name");
+		return pki_refuse(why, whylen, "a certificate needs a common name or a subject alternative name");
 	*key = pki_key_generate((enum pki_alg)a);
 	req = X509_REQ_new();
 	name = X509_NAME_new();
@@ -115,7 +109,7 @@ int keygen_csr(const char *alg, const char *cn, const char *sans, size_t sans_le
 	goto out;
 crypto:
 	pki_log_error("cannot make a key and CSR");
-	fail(why, whylen, "cannot make the key and CSR (see the signer's log)");
+	pki_refuse(why, whylen, "cannot make the key and CSR (see the signer's log)");
 	EVP_PKEY_free(*key);
 	*key = NULL;
 out:
@@ -147,24 +141,16 @@ int keygen_export(EVP_PKEY *key, char **pem, size_t *pem_len, uint8_t *sealed, s
 	*pem = NULL;
 	if (!bio || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) || !BIO_mem_contents(bio, &data, &n) ||
 	    !(*pem = malloc(n + 1)) || !(text = malloc(2 * n + 32))) {
-		fail(why, whylen, "cannot encode the key");
+		pki_refuse(why, whylen, "cannot encode the key");
 		goto out;
 	}
 	memcpy(*pem, data, n);
 	(*pem)[n] = '\0';
 	*pem_len = n;
 	OPENSSL_cleanse((void *)data, n);
-	/* {"private_key_pem": "..."} by hand, so no copy is left unwiped (PEM
-	 * holds nothing JSON must escape but its line ends) */
+	/* {"private_key_pem": "..."} by hand, so no copy is left unwiped */
 	o = (size_t)sprintf(text, "{\"private_key_pem\":\"");
-	for (size_t i = 0; i < n; i++) {
-		if ((*pem)[i] == '\n') {
-			text[o++] = '\\';
-			text[o++] = 'n';
-		} else {
-			text[o++] = (*pem)[i];
-		}
-	}
+	o += pem_json_escape(*pem, n, text + o);
 	text[o++] = '"';
 	text[o++] = '}';
 	if ((s = secrets_seal(NULL, 0, (const uint8_t *)text, o, sealed, cap, why, whylen)) < 0)

@@ -54,7 +54,7 @@ struct signer {
 	uint64_t default_validity_s;
 	uint64_t refused;
 	uint64_t issued, issue_refused, ledger_failures;
-	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused;
+	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused, intermediate_refused;
 	/* group commit: certificates signed in one turn of the event loop share
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
@@ -121,7 +121,7 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
 	signer.key_dir = dir;
-	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ca, signer.ledger)))
+	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ledger)))
 		return -1;
 	signer.pending_tail = &signer.pending;
 	uv_check_init(worker_loop(w), &signer.committer);
@@ -245,6 +245,22 @@ static void signer_peer_closed(struct worker *w, struct ipc_channel *ch)
 			p->ch = NULL;
 }
 
+/* A request not signed: rc -2 is the ledger (EIO, an error line), -3 a
+ * CertID of another CA (EACCES), anything else a rule broken (EINVAL,
+ * counted in *refused); why goes back to the caller. what: "sign a CRL". */
+static void refuse(struct ipc_channel *from, struct ipc_msg *m, int rc, const char *what, const char *why,
+		   uint64_t *refused)
+{
+	if (rc == -2) {
+		signer.ledger_failures++;
+		log_error("refused to %s for %s (the ledger): %s", what, ipc_channel_peer(from), why);
+	} else {
+		(*refused)++;
+		log_event(LOG_WARN, NULL, NULL, "refused to %s for %s: %s", what, ipc_channel_peer(from), why);
+	}
+	ipc_reply_error(from, m, rc == -2 ? EIO : rc == -3 ? EACCES : EINVAL, why);
+}
+
 /* CERT_SIGN: the rules checked again here (issue.c), whatever the caller
  * checked before. */
 static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
@@ -266,15 +282,7 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	int rc = ca ? issue_sign(ca, signer.ledger, &rq, &res, why, sizeof why) : -1;
 
 	if (rc != 0) {
-		if (rc == -2) {
-			signer.ledger_failures++;
-			log_error("refused to hand out a certificate for %s: %s", ipc_channel_peer(from), why);
-		} else {
-			signer.issue_refused++;
-			log_event(LOG_WARN, NULL, NULL, "refused to sign a certificate for %s: %s",
-				  ipc_channel_peer(from), why);
-		}
-		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		refuse(from, m, rc, "sign a certificate", why, &signer.issue_refused);
 		return;
 	}
 	p = calloc(1, sizeof *p);
@@ -307,10 +315,8 @@ static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
 	int rc = -1;
 
 	if (!keygen_allowed((const char *)q->profile.ptr, q->profile.len)) {
-		signer.issue_refused++;
-		log_event(LOG_WARN, NULL, NULL, "refused to make a key for %s: the profile does not allow it",
-			  ipc_channel_peer(from));
-		ipc_reply_error(from, m, EINVAL, "the certificate profile does not allow server-side key generation");
+		refuse(from, m, -1, "make a key", "the certificate profile does not allow server-side key generation",
+		       &signer.issue_refused);
 		return;
 	}
 	if (!(ca = ca_intermediate(signer.ca, signer.key_dir, q->intermediate_id, why, sizeof why)) ||
@@ -336,13 +342,7 @@ refused:
 		free(p->sealed);
 		free(p);
 	}
-	if (rc == -2)
-		signer.ledger_failures++;
-	else
-		signer.issue_refused++;
-	log_event(rc == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused to make a key and certificate for %s: %s",
-		  ipc_channel_peer(from), why);
-	ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+	refuse(from, m, rc, "make a key and certificate", why, &signer.issue_refused);
 }
 
 /* CRL_SIGN: the entries come in the memfd, the CRL goes back into it */
@@ -369,15 +369,7 @@ static void crl_sign(struct ipc_channel *from, struct ipc_msg *m, int fd)
 	}
 	if (rc != 0) {
 		free(p);
-		signer.crl_refused++;
-		if (rc == -2) {
-			signer.ledger_failures++;
-			log_error("refused to hand out a CRL for %s: %s", ipc_channel_peer(from), why);
-		} else {
-			log_event(LOG_WARN, NULL, NULL, "refused to sign a CRL for %s: %s", ipc_channel_peer(from),
-				  why);
-		}
-		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		refuse(from, m, rc, "sign a CRL", why, &signer.crl_refused);
 		return;
 	}
 	p->ch = from;
@@ -406,15 +398,7 @@ static void ocsp_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	if (rc != 0) {
 		free(p);
-		signer.ocsp_refused++;
-		if (rc == -2) {
-			signer.ledger_failures++;
-			log_error("refused to hand out an OCSP response for %s: %s", ipc_channel_peer(from), why);
-		} else {
-			log_event(LOG_WARN, NULL, NULL, "refused to sign an OCSP response for %s: %s",
-				  ipc_channel_peer(from), why);
-		}
-		ipc_reply_error(from, m, rc == -2 ? EIO : rc == -3 ? EACCES : EINVAL, why);
+		refuse(from, m, rc, "sign an OCSP response", why, &signer.ocsp_refused);
 		return;
 	}
 	p->ch = from;
@@ -449,11 +433,7 @@ static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	rc = ca_make_intermediate(signer.ca, signer.ledger, signer.key_dir, &rq, &res, why, sizeof why);
 	if (rc != 0) {
-		if (rc == -2)
-			signer.ledger_failures++;
-		log_event(rc == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused to make intermediate CA %s for %s: %s",
-			  q->id, ipc_channel_peer(from), why);
-		ipc_reply_error(from, m, rc == -2 ? EIO : EINVAL, why);
+		refuse(from, m, rc, "make an intermediate CA", why, &signer.intermediate_refused);
 		return;
 	}
 	r.u.intermediate_signed.serial = res.serial;
@@ -557,6 +537,7 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "crls_refused_total %llu\n", (unsigned long long)signer.crl_refused);
 	strbuf_printf(out, "ocsp_responses_signed_total %llu\n", (unsigned long long)signer.ocsp_signed);
 	strbuf_printf(out, "ocsp_responses_refused_total %llu\n", (unsigned long long)signer.ocsp_refused);
+	strbuf_printf(out, "intermediates_refused_total %llu\n", (unsigned long long)signer.intermediate_refused);
 	if (signer.responders)
 		strbuf_printf(out, "ocsp_responder_rotations_total %llu\n",
 			      (unsigned long long)responders_rotations(signer.responders));

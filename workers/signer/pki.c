@@ -302,3 +302,10 @@ int64_t pki_asn1_unix(const ASN1_TIME *t)
 	ASN1_TIME_free(epoch);
 	return v;
 }
+
+int pki_refuse(char *why, size_t whylen, const char *msg)
+{
+	snprintf(why, whylen, "%s", msg);
+	ERR_clear_error();
+	return -1;
+}

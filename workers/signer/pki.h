@@ -47,6 +47,9 @@ void pki_serial_hex(X509 *cert, char *out, size_t outlen);
 int pki_set_random_serial(X509 *cert);
 /* One extension from its OpenSSL-style text ("critical,CA:TRUE"). 1 or 0. */
 int pki_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
+/* A refusal: msg into why, BoringSSL's error queue cleared; returns -1. */
+int pki_refuse(char *why, size_t whylen, const char *msg);
+
 /* An ASN1_TIME as Unix seconds (0 when it cannot be read). */
 int64_t pki_asn1_unix(const ASN1_TIME *t);
 

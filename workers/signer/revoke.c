@@ -19,27 +19,10 @@
 #include "log.h"
 #include "ocsp.h"
 #include "pki.h"
+#include "util.h"
 #include "validate.h"
 
 #define RESPONDERS_MAX 256
-
-static int fail(char *why, size_t whylen, const char *msg)
-{
-	snprintf(why, whylen, "%s", msg);
-	ERR_clear_error();
-	return -1;
-}
-
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* ---- CRLs ---- */
 
@@ -73,14 +56,14 @@ int revoke_crl_sign(struct ca *ca, struct ledger *ledger, const struct ipc_crl_s
 	memset(out, 0, sizeof *out);
 	out->memfd = -1;
 	if (fd < 0)
-		return fail(why, whylen, "no memfd came with the request");
+		return pki_refuse(why, whylen, "no memfd came with the request");
 	if (!valid_resource_id(m->issuer_id, 64)) {
-		fail(why, whylen, "issuer_id: not a valid id");
+		pki_refuse(why, whylen, "issuer_id: not a valid id");
 		goto out;
 	}
 	/* a memfd, not a file or socket someone could make the signer write to */
 	if (fcntl(fd, F_GET_SEALS) < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fail(why, whylen, "the entries must come in a memfd");
+		pki_refuse(why, whylen, "the entries must come in a memfd");
 		goto out;
 	}
 	if (m->entries > REVOKE_CRL_ENTRIES_MAX) {
@@ -88,32 +71,32 @@ int revoke_crl_sign(struct ca *ca, struct ledger *ledger, const struct ipc_crl_s
 		goto out;
 	}
 	if ((uint64_t)st.st_size < wire_len) {
-		fail(why, whylen, "the memfd holds fewer entries than announced");
+		pki_refuse(why, whylen, "the memfd holds fewer entries than announced");
 		goto out;
 	}
 	if (m->crl_number == 0 || m->crl_number > INT64_MAX) {
-		fail(why, whylen, "crl_number: must be between 1 and 2^63-1");
+		pki_refuse(why, whylen, "crl_number: must be between 1 and 2^63-1");
 		goto out;
 	}
 	/* thisUpdate is now (give or take clock steps between processes), and
 	 * a CRL says nothing past the CA's own end */
 	if ((int64_t)m->this_update < now - 3600 || (int64_t)m->this_update > now + 300 ||
 	    m->next_update <= m->this_update || m->next_update - m->this_update > 366ull * 86400) {
-		fail(why, whylen, "this_update must be now and next_update within 366 days after it");
+		pki_refuse(why, whylen, "this_update must be now and next_update within 366 days after it");
 		goto out;
 	}
 	next_update = (int64_t)m->next_update < ca_end ? (int64_t)m->next_update : ca_end;
 	if (next_update <= (int64_t)m->this_update) {
-		fail(why, whylen, "the issuing CA has expired");
+		pki_refuse(why, whylen, "the issuing CA has expired");
 		goto out;
 	}
 	if (wire_len && (!(wire = malloc(wire_len)) ||
 			 !(entries = malloc((size_t)m->entries * sizeof *entries)))) {
-		fail(why, whylen, "out of memory");
+		pki_refuse(why, whylen, "out of memory");
 		goto out;
 	}
 	if (wire_len && pread_all(fd, wire, wire_len, 0) != 0) {
-		fail(why, whylen, "cannot read the entries from the memfd");
+		pki_refuse(why, whylen, "cannot read the entries from the memfd");
 		goto out;
 	}
 	if (crl_entries_parse(wire, wire_len, entries, why, whylen) != 0)
@@ -122,10 +105,10 @@ int revoke_crl_sign(struct ca *ca, struct ledger *ledger, const struct ipc_crl_s
 		      next_update, &out->der, &out->der_len, why, whylen) != 0)
 		goto out;
 	SHA256(out->der, out->der_len, md);
-	hex(md, sizeof md, out->sha256);
+	hex_encode(md, sizeof md, out->sha256);
 	snprintf(number, sizeof number, "%llx", (unsigned long long)m->crl_number);
 	if (ledger_stage(ledger, "crl", m->issuer_id, number, out->der, out->der_len, lwhy, sizeof lwhy) != 0) {
-		fail(why, whylen, lwhy);
+		pki_refuse(why, whylen, lwhy);
 		OPENSSL_free(out->der);
 		out->der = NULL;
 		rc = -2;
@@ -190,7 +173,6 @@ struct responder {
 };
 
 struct responders {
-	struct ca *ca;
 	struct ledger *ledger;
 	char dir[1100];
 	int64_t response_validity, cert_validity; /* seconds */
@@ -210,8 +192,7 @@ static void responder_clear(struct responder *x)
 	x->cert_der_len = 0;
 }
 
-struct responders *responders_open(const struct cfg *section, const char *key_dir, struct ca *ca,
-				   struct ledger *ledger)
+struct responders *responders_open(const struct cfg *section, const char *key_dir, struct ledger *ledger)
 {
 	struct responders *r = calloc(1, sizeof *r);
 
@@ -219,7 +200,6 @@ struct responders *responders_open(const struct cfg *section, const char *key_di
 		log_error("out of memory");
 		return NULL;
 	}
-	r->ca = ca;
 	r->ledger = ledger;
 	r->response_validity = (int64_t)(cfg_duration_ms(section, "signer", "ocsp_validity") / 1000);
 	r->cert_validity = (int64_t)(cfg_duration_ms(section, "signer", "ocsp_responder_validity") / 1000);
@@ -356,7 +336,7 @@ static struct responder *responder_get(struct responders *rs, struct ca *signing
 		responder_clear(x); /* the issuer has another CA now: its file is checked again */
 	if (!x) {
 		if (rs->n == RESPONDERS_MAX) {
-			fail(why, whylen, "too many issuers with OCSP responders");
+			pki_refuse(why, whylen, "too many issuers with OCSP responders");
 			return NULL;
 		}
 		x = &rs->r[rs->n];
@@ -381,7 +361,7 @@ static struct responder *responder_get(struct responders *rs, struct ca *signing
 			free(pem);
 			EVP_PKEY_free(key);
 			X509_free(cert);
-			fail(why, whylen, "cannot make the OCSP responder certificate (see the signer's log)");
+			pki_refuse(why, whylen, "cannot make the OCSP responder certificate (see the signer's log)");
 			return NULL;
 		}
 		free(pem);
@@ -401,7 +381,7 @@ static struct responder *responder_get(struct responders *rs, struct ca *signing
 	x->cert_der = NULL;
 	if ((len = i2d_X509(x->cert, &x->cert_der)) <= 0) {
 		responder_clear(x);
-		fail(why, whylen, "cannot encode the OCSP responder certificate");
+		pki_refuse(why, whylen, "cannot encode the OCSP responder certificate");
 		return NULL;
 	}
 	x->cert_der_len = (size_t)len;
@@ -423,17 +403,17 @@ int revoke_ocsp_sign(struct responders *rs, struct ca *signing, const struct ipc
 
 	memset(out, 0, sizeof *out);
 	if (!valid_resource_id(m->issuer_id, 64))
-		return fail(why, whylen, "issuer_id: not a valid id");
+		return pki_refuse(why, whylen, "issuer_id: not a valid id");
 	if (ocsp_certid_parse(m->certid.ptr, m->certid.len, &id, why, whylen) != 0)
 		return -1;
 	if (!ocsp_certid_matches(&id, ca_cert(signing))) {
-		fail(why, whylen, "the CertID names another CA");
+		pki_refuse(why, whylen, "the CertID names another CA");
 		return -3;
 	}
 	if (m->status > OCSP_STATUS_UNKNOWN ||
 	    (m->reason != 0xffffffffu && (m->reason > 10 || m->reason == 7)) ||
 	    (m->status == OCSP_STATUS_REVOKED && (m->revoked_at == 0 || (int64_t)m->revoked_at > now + 300)))
-		return fail(why, whylen, "status, revoked_at or reason out of range");
+		return pki_refuse(why, whylen, "status, revoked_at or reason out of range");
 	if (!(x = responder_get(rs, signing, m->issuer_id, why, whylen)))
 		return -1;
 	single = (struct ocsp_single){
@@ -448,16 +428,16 @@ int revoke_ocsp_sign(struct responders *rs, struct ca *signing, const struct ipc
 	if (!ocsp_response_build(&single, m->nonce.len ? m->nonce.ptr : NULL, m->nonce.len, now, x->key,
 				 x->cert_der, x->cert_der_len, &out->der, &out->der_len)) {
 		pki_log_error("cannot make an OCSP response");
-		return fail(why, whylen, "cannot make the OCSP response (see the signer's log)");
+		return pki_refuse(why, whylen, "cannot make the OCSP response (see the signer's log)");
 	}
 	/* the serial as the store spells it: no leading zero bytes */
 	for (sp = id.serial, sl = id.serial_len; sl > 1 && *sp == 0; sp++, sl--)
 		;
-	hex(sp, sl, serial);
+	hex_encode(sp, sl, serial);
 	if (ledger_stage(rs->ledger, "ocsp", m->issuer_id, serial, out->der, out->der_len, lwhy, sizeof lwhy) != 0) {
 		OPENSSL_free(out->der);
 		out->der = NULL;
-		fail(why, whylen, lwhy);
+		pki_refuse(why, whylen, lwhy);
 		return -2;
 	}
 	out->this_update = single.this_update;

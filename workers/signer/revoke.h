@@ -47,8 +47,7 @@ struct revoke_ocsp {
 struct responders;
 /* signer.ocsp_validity, signer.ocsp_responder_validity; key_dir/ocsp is
  * made 0700. NULL on failure (logged). */
-struct responders *responders_open(const struct cfg *section, const char *key_dir, struct ca *ca,
-				   struct ledger *ledger);
+struct responders *responders_open(const struct cfg *section, const char *key_dir, struct ledger *ledger);
 void responders_free(struct responders *r);
 uint64_t responders_rotations(const struct responders *r);
 
