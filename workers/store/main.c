@@ -136,6 +136,7 @@ static int store_init(struct worker *w, const struct cfg *section)
 static void store_metrics(struct worker *w, struct strbuf *out)
 {
 	pg_pool_metrics(S.pool, out);
+	store_ops_metrics(&S, out);
 	cache_metrics(S.cache, out);
 	if (S.migrations_known) {
 		strbuf_printf(out, "store_migrations_applied %u\n", S.migrations_applied);

@@ -374,6 +374,16 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 	}
 }
 
+void store_ops_metrics(const struct store *s, struct strbuf *out)
+{
+	for (size_t i = 0; i < NOPS; i++) {
+		unsigned n = pg_pool_prepared(s->pool, (unsigned)i);
+
+		if (n)
+			strbuf_printf(out, "store_statements_prepared_total{op=\"%s\"} %u\n", store_ops[i].name, n);
+	}
+}
+
 void store_ops_cache_init(struct store *s)
 {
 	for (size_t i = 0; i < NOPS; i++)

@@ -67,6 +67,7 @@ struct pg_pool {
 	unsigned queued;
 	uv_timer_t qtimer;
 	uint64_t connects, failures, lost, prepares;
+	uint32_t stmt_prepares[PG_NAMED_MAX]; /* per named statement, for pg_pool_prepared */
 	char last_error[256];
 	int stopping;
 	unsigned open_handles;
@@ -367,6 +368,7 @@ static void collect(struct pg_conn *c)
 					PQclear(res);
 					c->prepared[c->q_stmt / 64] |= 1ull << (c->q_stmt % 64);
 					c->pool->prepares++;
+					c->pool->stmt_prepares[c->q_stmt]++;
 					send_prepared(c);
 					return;
 				}
@@ -721,6 +723,11 @@ unsigned pg_pool_size(const struct pg_pool *p)
 const char *pg_pool_last_error(const struct pg_pool *p)
 {
 	return p->last_error;
+}
+
+unsigned pg_pool_prepared(const struct pg_pool *p, unsigned stmt)
+{
+	return stmt < PG_NAMED_MAX ? p->stmt_prepares[stmt] : 0;
 }
 
 void pg_pool_metrics(const struct pg_pool *p, struct strbuf *out)

@@ -78,6 +78,8 @@ int pg_lease_query(struct pg_lease *l, const char *sql, int nparams, const char 
 #define PG_NAMED_MAX 1024
 int pg_lease_query_named(struct pg_lease *l, unsigned stmt, const char *sql, int nparams,
 			 const char *const *params, pg_result_cb cb, void *arg);
+/* How often STMT was prepared, on all connections together. */
+unsigned pg_pool_prepared(const struct pg_pool *p, unsigned stmt);
 /* A script of statements without parameters (simple query protocol). */
 int pg_lease_script(struct pg_lease *l, const char *sql, pg_result_cb cb, void *arg);
 /* Gives the connection back (or forgets a broken one). Not while a statement runs. */

@@ -35,6 +35,10 @@ struct store {
 
 /* ops.c: a STORE_CALL from a wired worker. */
 void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg *m);
+/* ops.c: how often each operation's statement was prepared (the pool's
+ * connections prepare their own copies) */
+struct strbuf;
+void store_ops_metrics(const struct store *s, struct strbuf *out);
 /* ops.c: the cache's table masks of the cached reads, once at start. */
 void store_ops_cache_init(struct store *s);
 
