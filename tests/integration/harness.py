@@ -54,10 +54,11 @@ class Postgres:
 
 
 class Certward:
-    def __init__(self, root, dsn, extra="", api_extra=""):
+    def __init__(self, root, dsn, extra="", api_extra="", store_extra=""):
         self.root = root
         self.api_port = free_port()
         self.api_extra = api_extra
+        self.store_extra = store_extra
         self.state = os.path.join(root, "state")
         self.logs = os.path.join(root, "log")
         self.sock = os.path.join(root, "run", "control.sock")
@@ -83,9 +84,10 @@ class Certward:
                     "store:\n"
                     "  dsn: \"%s\"\n"
                     "  pool_size: 2\n"
+                    "%s"
                     "api:\n"
                     "  listen: 127.0.0.1:%d\n" % (BUILD, self.state, self.logs, self.sock, self.dsn,
-                                                   self.api_port))
+                                                   self.store_extra, self.api_port))
             f.write(self.api_extra)
             f.write(extra)
 

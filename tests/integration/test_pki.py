@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
+from harness import (AS_ROOT, BUILD, SOURCE, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
                      wait_for)
 
 RUN = Cases(lambda: cw)
@@ -471,6 +471,85 @@ def renewal():
     check(code == 409, "a revoked record renewed: %r" % ((code, prob),))
     check(api.call("POST", "/api/v1/certificates/mc-nope/renew", admin, {"csr_pem": csr_pem("renew-x")})[0] == 404, "missing")
 
+
+def batched_issuance():
+    """Issuances that arrive while every store connection is busy (here:
+    the audit chain's row locked from psql) wait for a connection together
+    and are written in one transaction: each is answered 201 with its
+    version only once that commits; when one of them fails in the database
+    (an owner that does not exist) it gets its own 422 and the others are
+    still written; the audit chain still verifies."""
+    admin, body = ctx["admin"], ctx["body"]
+    key = 'store_%s_total{op="managed_certificates.create_issued"}'
+
+    def counters():
+        m = cw.metrics("store")
+        return {k: m.get(key % k, 0) for k in ("batches", "batched_calls", "batch_splits")}
+
+    def held_together(bodies):
+        """bodies POSTed one after another while the chain is locked for 2 s"""
+        clients = [Api(cw) for _ in bodies]
+        for c in clients:  # connected (the handshake needs the signer) before the lock
+            check(c.call("GET", "/api/v1/auth/check", admin)[0] == 200, "connection")
+        holder = subprocess.Popen([os.path.join(SOURCE, "contrib", "pg.sh"), "psql", pg.dir, "-qAtX", "-d",
+                                   "certward", "-c", "BEGIN; SELECT 1 FROM audit_chain_head FOR UPDATE; "
+                                   "SELECT pg_sleep(2); COMMIT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        results = [None] * len(bodies)
+
+        def send(i):
+            try:
+                results[i] = clients[i].call("POST", "/api/v1/certificates", admin, bodies[i])
+            except Exception as e:  # reported below
+                results[i] = (0, {"exception": repr(e)})
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+        try:
+            wait_for("chain head locked", lambda: psql(pg, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                                       "c.oid = l.relation WHERE c.relname = 'audit_chain_head' "
+                                                       "AND l.mode = 'RowShareLock'").strip() != "0", timeout=10)
+            for t in threads:
+                t.start()
+                time.sleep(0.1)
+            for t in threads:
+                t.join(60)
+        finally:
+            holder.wait(timeout=30)
+        return results
+
+    def good(name):
+        return body(name, csr_pem(name, sans="DNS:%s.example.com" % name))
+
+    # all good: one batch (the first two take the connections and wait on the lock)
+    before = counters()
+    for i, (code, rec) in enumerate(held_together([good("batch%d" % i) for i in range(6)])):
+        check(code == 201 and rec.get("latest_version", {}).get("serial_number"), "call %d: %r" % (i, (code, rec)))
+    grew = {k: v - before[k] for k, v in counters().items()}
+    check(grew["batches"] >= 1 and grew["batched_calls"] >= 2 and grew["batch_splits"] == 0, "batches: %r" % grew)
+
+    # one bad among them: the batch is rolled back, each runs again alone
+    before = counters()
+    bodies = [good("batch%d" % i) for i in range(6, 9)]
+    bodies.append(body("batch-bad", csr_pem("batch-bad", sans="DNS:batch-bad.example.com"), owner_id="o-nobody"))
+    bodies += [good("batch%d" % i) for i in range(9, 11)]
+    results = held_together(bodies)
+    for i, (code, rec) in enumerate(results):
+        if i == 3:
+            check(code == 422 and "does not exist" in rec.get("detail", ""), "the bad one: %r" % ((code, rec),))
+        else:
+            check(code == 201 and rec.get("latest_version", {}).get("serial_number"), "call %d: %r" % (i, (code, rec)))
+    grew = {k: v - before[k] for k, v in counters().items()}
+    check(grew["batch_splits"] >= 1, "splits: %r" % grew)
+
+    check(count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id",
+                "m.name LIKE 'batch%%'") == 11, "versions stored")
+    check(count("managed_certificates", "name = 'batch-bad'") == 0, "the bad one stored")
+    check(count("audit_events e JOIN managed_certificates m ON m.id = e.resource_id",
+                "m.name LIKE 'batch%%' AND e.action = 'certificate.issued'") == 11, "audit events")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTWARD_")}
+    env.update(CERTWARD_SERVER_URL="https://127.0.0.1:%d" % cw.api_port, CERTWARD_API_KEY=admin)
+    out = subprocess.run([os.path.join(BUILD, "certward"), "audit", "verify", "--cacert",
+                          os.path.join(cw.state, "tls", "api.crt")], capture_output=True, text=True, timeout=300, env=env)
+    check(out.returncode == 0, "audit verify: %r" % (out,))
 
 def issue_leaf(name):
     """A certificate issued through the API: (record, path of its PEM)."""
@@ -994,7 +1073,8 @@ try:
     pg = Postgres(root, 16000 + os.getpid() % 90)
     os.makedirs(os.path.join(root, "main"))
     os.chmod(os.path.join(root, "main"), 0o755)
-    cw = Certward(os.path.join(root, "main"), pg.dsn)
+    # batched_issuance holds calls for 2 s: they wait in the store's queue
+    cw = Certward(os.path.join(root, "main"), pg.dsn, store_extra="  queue_timeout: 4s\n")
     cw.start()
     api = Api(cw)
     case(self_signed_ca)
@@ -1005,6 +1085,7 @@ try:
     case(signer_refuses_directly)
     case(issuance_through_the_api)
     case(renewal)
+    case(batched_issuance)
     case(revocation)
     case(responder_rotation)
     case(crl_lease)

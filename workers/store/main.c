@@ -111,6 +111,7 @@ static int store_init(struct worker *w, const struct cfg *section)
 	};
 
 	S.w = w;
+	S.batch_max = (unsigned)cfg_int(section, "store", "batch_max");
 	S.cache = cache_new((size_t)cache_bytes);
 	if (!S.cache) {
 		log_error("cannot allocate the read cache");

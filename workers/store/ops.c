@@ -62,6 +62,11 @@ struct call {
 	uint8_t *key;   /* a cached read's: its parameters as sent */
 	size_t klen;
 	char total[24]; /* a list's total known beforehand ($nparams+1) */
+	bool alone;     /* not to be batched (again) */
+	/* a batched call's answer, sent once its batch committed */
+	uint8_t *held;
+	uint32_t held_len, held_status;
+	uint64_t held_rows;
 };
 
 static const struct store_op *op_by_name(const char *name)
@@ -120,6 +125,7 @@ static void call_free(struct call *c)
 	else if (!c->op->read)
 		cache_changed_all(c->s->cache);
 	free(c->key);
+	free(c->held);
 	if (c->lease)
 		pg_lease_release(c->lease);
 	caller_release(&c->s->callers, c->caller);
@@ -202,18 +208,58 @@ static bool answer_cached(struct store *s, struct ipc_channel *from, const struc
 	return true;
 }
 
+/* The answer a statement's result makes (r then points into res): 0, or
+ * an errno with why filled (EIO: the statement failed). */
+static int result_answer(const struct call *c, PGresult *res, struct ipc_msg *r, char *why, size_t len)
+{
+	int rows;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_result_describe(res, why, len);
+		return EIO;
+	}
+	rows = PQntuples(res);
+	if (c->op->result == OP_NONE) {
+		r->u.store_result.rows = strtoull(PQcmdTuples(res), NULL, 10);
+	} else if (rows == 0 && (c->op->result == OP_ROW || c->op->result == OP_LIST)) {
+		r->u.store_result.status = STORE_NO_ROW;
+		r->u.store_result.json.ptr = (const uint8_t *)"null";
+		r->u.store_result.json.len = 4;
+	} else if (rows != 1 || PQnfields(res) != 1 + (c->op->result == OP_LIST)) {
+		snprintf(why, len, "operation %s returned %d rows of %d columns, not one json value",
+			 c->op->name, rows, PQnfields(res));
+		log_error("%s", why);
+		return EPROTO;
+	} else if ((size_t)PQgetlength(res, 0, 0) > STORE_RESULT_BYTES) {
+		snprintf(why, len, "result of %s is %d bytes, more than the limit of %u",
+			 c->op->name, PQgetlength(res, 0, 0), STORE_RESULT_BYTES);
+		return EMSGSIZE;
+	} else {
+		r->u.store_result.rows = (uint64_t)rows;
+		if (PQgetisnull(res, 0, 0)) {
+			r->u.store_result.json.ptr = (const uint8_t *)"null";
+			r->u.store_result.json.len = 4;
+		} else {
+			r->u.store_result.json.ptr = (const uint8_t *)PQgetvalue(res, 0, 0);
+			r->u.store_result.json.len = (uint32_t)PQgetlength(res, 0, 0);
+		}
+	}
+	return 0;
+}
+
 static void on_result(PGresult *res, const char *err, void *arg)
 {
 	struct call *c = arg;
 	struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
-	int rows;
 	char why[400], kv[256];
+	int code;
 
 	if (!res) {
 		fail(c, "unavailable", ENOTCONN, err);
 		return;
 	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+	code = result_answer(c, res, &r, why, sizeof why);
+	if (code == EIO) {
 		struct ipc_channel *ch = caller_channel(c->caller);
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -222,37 +268,10 @@ static void on_result(PGresult *res, const char *err, void *arg)
 			call_kv(kv, sizeof kv, c->op->name, ch);
 		log_event(LOG_WARN, NULL, ch ? kv : NULL, "store operation failed: SQLSTATE %s",
 			  state ? state : "?");
-		pg_result_describe(res, why, sizeof why);
-		fail(c, "error", EIO, why);
-		return;
 	}
-	rows = PQntuples(res);
-	if (c->op->result == OP_NONE) {
-		r.u.store_result.rows = strtoull(PQcmdTuples(res), NULL, 10);
-	} else if (rows == 0 && (c->op->result == OP_ROW || c->op->result == OP_LIST)) {
-		r.u.store_result.status = STORE_NO_ROW;
-		r.u.store_result.json.ptr = (const uint8_t *)"null";
-		r.u.store_result.json.len = 4;
-	} else if (rows != 1 || PQnfields(res) != 1 + (c->op->result == OP_LIST)) {
-		snprintf(why, sizeof why, "operation %s returned %d rows of %d columns, not one json value",
-			 c->op->name, rows, PQnfields(res));
-		log_error("%s", why);
-		fail(c, "error", EPROTO, why);
+	if (code) {
+		fail(c, "error", code, why);
 		return;
-	} else if ((size_t)PQgetlength(res, 0, 0) > STORE_RESULT_BYTES) {
-		snprintf(why, sizeof why, "result of %s is %d bytes, more than the limit of %u",
-			 c->op->name, PQgetlength(res, 0, 0), STORE_RESULT_BYTES);
-		fail(c, "error", EMSGSIZE, why);
-		return;
-	} else {
-		r.u.store_result.rows = (uint64_t)rows;
-		if (PQgetisnull(res, 0, 0)) {
-			r.u.store_result.json.ptr = (const uint8_t *)"null";
-			r.u.store_result.json.len = 4;
-		} else {
-			r.u.store_result.json.ptr = (const uint8_t *)PQgetvalue(res, 0, 0);
-			r.u.store_result.json.len = (uint32_t)PQgetlength(res, 0, 0);
-		}
 	}
 	remember(c, res, &r);
 	answer(c, &r);
@@ -290,6 +309,258 @@ static int schema_refusal(const struct store *s, char *why, size_t len)
 	}
 	snprintf(why, len, "database schema not ready: %s", s->schema_why);
 	return EAGAIN;
+}
+
+/* A call whose lease could not be asked for: rc from pg_pool_acquire. */
+static void not_leased(struct call *c, int rc)
+{
+	char why[400];
+
+	if (rc == -EBUSY) {
+		fail(c, "unavailable", EBUSY, "store busy: too many calls waiting for a database connection");
+	} else {
+		unavailable(c->s, why, sizeof why);
+		fail(c, "unavailable", ENOTCONN, why);
+	}
+}
+
+/* ---- batches ----
+ *
+ * Calls of a batched operation that arrive while every connection is busy
+ * wait for the next one together (one place in the pool's queue) and are
+ * then written in one transaction: BEGIN, each call's statement, COMMIT.
+ * Under load that is one commit and one WAL flush for many issuances, and
+ * the audit chain's row lock taken once; with a connection free a call
+ * runs alone at once, as any other. No call is answered before its
+ * batch's COMMIT succeeded. When one statement fails the transaction is
+ * rolled back and every call of the batch runs again alone, so that the
+ * failing one gets its own error and the others are written.
+ *
+ * Batched: single-statement writes whose effects are all inside the
+ * transaction (no advisory lock, no NOTIFY of their own) and that are sent
+ * many at a time under load.
+ */
+static const char *const batched_names[] = {
+	"managed_certificates.create_issued",
+	"certificates.issued",
+	"audit.record",
+};
+static bool op_batched[NOPS];
+
+#define BATCH_MAX 64
+
+struct batch {
+	struct store *s;
+	const struct store_op *op;
+	struct pg_lease *lease;
+	size_t n, done; /* calls; statements that ran */
+	struct call *calls[BATCH_MAX];
+};
+
+/* per operation, the batch waiting for a connection that calls still join */
+static struct batch *forming[NOPS];
+
+static void start_call(struct call *c);
+static void on_batch_stmt(PGresult *res, const char *err, void *arg);
+
+static void batch_count(const struct batch *b, const char *name, double v)
+{
+	char labels[METRICS_LABELS_MAX];
+
+	metrics_add(worker_metrics(b->s->w), name, metrics_labels(labels, sizeof labels, "op", b->op->name, NULL), v);
+}
+
+static void batch_free(struct batch *b)
+{
+	if (b->lease)
+		pg_lease_release(b->lease);
+	free(b);
+}
+
+/* The connection broke (or none came): every call fails as it would alone. */
+static void batch_lost(struct batch *b, const char *err)
+{
+	for (size_t i = 0; i < b->n; i++)
+		fail(b->calls[i], "unavailable", ENOTCONN, err ? err : "database unavailable: connection lost");
+	batch_free(b);
+}
+
+/* Nothing of the batch was written: each call again, alone. */
+static void batch_split(struct batch *b)
+{
+	size_t n = b->n;
+	struct call *calls[BATCH_MAX];
+
+	if (b->done < n)
+		log_info("a batch of %zu %s calls was rolled back: call %zu failed; each runs again alone", n,
+			 b->op->name, b->done + 1);
+	else
+		log_info("a batch of %zu %s calls was not committed; each runs again alone", n, b->op->name);
+	batch_count(b, "store_batch_splits_total", 1);
+	memcpy(calls, b->calls, n * sizeof calls[0]);
+	batch_free(b); /* its connection first: one of them may take it */
+	for (size_t i = 0; i < n; i++) {
+		free(calls[i]->held);
+		calls[i]->held = NULL;
+		calls[i]->alone = true;
+		start_call(calls[i]);
+	}
+}
+
+static void batch_send(struct batch *b)
+{
+	const struct call *c = b->calls[b->done];
+
+	if (pg_lease_query_named(b->lease, (unsigned)(b->op - store_ops), b->op->sql, (int)c->params.n, c->params.v,
+				 on_batch_stmt, b) != 0)
+		batch_lost(b, NULL);
+}
+
+static void on_batch_rollback(PGresult *res, const char *err, void *arg)
+{
+	struct batch *b = arg;
+
+	if (!res) {
+		/* the connection is gone, and the transaction with it */
+		pg_lease_release(b->lease);
+		b->lease = NULL;
+	} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		/* the pool drops a connection released inside a transaction */
+		log_warn("ROLLBACK of a batch failed: SQLSTATE %s", state ? state : "?");
+	}
+	(void)err;
+	batch_split(b);
+}
+
+static void on_batch_commit(PGresult *res, const char *err, void *arg)
+{
+	struct batch *b = arg;
+	size_t n = b->n;
+	struct call *calls[BATCH_MAX];
+
+	if (!res) {
+		batch_lost(b, err);
+		return;
+	}
+	/* a transaction that failed answers COMMIT with ROLLBACK */
+	if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		batch_split(b);
+		return;
+	}
+	batch_count(b, "store_batches_total", 1);
+	batch_count(b, "store_batched_calls_total", (double)n);
+	memcpy(calls, b->calls, n * sizeof calls[0]);
+	batch_free(b);
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = calls[i];
+		struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
+
+		r.u.store_result.status = c->held_status;
+		r.u.store_result.rows = c->held_rows;
+		r.u.store_result.json.ptr = c->held;
+		r.u.store_result.json.len = c->held_len;
+		answer(c, &r);
+		record(c->s, c->op->name, "ok", c->t0_us);
+		call_free(c);
+	}
+}
+
+static void on_batch_stmt(PGresult *res, const char *err, void *arg)
+{
+	struct batch *b = arg;
+	struct call *c = b->calls[b->done];
+	struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
+	char why[400];
+
+	if (!res) {
+		batch_lost(b, err);
+		return;
+	}
+	if (result_answer(c, res, &r, why, sizeof why) != 0 ||
+	    !(c->held = malloc(r.u.store_result.json.len ? r.u.store_result.json.len : 1))) {
+		if (pg_lease_script(b->lease, "ROLLBACK", on_batch_rollback, b) != 0)
+			on_batch_rollback(NULL, NULL, b);
+		return;
+	}
+	memcpy(c->held, r.u.store_result.json.ptr, r.u.store_result.json.len);
+	c->held_len = r.u.store_result.json.len;
+	c->held_status = r.u.store_result.status;
+	c->held_rows = r.u.store_result.rows;
+	if (++b->done < b->n)
+		batch_send(b);
+	else if (pg_lease_script(b->lease, "COMMIT", on_batch_commit, b) != 0)
+		batch_lost(b, NULL);
+}
+
+static void on_batch_begin(PGresult *res, const char *err, void *arg)
+{
+	struct batch *b = arg;
+
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		batch_lost(b, err);
+		return;
+	}
+	batch_send(b);
+}
+
+static void on_batch_lease(struct pg_lease *lease, const char *err, void *arg)
+{
+	struct batch *b = arg;
+	size_t i = (size_t)(b->op - store_ops);
+
+	if (forming[i] == b)
+		forming[i] = NULL; /* later calls form the next one */
+	if (!lease) {
+		batch_lost(b, err);
+		return;
+	}
+	if (b->n == 1) {
+		struct call *c = b->calls[0];
+
+		free(b);
+		on_lease(lease, NULL, c);
+		return;
+	}
+	b->lease = lease;
+	if (pg_lease_script(lease, "BEGIN", on_batch_begin, b) != 0)
+		batch_lost(b, NULL);
+}
+
+/* A call with its parameters checked: to PostgreSQL, alone or in a batch. */
+static void start_call(struct call *c)
+{
+	struct store *s = c->s;
+	size_t i = (size_t)(c->op - store_ops);
+	unsigned max = s->batch_max < BATCH_MAX ? s->batch_max : BATCH_MAX;
+	struct batch *b;
+	int rc;
+
+	if (op_batched[i] && !c->alone && max > 1) {
+		if ((b = forming[i]) && b->n < max) {
+			b->calls[b->n++] = c;
+			return;
+		}
+		if ((b = calloc(1, sizeof *b))) {
+			b->s = s;
+			b->op = c->op;
+			b->calls[b->n++] = c;
+			forming[i] = b;
+			/* with a connection idle, on_batch_lease runs now, for this call alone */
+			rc = pg_pool_acquire(s->pool, on_batch_lease, b);
+			if (rc != 0) {
+				if (forming[i] == b)
+					forming[i] = NULL;
+				free(b);
+				not_leased(c, rc);
+			}
+			return;
+		}
+	}
+	rc = pg_pool_acquire(s->pool, on_lease, c);
+	if (rc != 0)
+		not_leased(c, rc);
 }
 
 void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg *m)
@@ -365,13 +636,7 @@ void store_call_handle(struct store *s, struct ipc_channel *from, struct ipc_msg
 		memcpy(c->key, m->u.store_call.params.ptr, m->u.store_call.params.len);
 		c->klen = m->u.store_call.params.len;
 	}
-	rc = pg_pool_acquire(s->pool, on_lease, c);
-	if (rc == -EBUSY) {
-		fail(c, "unavailable", EBUSY, "store busy: too many calls waiting for a database connection");
-	} else if (rc != 0) {
-		unavailable(s, why, sizeof why);
-		fail(c, "unavailable", ENOTCONN, why);
-	}
+	start_call(c);
 }
 
 void store_ops_metrics(const struct store *s, struct strbuf *out)
@@ -386,6 +651,15 @@ void store_ops_metrics(const struct store *s, struct strbuf *out)
 
 void store_ops_cache_init(struct store *s)
 {
+	for (size_t k = 0; k < sizeof batched_names / sizeof batched_names[0]; k++) {
+		const struct store_op *op = op_by_name(batched_names[k]);
+
+		/* a batched operation is a write answered by one row */
+		if (op && !op->read && op->result != OP_LIST)
+			op_batched[op - store_ops] = true;
+		else
+			log_warn("operation %s is not batched: not a write in the catalogue", batched_names[k]);
+	}
 	for (size_t i = 0; i < NOPS; i++)
 		if (store_ops[i].tables && !(op_tables[i] = cache_tables(s->cache, store_ops[i].tables)))
 			log_warn("operation %s is not cached: more than %d tables", store_ops[i].name,

@@ -24,6 +24,7 @@ struct store {
 	struct store_cache *cache; /* read results (cache.h) */
 	enum schema_state schema;
 	char schema_why[256]; /* why operations are refused while not READY */
+	unsigned batch_max; /* store.batch_max: calls written in one transaction */
 	bool migrate_on_start;
 	bool stopping;
 	bool migrations_known;
