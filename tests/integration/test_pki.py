@@ -475,8 +475,8 @@ def renewal():
 def batched_issuance():
     """Issuances that arrive while every store connection is busy (here:
     the audit chain's row locked from psql) wait for a connection together
-    and are written in one transaction: each is answered 201 with its
-    version only once that commits; when one of them fails in the database
+    and are written in one transaction, renewals as well: each is answered
+    201 with its version only once that commits; when one of them fails in the database
     (an owner that does not exist) it gets its own 422 and the others are
     still written; the audit chain still verifies."""
     admin, body = ctx["admin"], ctx["body"]
@@ -486,8 +486,10 @@ def batched_issuance():
         m = cw.metrics("store")
         return {k: m.get(key % k, 0) for k in ("batches", "batched_calls", "batch_splits")}
 
-    def held_together(bodies):
-        """bodies POSTed one after another while the chain is locked for 2 s"""
+    def held_together(bodies, paths=None):
+        """bodies POSTed (to /api/v1/certificates, or paths) one after another
+        while the chain is locked for 2 s"""
+        paths = paths or ["/api/v1/certificates"] * len(bodies)
         clients = [Api(cw) for _ in bodies]
         for c in clients:  # connected (the handshake needs the signer) before the lock
             check(c.call("GET", "/api/v1/auth/check", admin)[0] == 200, "connection")
@@ -498,7 +500,7 @@ def batched_issuance():
 
         def send(i):
             try:
-                results[i] = clients[i].call("POST", "/api/v1/certificates", admin, bodies[i])
+                results[i] = clients[i].call("POST", paths[i], admin, bodies[i])
             except Exception as e:  # reported below
                 results[i] = (0, {"exception": repr(e)})
 
@@ -526,6 +528,17 @@ def batched_issuance():
     grew = {k: v - before[k] for k, v in counters().items()}
     check(grew["batches"] >= 1 and grew["batched_calls"] >= 2 and grew["batch_splits"] == 0, "batches: %r" % grew)
 
+    # renewals with a CSR batch the same way
+    renew_key = 'store_batched_calls_total{op="certificates.issued"}'
+    renewed = [psql(pg, "SELECT id FROM managed_certificates WHERE name = 'batch%d'" % i).strip() for i in range(6)]
+    was = cw.metrics("store").get(renew_key, 0)
+    results = held_together([{"csr_pem": csr_pem("batch%d-2" % i, sans="DNS:batch%d.example.com" % i)} for i in range(6)],
+                            ["/api/v1/certificates/%s/renew" % r for r in renewed])
+    for i, (code, v) in enumerate(results):
+        check(code == 201 and v.get("certificate_id") == renewed[i], "renewal %d: %r" % (i, (code, v)))
+        check(count("certificate_versions", "certificate_id = '%s'" % renewed[i]) == 2, "versions of %s" % renewed[i])
+    check(cw.metrics("store").get(renew_key, 0) - was >= 2, "renewals were not batched")
+
     # one bad among them: the batch is rolled back, each runs again alone
     before = counters()
     bodies = [good("batch%d" % i) for i in range(6, 9)]
@@ -541,10 +554,10 @@ def batched_issuance():
     check(grew["batch_splits"] >= 1, "splits: %r" % grew)
 
     check(count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id",
-                "m.name LIKE 'batch%%'") == 11, "versions stored")
+                "m.name LIKE 'batch%%'") == 17, "versions stored (11 issued, 6 renewed)")
     check(count("managed_certificates", "name = 'batch-bad'") == 0, "the bad one stored")
     check(count("audit_events e JOIN managed_certificates m ON m.id = e.resource_id",
-                "m.name LIKE 'batch%%' AND e.action = 'certificate.issued'") == 11, "audit events")
+                "m.name LIKE 'batch%%' AND e.action = 'certificate.issued'") == 17, "audit events")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTWARD_")}
     env.update(CERTWARD_SERVER_URL="https://127.0.0.1:%d" % cw.api_port, CERTWARD_API_KEY=admin)
     out = subprocess.run([os.path.join(BUILD, "certward"), "audit", "verify", "--cacert",
