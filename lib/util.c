@@ -190,34 +190,6 @@ int fd_write_full(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-char *str_replace_all(const char *s, const char *from, const char *to)
-{
-	size_t flen = strlen(from), tlen = strlen(to), n = 0;
-	const char *p;
-	char *out, *o;
-
-	if (!flen)
-		return NULL;
-	for (p = s; (p = strstr(p, from)); p += flen)
-		n++;
-	if (!n || !(out = malloc(strlen(s) - n * flen + n * tlen + 1)))
-		return NULL;
-	for (o = out, p = s;;) {
-		const char *hit = strstr(p, from);
-		size_t keep = hit ? (size_t)(hit - p) : strlen(p);
-
-		memcpy(o, p, keep);
-		o += keep;
-		if (!hit)
-			break;
-		memcpy(o, to, tlen);
-		o += tlen;
-		p = hit + flen;
-	}
-	*o = '\0';
-	return out;
-}
-
 uint32_t str_hash32(const char *s)
 {
 	uint32_t h = 2166136261u;

@@ -33,9 +33,6 @@ size_t pem_json_escape(const char *pem, size_t len, char *out);
 /* FNV-1a of a string: table slots for keys no outsider picks the hash of
  * (a client address, a key prefix), not a defence against collisions. */
 uint32_t str_hash32(const char *s);
-/* s with every from replaced by to (malloc'd), or NULL when from does not
- * occur or memory is short. */
-char *str_replace_all(const char *s, const char *from, const char *to);
 /* The value of one hex digit (either case), or -1. */
 int hex_digit(char c);
 /* Lowercase hex of p[0..n) into out (2n + 1 bytes, NUL-terminated). */

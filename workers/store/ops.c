@@ -340,45 +340,12 @@ static void not_leased(struct call *c, int rc)
  * transaction (no advisory lock, no NOTIFY of their own) and that are sent
  * many at a time under load.
  */
-static const struct {
-	const char *name;
-	/* its audit events go to the batch's end (below) */
-	bool defer_audit;
-} batched[] = {
-	{"managed_certificates.create_issued", true},
-	{"certificates.issued", true},
-	{"audit.record", false},
+static const char *const batched_names[] = {
+	"managed_certificates.create_issued",
+	"certificates.issued",
+	"audit.record",
 };
 static bool op_batched[NOPS];
-
-/*
- * The audit events of a batch are inserted at its end. The chain trigger
- * holds the chain head's row lock from the first event to the COMMIT, so
- * batches with events in every statement run one after another in
- * PostgreSQL; deferred, only their last statement and COMMIT do, and the
- * rest runs on the other connections meanwhile. In a batch an operation
- * runs as a variant of its statement that inserts into a temporary table
- * of the session, cw_pending_audit, in place of audit_events (named
- * NOPS + its number); its last statement, FLUSH_AUDIT, moves them into
- * audit_events in the order they came (the chain's order), and the COMMIT
- * empties it. Alone, an operation writes its events as always.
- */
-static char *deferred_sql[NOPS];
-#define AUDIT_INSERT "INSERT INTO audit_events ("
-#define PENDING_INSERT "INSERT INTO pg_temp.cw_pending_audit ("
-#define AUDIT_COLUMNS "occurred_at, actor, actor_type, actor_role, action, resource_type, resource_id, " \
-	"request_id, source_address, outcome, body_sha256, details"
-#define PENDING_TABLE \
-	"CREATE TEMPORARY TABLE IF NOT EXISTS cw_pending_audit (seq bigint GENERATED ALWAYS AS IDENTITY, " \
-	"occurred_at timestamptz NOT NULL DEFAULT now(), actor text, actor_type text, actor_role text, " \
-	"action text, resource_type text, resource_id text, request_id text, source_address inet, " \
-	"outcome text, body_sha256 bytea, details jsonb NOT NULL DEFAULT '{}') ON COMMIT DELETE ROWS"
-#define FLUSH_AUDIT ("INSERT INTO audit_events (" AUDIT_COLUMNS ") SELECT " AUDIT_COLUMNS \
-		     " FROM pg_temp.cw_pending_audit ORDER BY seq")
-#define FLUSH_STMT (2 * NOPS)
-/* this session has cw_pending_audit, or could not make it (pg_lease_session) */
-#define SESSION_PENDING_AUDIT 1u
-#define SESSION_NO_PENDING_AUDIT 2u
 
 #define BATCH_MAX 64
 
@@ -387,7 +354,6 @@ struct batch {
 	const struct store_op *op;
 	struct pg_lease *lease;
 	size_t n, done; /* calls; statements that ran */
-	bool defer;     /* its audit events at its end (cw_pending_audit) */
 	struct call *calls[BATCH_MAX];
 };
 
@@ -444,16 +410,9 @@ static void batch_split(struct batch *b)
 static void batch_send(struct batch *b)
 {
 	const struct call *c = b->calls[b->done];
-	size_t i = (size_t)(b->op - store_ops);
-	int rc;
 
-	if (b->defer)
-		rc = pg_lease_query_named(b->lease, (unsigned)(NOPS + i), deferred_sql[i], (int)c->params.n,
-					  c->params.v, on_batch_stmt, b);
-	else
-		rc = pg_lease_query_named(b->lease, (unsigned)i, b->op->sql, (int)c->params.n, c->params.v,
-					  on_batch_stmt, b);
-	if (rc != 0)
+	if (pg_lease_query_named(b->lease, (unsigned)(b->op - store_ops), b->op->sql, (int)c->params.n, c->params.v,
+				 on_batch_stmt, b) != 0)
 		batch_lost(b, NULL);
 }
 
@@ -508,37 +467,6 @@ static void on_batch_commit(PGresult *res, const char *err, void *arg)
 	}
 }
 
-static void batch_commit(struct batch *b)
-{
-	if (pg_lease_script(b->lease, "COMMIT", on_batch_commit, b) != 0)
-		batch_lost(b, NULL);
-}
-
-static void batch_rollback(struct batch *b)
-{
-	if (pg_lease_script(b->lease, "ROLLBACK", on_batch_rollback, b) != 0)
-		on_batch_rollback(NULL, NULL, b);
-}
-
-static void on_batch_flush(PGresult *res, const char *err, void *arg)
-{
-	struct batch *b = arg;
-
-	if (!res)
-		batch_lost(b, err);
-	else if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		batch_rollback(b);
-	else
-		batch_commit(b);
-}
-
-/* the batch's audit events, in the order they came */
-static void batch_flush(struct batch *b)
-{
-	if (pg_lease_query_named(b->lease, FLUSH_STMT, FLUSH_AUDIT, 0, NULL, on_batch_flush, b) != 0)
-		batch_lost(b, NULL);
-}
-
 static void on_batch_stmt(PGresult *res, const char *err, void *arg)
 {
 	struct batch *b = arg;
@@ -552,7 +480,8 @@ static void on_batch_stmt(PGresult *res, const char *err, void *arg)
 	}
 	if (result_answer(c, res, &r, why, sizeof why) != 0 ||
 	    !(c->held = malloc(r.u.store_result.json.len ? r.u.store_result.json.len : 1))) {
-		batch_rollback(b);
+		if (pg_lease_script(b->lease, "ROLLBACK", on_batch_rollback, b) != 0)
+			on_batch_rollback(NULL, NULL, b);
 		return;
 	}
 	memcpy(c->held, r.u.store_result.json.ptr, r.u.store_result.json.len);
@@ -561,10 +490,8 @@ static void on_batch_stmt(PGresult *res, const char *err, void *arg)
 	c->held_rows = r.u.store_result.rows;
 	if (++b->done < b->n)
 		batch_send(b);
-	else if (b->defer)
-		batch_flush(b);
-	else
-		batch_commit(b);
+	else if (pg_lease_script(b->lease, "COMMIT", on_batch_commit, b) != 0)
+		batch_lost(b, NULL);
 }
 
 static void on_batch_begin(PGresult *res, const char *err, void *arg)
@@ -578,38 +505,10 @@ static void on_batch_begin(PGresult *res, const char *err, void *arg)
 	batch_send(b);
 }
 
-/* cw_pending_audit made (outside the batch's transaction: it lasts as long
- * as the session) */
-static void on_batch_table(PGresult *res, const char *err, void *arg)
-{
-	struct batch *b = arg;
-	unsigned *session = pg_lease_session(b->lease);
-
-	if (!res || !session) {
-		batch_lost(b, err);
-		return;
-	}
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-		*session |= SESSION_PENDING_AUDIT;
-		b->defer = true;
-	} else {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		/* without TEMPORARY on the database: the events where they are written */
-		*session |= SESSION_NO_PENDING_AUDIT;
-		log_warn("batches write their audit events in every statement on this connection: cannot create "
-			 "a temporary table (SQLSTATE %s)", state ? state : "?");
-	}
-	if (pg_lease_script(b->lease, "BEGIN", on_batch_begin, b) != 0)
-		batch_lost(b, NULL);
-}
-
 static void on_batch_lease(struct pg_lease *lease, const char *err, void *arg)
 {
 	struct batch *b = arg;
 	size_t i = (size_t)(b->op - store_ops);
-	unsigned *session;
-	int rc;
 
 	if (forming[i] == b)
 		forming[i] = NULL; /* later calls form the next one */
@@ -625,13 +524,7 @@ static void on_batch_lease(struct pg_lease *lease, const char *err, void *arg)
 		return;
 	}
 	b->lease = lease;
-	session = pg_lease_session(lease);
-	b->defer = deferred_sql[i] && session && (*session & SESSION_PENDING_AUDIT);
-	if (deferred_sql[i] && session && !(*session & (SESSION_PENDING_AUDIT | SESSION_NO_PENDING_AUDIT)))
-		rc = pg_lease_script(lease, PENDING_TABLE, on_batch_table, b);
-	else
-		rc = pg_lease_script(lease, "BEGIN", on_batch_begin, b);
-	if (rc != 0)
+	if (pg_lease_script(lease, "BEGIN", on_batch_begin, b) != 0)
 		batch_lost(b, NULL);
 }
 
@@ -758,20 +651,14 @@ void store_ops_metrics(const struct store *s, struct strbuf *out)
 
 void store_ops_cache_init(struct store *s)
 {
-	for (size_t k = 0; k < sizeof batched / sizeof batched[0]; k++) {
-		const struct store_op *op = op_by_name(batched[k].name);
-		size_t i;
+	for (size_t k = 0; k < sizeof batched_names / sizeof batched_names[0]; k++) {
+		const struct store_op *op = op_by_name(batched_names[k]);
 
 		/* a batched operation is a write answered by one row */
-		if (!op || op->read || op->result == OP_LIST) {
-			log_warn("operation %s is not batched: not a write in the catalogue", batched[k].name);
-			continue;
-		}
-		i = (size_t)(op - store_ops);
-		op_batched[i] = true;
-		if (batched[k].defer_audit && FLUSH_STMT < PG_NAMED_MAX &&
-		    !(deferred_sql[i] = str_replace_all(op->sql, AUDIT_INSERT, PENDING_INSERT)))
-			log_warn("operation %s writes its audit events in every statement of a batch", op->name);
+		if (op && !op->read && op->result != OP_LIST)
+			op_batched[op - store_ops] = true;
+		else
+			log_warn("operation %s is not batched: not a write in the catalogue", batched_names[k]);
 	}
 	for (size_t i = 0; i < NOPS; i++)
 		if (store_ops[i].tables && !(op_tables[i] = cache_tables(s->cache, store_ops[i].tables)))

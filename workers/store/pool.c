@@ -36,8 +36,6 @@ struct pg_conn {
 	const char *const *q_params;
 	/* the named statements this session has prepared (a bit each) */
 	uint64_t prepared[PG_NAMED_MAX / 64];
-	/* what the lessee set up in this session (pg_lease_session) */
-	unsigned session;
 };
 
 struct pg_lease {
@@ -129,7 +127,6 @@ static void conn_drop(struct pg_conn *c)
 	c->state = CONN_DOWN;
 	/* prepared statements live as long as their session */
 	memset(c->prepared, 0, sizeof c->prepared);
-	c->session = 0;
 }
 
 /* Cuts the lease and forgets the statement in flight (whose callback the
@@ -607,11 +604,6 @@ int pg_lease_query_named(struct pg_lease *l, unsigned stmt, const char *sql, int
 {
 	return lease_send(l, stmt < PG_NAMED_MAX ? (int)stmt : -1, sql, nparams < 0 ? 0 : nparams, params,
 			  cb, arg);
-}
-
-unsigned *pg_lease_session(struct pg_lease *l)
-{
-	return l->c ? &l->c->session : NULL;
 }
 
 int pg_lease_script(struct pg_lease *l, const char *sql, pg_result_cb cb, void *arg)

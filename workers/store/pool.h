@@ -80,10 +80,6 @@ int pg_lease_query_named(struct pg_lease *l, unsigned stmt, const char *sql, int
 			 const char *const *params, pg_result_cb cb, void *arg);
 /* How often STMT was prepared, on all connections together. */
 unsigned pg_pool_prepared(const struct pg_pool *p, unsigned stmt);
-/* Flags of the leased connection's session, 0 when it (re)connected: what
- * the lessee set up there that lasts as long as the session (a temporary
- * table, say). NULL once the connection is gone. */
-unsigned *pg_lease_session(struct pg_lease *l);
 /* A script of statements without parameters (simple query protocol). */
 int pg_lease_script(struct pg_lease *l, const char *sql, pg_result_cb cb, void *arg);
 /* Gives the connection back (or forgets a broken one). Not while a statement runs. */
