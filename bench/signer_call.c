@@ -15,6 +15,15 @@
  * a line "timed COUNT SECONDS" follows. Exit status: 0
  * all signed, 3 any refused, 1 the harness failed. The signer's log goes to
  * stderr.
+ *
+ *   signer_call --crl ENTRIES SIGNER KEY_DIR CERT_DIR ISSUER_ID OUT.der
+ *
+ * plays the scheduler instead: one CRL_SIGN of the issuing CA's CRL number 1
+ * (valid for a day from now) announcing ENTRIES revoked certificates in a
+ * memfd. Up to 1000 of them are real entries (serials 1..ENTRIES, revoked a
+ * minute ago, keyCompromise); past that the memfd is ENTRIES records of
+ * zeros, to cross the signer's bound. A signed CRL is written to OUT.der
+ * and reported as "crl SHA256 DER_LEN"; a refusal as above.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -41,6 +51,69 @@ static int send_msg(int fd, struct ipc_msg *m)
 	rc = fd_write_full(fd, frame, len);
 	free(frame);
 	return rc;
+}
+
+/* m with fd_pass along (SCM_RIGHTS with the frame's bytes, as a libuv IPC
+ * pipe sends a handle) */
+static int send_msg_fd(int fd, struct ipc_msg *m, int fd_pass)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr mh = {0};
+	struct iovec iov;
+	struct cmsghdr *c;
+	uint8_t *frame;
+	size_t len;
+	ssize_t n;
+
+	m->flags |= IPC_F_FD;
+	if (ipc_encode(m, &frame, &len) != 0)
+		return -1;
+	memset(&ctl, 0, sizeof ctl);
+	iov.iov_base = frame;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof ctl.buf;
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd_pass, sizeof(int));
+	n = sendmsg(fd, &mh, 0);
+	if (n > 0 && (size_t)n < len)
+		n = fd_write_full(fd, frame + n, len - (size_t)n) == 0 ? (ssize_t)len : -1;
+	free(frame);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* A memfd of `entries` wire records (workers/signer/crl.h): real ones up to
+ * 1000, zeros past that. */
+static int crl_memfd(unsigned long entries)
+{
+	int fd = memfd_create("crl-entries", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int64_t when = (int64_t)time(NULL) - 60;
+
+	if (fd < 0 || ftruncate(fd, (off_t)(entries * 32)) != 0)
+		return -1;
+	for (unsigned long i = 0; entries <= 1000 && i < entries; i++) {
+		uint8_t rec[32] = {0};
+		unsigned long serial = i + 1;
+		int len = serial > 0xffff ? 3 : serial > 0xff ? 2 : 1;
+
+		rec[0] = (uint8_t)len;
+		for (int k = 0; k < len; k++)
+			rec[1 + k] = (uint8_t)(serial >> (8 * (len - 1 - k)));
+		for (int k = 0; k < 8; k++)
+			rec[21 + k] = (uint8_t)((uint64_t)when >> (56 - 8 * k));
+		rec[29] = 1; /* keyCompromise */
+		if (pwrite(fd, rec, sizeof rec, (off_t)(i * 32)) != (ssize_t)sizeof rec)
+			return -1;
+	}
+	return fd;
 }
 
 /* The next frame from a peer of role `role`, decoded. */
@@ -80,30 +153,87 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* --crl: one CRL_SIGN as the scheduler; 0 signed, 3 refused, 1 failed */
+static int crl_call(int fd, unsigned long entries, const char *issuer, const char *out)
+{
+	struct ipc_msg q = {.type = IPC_T_CRL_SIGN, .id = 20}, r;
+	int memfd = crl_memfd(entries), rc = 1;
+	uint64_t now = (uint64_t)time(NULL);
+
+	if (memfd < 0) {
+		perror("signer_call: memfd");
+		return 1;
+	}
+	q.u.crl_sign.issuer_id = issuer;
+	q.u.crl_sign.crl_number = 1;
+	q.u.crl_sign.this_update = now;
+	q.u.crl_sign.next_update = now + 86400;
+	q.u.crl_sign.entries = (uint32_t)entries;
+	q.u.crl_sign.intermediate_id = "";
+	if (send_msg_fd(fd, &q, memfd) != 0 || recv_msg(fd, IPC_ROLE_SIGNER, &r) != 0) {
+		fprintf(stderr, "signer_call: no answer to CRL_SIGN\n");
+		close(memfd);
+		return 1;
+	}
+	if (r.type == IPC_T_CRL_SIGNED) {
+		uint8_t *der = malloc(r.u.crl_signed.der_len ? r.u.crl_signed.der_len : 1);
+		FILE *f = fopen(out, "wb");
+
+		if (der && f &&
+		    pread(memfd, der, r.u.crl_signed.der_len, (off_t)r.u.crl_signed.der_offset) ==
+			    (ssize_t)r.u.crl_signed.der_len &&
+		    fwrite(der, 1, r.u.crl_signed.der_len, f) == r.u.crl_signed.der_len) {
+			printf("crl %s %llu\n", r.u.crl_signed.sha256, (unsigned long long)r.u.crl_signed.der_len);
+			rc = 0;
+		}
+		if (f)
+			fclose(f);
+		free(der);
+	} else if (r.type == IPC_T_ERROR) {
+		printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
+		rc = 3;
+	} else {
+		printf("unexpected %s\n", ipc_type_name(r.type));
+	}
+	fflush(stdout);
+	ipc_msg_free(&r);
+	close(memfd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	int ctl[2], api[2], status, rc = 0;
+	int ctl[2], api[2], sched[2], status, rc = 0;
 	char section[2400];
 	struct ipc_msg m = {0};
-	uint8_t *profile;
-	size_t profile_len;
+	uint8_t *profile = NULL;
+	size_t profile_len = 0;
 	pid_t pid;
 
-	long count = 1;
+	long count = 1, crl_entries = -1;
 	struct timespec t0, t1;
 
 	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
 		count = strtol(argv[2], NULL, 10);
 		argv += 2;
 		argc -= 2;
+	} else if (argc > 2 && strcmp(argv[1], "--crl") == 0) {
+		crl_entries = strtol(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
 	}
-	if (argc < 8 || count < 1) {
+	if ((crl_entries < 0 && (argc < 8 || count < 1)) || (crl_entries >= 0 && (argc != 6 || crl_entries > 0xffffffffL))) {
 		fprintf(stderr, "usage: signer_call [-n COUNT] SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json "
-				"CSR.der...\n");
+				"CSR.der...\n"
+				"       signer_call --crl ENTRIES SIGNER KEY_DIR CERT_DIR ISSUER_ID OUT.der\n");
 		return 1;
 	}
-	profile = slurp(argv[6], &profile_len);
-	if (!profile || socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, api) != 0) {
+	if (crl_entries < 0 && !(profile = slurp(argv[6], &profile_len))) {
+		perror("signer_call");
+		return 1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, api) != 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, sched) != 0) {
 		perror("signer_call");
 		return 1;
 	}
@@ -114,14 +244,16 @@ int main(int argc, char **argv)
 		dup2(null, 0);
 		dup2(ctl[1], 3);
 		dup2(api[1], 4);
+		dup2(sched[1], 5);
 		setenv("CERTWARD_WORKER_NAME", "signer", 1);
-		setenv("CERTWARD_WORKER_FDS", "control=3,api=4", 1);
+		setenv("CERTWARD_WORKER_FDS", "control=3,api=4,scheduler=5", 1);
 		execl(argv[1], argv[1], (char *)NULL);
 		perror("exec");
 		_exit(127);
 	}
 	close(ctl[1]);
 	close(api[1]);
+	close(sched[1]);
 	snprintf(section, sizeof section, "key_dir=%s\ncert_dir=%s\n", argv[2], argv[3]);
 	m.type = IPC_T_CONFIG;
 	m.id = 1;
@@ -146,6 +278,10 @@ int main(int argc, char **argv)
 			break;
 		}
 		ipc_msg_free(&r);
+	}
+	if (crl_entries >= 0) {
+		rc = crl_call(sched[0], (unsigned long)crl_entries, argv[4], argv[5]);
+		argc = 0; /* no CERT_SIGN */
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 7; i < argc && rc != 1; i++) {
@@ -209,12 +345,13 @@ int main(int argc, char **argv)
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (count > 1)
+	if (count > 1 && argc > 7)
 		printf("timed %ld %.6f\n", count * (argc - 7),
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	m = (struct ipc_msg){.type = IPC_T_SHUTDOWN, .id = 2};
 	send_msg(ctl[0], &m);
 	close(api[0]);
+	close(sched[0]);
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "signer_call: the signer did not stop cleanly (status %d)\n", status);
 		rc = rc ? rc : 1;

@@ -333,6 +333,36 @@ def signer_refuses_directly():
     check(out.returncode == 0 and "7 signatures" in out.stdout, "ledger: %r" % out.stdout)  # 2 CA + 4 + 1
 
 
+def crl_entries_bound():
+    """CRL_SIGN sent to the signer past the scheduler: a CRL of three
+    entries is signed (openssl lists them with their reason); one that
+    announces more entries than a CRL may hold (4,000,000) is refused by
+    name before anything is read or signed, and the ledger does not grow."""
+    d = os.path.join(root, "direct")  # signer_refuses_directly's keys
+    ledger = os.path.join(d, "keys", "ledger")
+
+    def crl_call(entries):
+        out = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), "--crl", str(entries),
+                              os.path.join(BUILD, "certward-signer"), os.path.join(d, "keys"), os.path.join(d, "certs"),
+                              "iss-test", os.path.join(d, "crl.der")], capture_output=True, text=True, timeout=120)
+        check(out.returncode in (0, 3), "signer_call --crl failed (%d): %s%s" % (out.returncode, out.stdout, out.stderr[-2000:]))
+        return out.stdout.strip()
+
+    line = crl_call(3)
+    check(line.startswith("crl "), "three entries: %r" % line)
+    text = openssl("crl", "-inform", "DER", "-in", os.path.join(d, "crl.der"), "-noout", "-text").stdout
+    for serial in ("01", "02", "03"):
+        check("Serial Number: %s" % serial in text, "serial %s not listed:\n%s" % (serial, text))
+    check(text.count("Key Compromise") == 3, "reasons:\n%s" % text)
+    with open(ledger) as f:
+        before = f.read()
+    line = crl_call(4000001)
+    check(line == "refused 22: 4000001 entries: a CRL holds at most 4000000", "past the bound: %r" % line)
+    with open(ledger) as f:
+        check(f.read() == before, "the ledger changed for a refused CRL")
+    check(ledger_verify(ledger).returncode == 0, "ledger")
+
+
 def count(table, where="true"):
     return int(psql(pg, "SELECT count(*) FROM %s WHERE %s" % (table, where)).strip())
 
@@ -532,6 +562,12 @@ def batched_issuance():
     renew_key = 'store_batched_calls_total{op="certificates.issued"}'
     renewed = [psql(pg, "SELECT id FROM managed_certificates WHERE name = 'batch%d'" % i).strip() for i in range(6)]
     was = cw.metrics("store").get(renew_key, 0)
+    # a renewal reads its record first: from the store's cache, so that it
+    # gets to its write while the connections wait on the lock (the
+    # notifications of the writes above may empty the cache once more)
+    time.sleep(0.5)
+    for r in renewed:
+        check(api.call("GET", "/api/v1/certificates/" + r, admin)[0] == 200, "record %s" % r)
     results = held_together([{"csr_pem": csr_pem("batch%d-2" % i, sans="DNS:batch%d.example.com" % i)} for i in range(6)],
                             ["/api/v1/certificates/%s/renew" % r for r in renewed])
     for i, (code, v) in enumerate(results):
@@ -1096,6 +1132,7 @@ try:
     case(passphrase)
     case(subordinate)
     case(signer_refuses_directly)
+    case(crl_entries_bound)
     case(issuance_through_the_api)
     case(renewal)
     case(batched_issuance)
