@@ -13,8 +13,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, SOURCE, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
-                     wait_for)
+from harness import (AS_ROOT, BUILD, SOURCE, Api, Cases, Certward, Postgres, check, log, make_key, make_root, psql,
+                     teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 ctx = {}
@@ -361,6 +361,59 @@ def crl_entries_bound():
     with open(ledger) as f:
         check(f.read() == before, "the ledger changed for a refused CRL")
     check(ledger_verify(ledger).returncode == 0, "ledger")
+
+
+def ledger_disk_full():
+    """The signer's ledger on a full filesystem (a 256 KiB tmpfs): every
+    CERT_SIGN that cannot get its line written is refused with EIO naming
+    the ledger, nothing is handed out without its line, the ledger stays
+    intact, and signing works again once there is room."""
+    if not AS_ROOT:
+        log("  (skipped: mounting a tmpfs needs root)")
+        return
+    d = os.path.join(root, "direct")  # signer_refuses_directly's keys and CSRs
+    full = os.path.join(root, "full-keys")
+    os.makedirs(full)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", full],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        log("  (skipped: cannot mount a tmpfs: %s)" % out.stderr.strip())
+        return
+    try:
+        subprocess.run(["cp", "-a", os.path.join(d, "keys") + "/.", full], check=True, timeout=30)
+        ledger = os.path.join(full, "ledger")
+        with open(ledger) as f:
+            before = len(f.readlines())
+        fd = os.open(os.path.join(full, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:  # ENOSPC: full
+            pass
+        finally:
+            os.close(fd)
+        csr_der = os.path.join(d, "web.der")
+        pf = os.path.join(d, "profile.json")
+        n = 50
+        run = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), "-n", str(n),
+                              os.path.join(BUILD, "certward-signer"), full, os.path.join(d, "certs"), "iss-test",
+                              "0", pf, csr_der], capture_output=True, text=True, timeout=120)
+        refused = [l for l in run.stdout.splitlines() if l.startswith("refused")]
+        check(run.returncode == 3 and refused, "on a full disk: %r" % ((run.returncode, run.stdout[-500:]),))
+        check(all(l.startswith("refused 5: cannot write the ledger") and "No space left" in l for l in refused),
+              "refusals: %r" % refused[:3])
+        check(ledger_verify(ledger).returncode == 0, "ledger after the full disk")
+        with open(ledger) as f:
+            added = len(f.readlines()) - before
+        check(added == n - len(refused), "%d signed, %d ledger lines added" % (n - len(refused), added))
+        os.unlink(os.path.join(full, "filler"))
+        run = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), os.path.join(BUILD, "certward-signer"),
+                              full, os.path.join(d, "certs"), "iss-test", "0", pf, csr_der],
+                             capture_output=True, text=True, timeout=120)
+        check(run.returncode == 0 and run.stdout.startswith("signed "), "with room again: %r" % (run.stdout,))
+        check(ledger_verify(ledger).returncode == 0, "ledger after signing again")
+    finally:
+        subprocess.run(["umount", full], capture_output=True, timeout=30)
 
 
 def count(table, where="true"):
@@ -1133,6 +1186,7 @@ try:
     case(subordinate)
     case(signer_refuses_directly)
     case(crl_entries_bound)
+    case(ledger_disk_full)
     case(issuance_through_the_api)
     case(renewal)
     case(batched_issuance)
