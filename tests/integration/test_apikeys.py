@@ -346,6 +346,11 @@ def store_away():
     has not seen gets 503, not 401."""
     cached = made["it-viewer"][1]
     unseen = make_key(pg, "it-unseen", "viewer")
+    # every api process empties its cache when it sees the new key's change
+    # counter: only what it caches after that survives
+    version = int(sql("SELECT version FROM api_keys_version").strip())
+    wait_for("every api process saw the new key", lambda: all(v >= version for v in api_metric("api_key_cache_version")),
+             timeout=10)
     warm_every_api(cached)
     pid = cw.status()["store"]["pid"]
     os.kill(pid, signal.SIGSTOP)

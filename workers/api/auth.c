@@ -151,6 +151,7 @@ static void version_seen(int64_t v)
 		log_info("the store answers again: cached API keys are used again");
 	cache.version = v;
 	cache.version_known = true;
+	metrics_set(worker_metrics(cache.w), "api_key_cache_version", NULL, (double)v);
 	cache.confirmed_ms = now_ms();
 	cache.stale_logged = false;
 }
