@@ -555,6 +555,52 @@ def renewal():
     check(api.call("POST", "/api/v1/certificates/mc-nope/renew", admin, {"csr_pem": csr_pem("renew-x")})[0] == 404, "missing")
 
 
+def held_together(admin, bodies, paths=None, during=None):
+    """bodies POSTed (to /api/v1/certificates, or paths) one after another
+    while the audit chain's row is locked from psql for 2 s, so that every
+    store connection waits and the calls behind them batch; during() runs
+    once all are sent, with the holder's process. The (status, body) of
+    each."""
+    paths = paths or ["/api/v1/certificates"] * len(bodies)
+    clients = [Api(cw) for _ in bodies]
+    for c in clients:  # connected (the handshake needs the signer) before the lock
+        check(c.call("GET", "/api/v1/auth/check", admin)[0] == 200, "connection")
+    holder = subprocess.Popen([os.path.join(SOURCE, "contrib", "pg.sh"), "psql", pg.dir, "-qAtX", "-d",
+                               "certward", "-c", "BEGIN; SELECT 1 FROM audit_chain_head FOR UPDATE; "
+                               "SELECT pg_sleep(2); COMMIT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = [None] * len(bodies)
+
+    def send(i):
+        try:
+            results[i] = clients[i].call("POST", paths[i], admin, bodies[i])
+        except Exception as e:  # reported below
+            results[i] = (0, {"exception": repr(e)})
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    try:
+        wait_for("chain head locked", lambda: psql(pg, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                                   "c.oid = l.relation WHERE c.relname = 'audit_chain_head' "
+                                                   "AND l.mode = 'RowShareLock'").strip() != "0", timeout=10)
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        if during:
+            during(holder)
+        for t in threads:
+            t.join(60)
+    finally:
+        holder.wait(timeout=30)
+    return results
+
+
+def audit_verifies(admin):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTWARD_")}
+    env.update(CERTWARD_SERVER_URL="https://127.0.0.1:%d" % cw.api_port, CERTWARD_API_KEY=admin)
+    out = subprocess.run([os.path.join(BUILD, "certward"), "audit", "verify", "--cacert",
+                          os.path.join(cw.state, "tls", "api.crt")], capture_output=True, text=True, timeout=300, env=env)
+    check(out.returncode == 0, "audit verify: %r" % (out,))
+
+
 def batched_issuance():
     """Issuances that arrive while every store connection is busy (here:
     the audit chain's row locked from psql) wait for a connection together
@@ -569,44 +615,12 @@ def batched_issuance():
         m = cw.metrics("store")
         return {k: m.get(key % k, 0) for k in ("batches", "batched_calls", "batch_splits")}
 
-    def held_together(bodies, paths=None):
-        """bodies POSTed (to /api/v1/certificates, or paths) one after another
-        while the chain is locked for 2 s"""
-        paths = paths or ["/api/v1/certificates"] * len(bodies)
-        clients = [Api(cw) for _ in bodies]
-        for c in clients:  # connected (the handshake needs the signer) before the lock
-            check(c.call("GET", "/api/v1/auth/check", admin)[0] == 200, "connection")
-        holder = subprocess.Popen([os.path.join(SOURCE, "contrib", "pg.sh"), "psql", pg.dir, "-qAtX", "-d",
-                                   "certward", "-c", "BEGIN; SELECT 1 FROM audit_chain_head FOR UPDATE; "
-                                   "SELECT pg_sleep(2); COMMIT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results = [None] * len(bodies)
-
-        def send(i):
-            try:
-                results[i] = clients[i].call("POST", paths[i], admin, bodies[i])
-            except Exception as e:  # reported below
-                results[i] = (0, {"exception": repr(e)})
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
-        try:
-            wait_for("chain head locked", lambda: psql(pg, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                                                       "c.oid = l.relation WHERE c.relname = 'audit_chain_head' "
-                                                       "AND l.mode = 'RowShareLock'").strip() != "0", timeout=10)
-            for t in threads:
-                t.start()
-                time.sleep(0.1)
-            for t in threads:
-                t.join(60)
-        finally:
-            holder.wait(timeout=30)
-        return results
-
     def good(name):
         return body(name, csr_pem(name, sans="DNS:%s.example.com" % name))
 
     # all good: one batch (the first two take the connections and wait on the lock)
     before = counters()
-    for i, (code, rec) in enumerate(held_together([good("batch%d" % i) for i in range(6)])):
+    for i, (code, rec) in enumerate(held_together(admin, [good("batch%d" % i) for i in range(6)])):
         check(code == 201 and rec.get("latest_version", {}).get("serial_number"), "call %d: %r" % (i, (code, rec)))
     grew = {k: v - before[k] for k, v in counters().items()}
     check(grew["batches"] >= 1 and grew["batched_calls"] >= 2 and grew["batch_splits"] == 0, "batches: %r" % grew)
@@ -621,7 +635,7 @@ def batched_issuance():
     time.sleep(0.5)
     for r in renewed:
         check(api.call("GET", "/api/v1/certificates/" + r, admin)[0] == 200, "record %s" % r)
-    results = held_together([{"csr_pem": csr_pem("batch%d-2" % i, sans="DNS:batch%d.example.com" % i)} for i in range(6)],
+    results = held_together(admin, [{"csr_pem": csr_pem("batch%d-2" % i, sans="DNS:batch%d.example.com" % i)} for i in range(6)],
                             ["/api/v1/certificates/%s/renew" % r for r in renewed])
     for i, (code, v) in enumerate(results):
         check(code == 201 and v.get("certificate_id") == renewed[i], "renewal %d: %r" % (i, (code, v)))
@@ -633,7 +647,7 @@ def batched_issuance():
     bodies = [good("batch%d" % i) for i in range(6, 9)]
     bodies.append(body("batch-bad", csr_pem("batch-bad", sans="DNS:batch-bad.example.com"), owner_id="o-nobody"))
     bodies += [good("batch%d" % i) for i in range(9, 11)]
-    results = held_together(bodies)
+    results = held_together(admin, bodies)
     for i, (code, rec) in enumerate(results):
         if i == 3:
             check(code == 422 and "does not exist" in rec.get("detail", ""), "the bad one: %r" % ((code, rec),))
@@ -647,11 +661,57 @@ def batched_issuance():
     check(count("managed_certificates", "name = 'batch-bad'") == 0, "the bad one stored")
     check(count("audit_events e JOIN managed_certificates m ON m.id = e.resource_id",
                 "m.name LIKE 'batch%%' AND e.action = 'certificate.issued'") == 17, "audit events")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTWARD_")}
-    env.update(CERTWARD_SERVER_URL="https://127.0.0.1:%d" % cw.api_port, CERTWARD_API_KEY=admin)
-    out = subprocess.run([os.path.join(BUILD, "certward"), "audit", "verify", "--cacert",
-                          os.path.join(cw.state, "tls", "api.crt")], capture_output=True, text=True, timeout=300, env=env)
-    check(out.returncode == 0, "audit verify: %r" % (out,))
+    audit_verifies(admin)
+
+def batched_issuance_connection_lost():
+    """The store's PostgreSQL connections killed while a batch of issuances
+    is half written (one of them waits for a row lock on its owner): every
+    request is answered, those that waited alone for the chain are stored
+    (201), none of the batch is (503, no record and no version), and the
+    audit chain verifies."""
+    admin, body = ctx["admin"], ctx["body"]
+    code, other = api.call("POST", "/api/v1/owners", admin, {"name": "locked", "email": "locked@example.com"})
+    check(code == 201, "owner: %r" % ((code, other),))
+    names = ["lost%d" % i for i in range(12)]
+    bodies = [body(n, csr_pem(n, sans="DNS:%s.example.com" % n), **({"owner_id": other["id"]} if i == 9 else {}))
+              for i, n in enumerate(names)]
+
+    def kill_mid_batch(holder):
+        # lost9's owner locked: the batch stops at lost9's foreign key check,
+        # after writing lost2..lost8 in its transaction
+        owner_lock = subprocess.Popen([os.path.join(SOURCE, "contrib", "pg.sh"), "psql", pg.dir, "-qAtX", "-d",
+                                       "certward", "-c", "BEGIN; SELECT 1 FROM owners WHERE id = '%s' FOR UPDATE; "
+                                       "SELECT pg_sleep(4); COMMIT" % other["id"]],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("owner locked", lambda: psql(pg, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                                  "c.oid = l.relation WHERE c.relname = 'owners' "
+                                                  "AND l.mode = 'RowShareLock'").strip() != "0", timeout=10)
+            holder.wait(timeout=30)
+            # a backend blocked by the one holding the owner's row
+            wait_for("the batch waits for the owner", lambda: psql(
+                pg, "SELECT count(*) FROM pg_stat_activity a WHERE EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c "
+                    "ON c.oid = l.relation WHERE c.relname = 'owners' AND l.mode = 'RowShareLock' AND l.granted "
+                    "AND l.pid = ANY(pg_blocking_pids(a.pid)))").strip() != "0", timeout=10)
+            psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                     "AND pid <> pg_backend_pid() AND application_name <> 'psql'")
+        finally:
+            owner_lock.wait(timeout=30)
+
+    results = held_together(admin, bodies, during=kill_mid_batch)
+    codes = [code for code, _ in results]
+    log("  answers: %r" % codes)
+    for n, (code, rec) in zip(names, results):
+        stored = count("certificate_versions v JOIN managed_certificates m ON m.id = v.certificate_id",
+                       "m.name = '%s'" % n)
+        check(code in (201, 503), "%s: %r" % (n, (code, rec)))
+        check(stored == (1 if code == 201 else 0), "%s answered %d, %d versions stored" % (n, code, stored))
+        check(count("managed_certificates", "name = '%s'" % n) == stored, "%s: a record without its version" % n)
+    # the first ones ran alone (the api's polls may have had a connection
+    # when the second came); lost9's batch was lost
+    check(codes[0] == 201 and codes[9] == 503, "answers: %r" % codes)
+    wait_for("store reconnected", lambda: api.call("GET", "/ready")[0] == 200, timeout=30)
+    audit_verifies(admin)
 
 def issue_leaf(name):
     """A certificate issued through the API: (record, path of its PEM)."""
@@ -1190,6 +1250,7 @@ try:
     case(issuance_through_the_api)
     case(renewal)
     case(batched_issuance)
+    case(batched_issuance_connection_lost)
     case(revocation)
     case(responder_rotation)
     case(crl_lease)
