@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "crl.h"
 #include "util.h"
 
 static int send_msg(int fd, struct ipc_msg *m)
@@ -95,25 +96,26 @@ static int send_msg_fd(int fd, struct ipc_msg *m, int fd_pass)
 static int crl_memfd(unsigned long entries)
 {
 	int fd = memfd_create("crl-entries", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int64_t when = (int64_t)time(NULL) - 60;
+	struct crl_entry e = {.serial_len = 1, .revoked_at = (int64_t)time(NULL) - 60, .reason = 1 /* keyCompromise */};
 
-	if (fd < 0 || ftruncate(fd, (off_t)(entries * 32)) != 0)
-		return -1;
+	if (fd < 0 || ftruncate(fd, (off_t)(entries * CRL_ENTRY_WIRE)) != 0)
+		goto fail;
 	for (unsigned long i = 0; entries <= 1000 && i < entries; i++) {
-		uint8_t rec[32] = {0};
+		uint8_t rec[CRL_ENTRY_WIRE];
 		unsigned long serial = i + 1;
-		int len = serial > 0xffff ? 3 : serial > 0xff ? 2 : 1;
 
-		rec[0] = (uint8_t)len;
-		for (int k = 0; k < len; k++)
-			rec[1 + k] = (uint8_t)(serial >> (8 * (len - 1 - k)));
-		for (int k = 0; k < 8; k++)
-			rec[21 + k] = (uint8_t)((uint64_t)when >> (56 - 8 * k));
-		rec[29] = 1; /* keyCompromise */
-		if (pwrite(fd, rec, sizeof rec, (off_t)(i * 32)) != (ssize_t)sizeof rec)
-			return -1;
+		e.serial_len = serial > 0xff ? 2 : 1;
+		e.serial[0] = (uint8_t)(serial >> (8 * (e.serial_len - 1)));
+		e.serial[1] = (uint8_t)serial;
+		crl_entry_pack(&e, rec);
+		if (pwrite(fd, rec, sizeof rec, (off_t)(i * CRL_ENTRY_WIRE)) != (ssize_t)sizeof rec)
+			goto fail;
 	}
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 /* The next frame from a peer of role `role`, decoded. */
@@ -201,6 +203,81 @@ static int crl_call(int fd, unsigned long entries, const char *issuer, const cha
 	return rc;
 }
 
+/* CERT_SIGN of each CSR (argv[7..]), count times each, as the api; 0 all
+ * signed, 3 any refused, 1 failed */
+static int cert_calls(int fd, int argc, char **argv, long count, const uint8_t *profile, size_t profile_len)
+{
+	struct timespec t0, t1;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 7; i < argc && rc != 1; i++) {
+		struct ipc_msg q = {.type = IPC_T_CERT_SIGN};
+		size_t csr_len;
+		uint8_t *csr = slurp(argv[i], &csr_len);
+
+		if (!csr) {
+			fprintf(stderr, "signer_call: cannot read %s\n", argv[i]);
+			rc = 1;
+			break;
+		}
+		q.u.cert_sign.csr.ptr = csr;
+		q.u.cert_sign.csr.len = (uint32_t)csr_len;
+		q.u.cert_sign.profile.ptr = profile;
+		q.u.cert_sign.profile.len = (uint32_t)profile_len;
+		q.u.cert_sign.issuer_id = argv[4];
+		q.u.cert_sign.validity_seconds = strtoull(argv[5], NULL, 10);
+		for (long k = 0; k < count; k++) {
+			q.id = (uint64_t)k + 10;
+			if (send_msg(fd, &q) != 0) {
+				fprintf(stderr, "signer_call: cannot send to the signer\n");
+				rc = 1;
+				break;
+			}
+		}
+		free(csr);
+		for (long k = 0; k < count && rc != 1; k++) {
+			struct ipc_msg r;
+
+			if (recv_msg(fd, IPC_ROLE_SIGNER, &r) != 0) {
+				fprintf(stderr, "signer_call: no answer from the signer\n");
+				rc = 1;
+				break;
+			}
+			if (r.type == IPC_T_CERT_SIGNED && k != count - 1) {
+				/* a repetition: only the last one is written and reported */
+			} else if (r.type == IPC_T_CERT_SIGNED) {
+				char out[1200];
+				FILE *f;
+
+				snprintf(out, sizeof out, "%s.crt", argv[i]);
+				f = fopen(out, "wb");
+				if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) !=
+						  r.u.cert_signed.der.len)
+					rc = 1;
+				if (f)
+					fclose(f);
+				printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
+				       (unsigned long long)r.u.cert_signed.not_before,
+				       (unsigned long long)r.u.cert_signed.not_after);
+			} else if (r.type == IPC_T_ERROR) {
+				printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
+				rc = rc ? rc : 3;
+			} else {
+				printf("unexpected %s\n", ipc_type_name(r.type));
+				rc = 1;
+			}
+			fflush(stdout);
+			ipc_msg_free(&r);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (count > 1)
+		printf("timed %ld %.6f\n", count * (argc - 7),
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	int ctl[2], api[2], sched[2], status, rc = 0;
@@ -211,7 +288,6 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	long count = 1, crl_entries = -1;
-	struct timespec t0, t1;
 
 	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
 		count = strtol(argv[2], NULL, 10);
@@ -279,75 +355,10 @@ int main(int argc, char **argv)
 		}
 		ipc_msg_free(&r);
 	}
-	if (crl_entries >= 0) {
+	if (crl_entries >= 0)
 		rc = crl_call(sched[0], (unsigned long)crl_entries, argv[4], argv[5]);
-		argc = 0; /* no CERT_SIGN */
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 7; i < argc && rc != 1; i++) {
-		struct ipc_msg q = {.type = IPC_T_CERT_SIGN};
-		size_t csr_len;
-		uint8_t *csr = slurp(argv[i], &csr_len);
-
-		if (!csr) {
-			fprintf(stderr, "signer_call: cannot read %s\n", argv[i]);
-			rc = 1;
-			break;
-		}
-		q.u.cert_sign.csr.ptr = csr;
-		q.u.cert_sign.csr.len = (uint32_t)csr_len;
-		q.u.cert_sign.profile.ptr = profile;
-		q.u.cert_sign.profile.len = (uint32_t)profile_len;
-		q.u.cert_sign.issuer_id = argv[4];
-		q.u.cert_sign.validity_seconds = strtoull(argv[5], NULL, 10);
-		for (long k = 0; k < count; k++) {
-			q.id = (uint64_t)k + 10;
-			if (send_msg(api[0], &q) != 0) {
-				fprintf(stderr, "signer_call: cannot send to the signer\n");
-				rc = 1;
-				break;
-			}
-		}
-		free(csr);
-		for (long k = 0; k < count && rc != 1; k++) {
-			struct ipc_msg r;
-
-			if (recv_msg(api[0], IPC_ROLE_SIGNER, &r) != 0) {
-				fprintf(stderr, "signer_call: no answer from the signer\n");
-				rc = 1;
-				break;
-			}
-			if (r.type == IPC_T_CERT_SIGNED && k != count - 1) {
-				/* a repetition: only the last one is written and reported */
-			} else if (r.type == IPC_T_CERT_SIGNED) {
-				char out[1200];
-				FILE *f;
-
-				snprintf(out, sizeof out, "%s.crt", argv[i]);
-				f = fopen(out, "wb");
-				if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) !=
-						  r.u.cert_signed.der.len)
-					rc = 1;
-				if (f)
-					fclose(f);
-				printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
-				       (unsigned long long)r.u.cert_signed.not_before,
-				       (unsigned long long)r.u.cert_signed.not_after);
-			} else if (r.type == IPC_T_ERROR) {
-				printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
-				rc = rc ? rc : 3;
-			} else {
-				printf("unexpected %s\n", ipc_type_name(r.type));
-				rc = 1;
-			}
-			fflush(stdout);
-			ipc_msg_free(&r);
-		}
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (count > 1 && argc > 7)
-		printf("timed %ld %.6f\n", count * (argc - 7),
-		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	else
+		rc = cert_calls(api[0], argc, argv, count, profile, profile_len);
 	m = (struct ipc_msg){.type = IPC_T_SHUTDOWN, .id = 2};
 	send_msg(ctl[0], &m);
 	close(api[0]);

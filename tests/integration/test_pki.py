@@ -249,13 +249,15 @@ def csr(d, name, key="ec", subj=None, sans=None):
     return der
 
 
-def signer_call(d, profile, validity, *csrs, issuer="iss-test"):
-    """The signer alone (bench/signer_call), sent CERT_SIGN directly."""
+def signer_call(d, profile, validity, *csrs, issuer="iss-test", keys=None, repeat=1):
+    """The signer alone (bench/signer_call), sent CERT_SIGN directly (each
+    CSR repeat times), with its keys in keys (default d/keys)."""
     pf = os.path.join(d, "profile.json")
     with open(pf, "w") as f:
         json.dump(profile, f)
-    out = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), os.path.join(BUILD, "certward-signer"),
-                          os.path.join(d, "keys"), os.path.join(d, "certs"), issuer, str(validity), pf] + list(csrs),
+    out = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), "-n", str(repeat),
+                          os.path.join(BUILD, "certward-signer"), keys or os.path.join(d, "keys"),
+                          os.path.join(d, "certs"), issuer, str(validity), pf] + list(csrs),
                          capture_output=True, text=True, timeout=120)
     check(out.returncode in (0, 3), "signer_call failed (%d): %s%s" % (out.returncode, out.stdout, out.stderr[-2000:]))
     return out.stdout.splitlines()
@@ -393,13 +395,10 @@ def ledger_disk_full():
         finally:
             os.close(fd)
         csr_der = os.path.join(d, "web.der")
-        pf = os.path.join(d, "profile.json")
         n = 50
-        run = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), "-n", str(n),
-                              os.path.join(BUILD, "certward-signer"), full, os.path.join(d, "certs"), "iss-test",
-                              "0", pf, csr_der], capture_output=True, text=True, timeout=120)
-        refused = [l for l in run.stdout.splitlines() if l.startswith("refused")]
-        check(run.returncode == 3 and refused, "on a full disk: %r" % ((run.returncode, run.stdout[-500:]),))
+        lines = signer_call(d, PROFILE, 0, csr_der, keys=full, repeat=n)
+        refused = [l for l in lines if l.startswith("refused")]
+        check(refused, "on a full disk: %r" % lines[-5:])
         check(all(l.startswith("refused 5: cannot write the ledger") and "No space left" in l for l in refused),
               "refusals: %r" % refused[:3])
         check(ledger_verify(ledger).returncode == 0, "ledger after the full disk")
@@ -407,10 +406,8 @@ def ledger_disk_full():
             added = len(f.readlines()) - before
         check(added == n - len(refused), "%d signed, %d ledger lines added" % (n - len(refused), added))
         os.unlink(os.path.join(full, "filler"))
-        run = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), os.path.join(BUILD, "certward-signer"),
-                              full, os.path.join(d, "certs"), "iss-test", "0", pf, csr_der],
-                             capture_output=True, text=True, timeout=120)
-        check(run.returncode == 0 and run.stdout.startswith("signed "), "with room again: %r" % (run.stdout,))
+        lines = signer_call(d, PROFILE, 0, csr_der, keys=full)
+        check(len(lines) == 1 and lines[0].startswith("signed "), "with room again: %r" % lines)
         check(ledger_verify(ledger).returncode == 0, "ledger after signing again")
     finally:
         subprocess.run(["umount", full], capture_output=True, timeout=30)

@@ -63,10 +63,9 @@ struct call {
 	size_t klen;
 	char total[24]; /* a list's total known beforehand ($nparams+1) */
 	bool alone;     /* not to be batched (again) */
-	/* a batched call's answer, sent once its batch committed */
+	/* a batched call's answer (its json in held), sent once its batch committed */
+	struct ipc_msg reply;
 	uint8_t *held;
-	uint32_t held_len, held_status;
-	uint64_t held_rows;
 };
 
 static const struct store_op *op_by_name(const char *name)
@@ -279,6 +278,14 @@ static void on_result(PGresult *res, const char *err, void *arg)
 	call_free(c);
 }
 
+/* c's statement on lease, prepared once per connection under the
+ * operation's number */
+static int send_statement(struct pg_lease *lease, const struct call *c, pg_result_cb cb, void *arg)
+{
+	return pg_lease_query_named(lease, (unsigned)(c->op - store_ops), c->op->sql,
+				    (int)c->params.n + (c->op->result == OP_LIST), c->params.v, cb, arg);
+}
+
 static void on_lease(struct pg_lease *lease, const char *err, void *arg)
 {
 	struct call *c = arg;
@@ -288,9 +295,7 @@ static void on_lease(struct pg_lease *lease, const char *err, void *arg)
 		return;
 	}
 	c->lease = lease;
-	/* prepared once per connection, under the operation's number */
-	if (pg_lease_query_named(lease, (unsigned)(c->op - store_ops), c->op->sql,
-				 (int)c->params.n + (c->op->result == OP_LIST), c->params.v, on_result, c) != 0)
+	if (send_statement(lease, c, on_result, c) != 0)
 		fail(c, "unavailable", ENOTCONN, "database unavailable: connection lost");
 }
 
@@ -409,10 +414,7 @@ static void batch_split(struct batch *b)
 
 static void batch_send(struct batch *b)
 {
-	const struct call *c = b->calls[b->done];
-
-	if (pg_lease_query_named(b->lease, (unsigned)(b->op - store_ops), b->op->sql, (int)c->params.n, c->params.v,
-				 on_batch_stmt, b) != 0)
+	if (send_statement(b->lease, b->calls[b->done], on_batch_stmt, b) != 0)
 		batch_lost(b, NULL);
 }
 
@@ -454,16 +456,9 @@ static void on_batch_commit(PGresult *res, const char *err, void *arg)
 	memcpy(calls, b->calls, n * sizeof calls[0]);
 	batch_free(b);
 	for (size_t i = 0; i < n; i++) {
-		struct call *c = calls[i];
-		struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
-
-		r.u.store_result.status = c->held_status;
-		r.u.store_result.rows = c->held_rows;
-		r.u.store_result.json.ptr = c->held;
-		r.u.store_result.json.len = c->held_len;
-		answer(c, &r);
-		record(c->s, c->op->name, "ok", c->t0_us);
-		call_free(c);
+		answer(calls[i], &calls[i]->reply);
+		record(calls[i]->s, calls[i]->op->name, "ok", calls[i]->t0_us);
+		call_free(calls[i]);
 	}
 }
 
@@ -471,23 +466,23 @@ static void on_batch_stmt(PGresult *res, const char *err, void *arg)
 {
 	struct batch *b = arg;
 	struct call *c = b->calls[b->done];
-	struct ipc_msg r = {.type = IPC_T_STORE_RESULT};
+	struct ipc_msg *r = &c->reply;
 	char why[400];
 
 	if (!res) {
 		batch_lost(b, err);
 		return;
 	}
-	if (result_answer(c, res, &r, why, sizeof why) != 0 ||
-	    !(c->held = malloc(r.u.store_result.json.len ? r.u.store_result.json.len : 1))) {
+	*r = (struct ipc_msg){.type = IPC_T_STORE_RESULT};
+	if (result_answer(c, res, r, why, sizeof why) != 0 ||
+	    !(c->held = malloc(r->u.store_result.json.len ? r->u.store_result.json.len : 1))) {
 		if (pg_lease_script(b->lease, "ROLLBACK", on_batch_rollback, b) != 0)
 			on_batch_rollback(NULL, NULL, b);
 		return;
 	}
-	memcpy(c->held, r.u.store_result.json.ptr, r.u.store_result.json.len);
-	c->held_len = r.u.store_result.json.len;
-	c->held_status = r.u.store_result.status;
-	c->held_rows = r.u.store_result.rows;
+	/* the answer outlives res */
+	memcpy(c->held, r->u.store_result.json.ptr, r->u.store_result.json.len);
+	r->u.store_result.json.ptr = c->held;
 	if (++b->done < b->n)
 		batch_send(b);
 	else if (pg_lease_script(b->lease, "COMMIT", on_batch_commit, b) != 0)
