@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "http_client.h"
+#include "https_client.h"
 
 /* Runs COMMAND (argv[0]) if it is an API command: its exit status, or -1
  * when COMMAND is not one of them. */

@@ -15,7 +15,7 @@
 
 #include "api_cmds.h"
 #include "audit_chain.h"
-#include "http_client.h"
+#include "https_client.h"
 #include "util.h"
 
 #define EXIT_INTACT 0

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "http_client.h"
+#include "https_client.h"
 
 #define DEFAULT_SERVER_URL "https://127.0.0.1:8443"
 

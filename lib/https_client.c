@@ -1,4 +1,4 @@
-#include "http_client.h"
+#include "https_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -299,6 +299,28 @@ static SSL_CTX *make_ctx(const struct http_client *c, char *err, size_t errlen)
 	if (c->cacert && *c->cacert)
 		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if ((c->client_cert && *c->client_cert) || (c->client_key && *c->client_key)) {
+		if (!c->client_cert || !*c->client_cert || !c->client_key || !*c->client_key) {
+			seterr(err, errlen, "a client certificate needs both its certificate and key file");
+			goto fail;
+		}
+		if (!SSL_CTX_use_certificate_chain_file(ctx, c->client_cert)) {
+			seterr(err, errlen, "no usable PEM certificate in client certificate file %s",
+			       c->client_cert);
+			goto fail;
+		}
+		/* only the file's name in the message: BoringSSL's reasons say
+		 * nothing of the key, but there is no need to find out */
+		if (!SSL_CTX_use_PrivateKey_file(ctx, c->client_key, SSL_FILETYPE_PEM)) {
+			seterr(err, errlen, "cannot load the client key from %s", c->client_key);
+			goto fail;
+		}
+		if (!SSL_CTX_check_private_key(ctx)) {
+			seterr(err, errlen, "the client key in %s does not match the certificate in %s",
+			       c->client_key, c->client_cert);
+			goto fail;
+		}
+	}
 	return ctx;
 fail:
 	ERR_clear_error();
@@ -633,7 +655,8 @@ static char *build_request(const struct http_client *c, const struct url *u, con
 		fprintf(f, "Host: %s", u->host);
 	if (strcmp(u->port, "443") != 0)
 		fprintf(f, ":%s", u->port);
-	fprintf(f, "\r\nUser-Agent: certward-cli\r\nAccept: application/json\r\nConnection: close\r\n");
+	fprintf(f, "\r\nUser-Agent: %s\r\nAccept: application/json\r\nConnection: close\r\n",
+		c->user_agent && *c->user_agent ? c->user_agent : "certward-cli");
 	if (c->api_key && *c->api_key)
 		fprintf(f, "Authorization: Bearer %s\r\n", c->api_key);
 	if (has_body)
@@ -748,6 +771,10 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 	}
 	if (c->api_key && strcspn(c->api_key, "\r\n") != strlen(c->api_key)) {
 		seterr(err, errlen, "the API key contains a line break");
+		return HTTP_E_USAGE;
+	}
+	if (c->user_agent && strcspn(c->user_agent, "\r\n") != strlen(c->user_agent)) {
+		seterr(err, errlen, "the User-Agent contains a line break");
 		return HTTP_E_USAGE;
 	}
 	ctx = make_ctx(c, err, errlen);

@@ -1,9 +1,10 @@
-/* A small blocking HTTPS/1.1 client for the certward CLI: one request per
- * connection (Connection: close), TLS 1.2+ over BoringSSL, the server's
- * certificate verified against a pinned PEM file or the system store, and
- * strict, bounded parsing of the response. */
-#ifndef CERTWARD_CLI_HTTP_CLIENT_H
-#define CERTWARD_CLI_HTTP_CLIENT_H
+/* A small blocking HTTPS/1.1 client for the certward CLI and the agent: one
+ * request per connection (Connection: close), TLS 1.2+ over BoringSSL, the
+ * server's certificate verified against a pinned PEM file or the system
+ * store, an optional client certificate (mTLS), and strict, bounded parsing
+ * of the response. */
+#ifndef CERTWARD_HTTPS_CLIENT_H
+#define CERTWARD_HTTPS_CLIENT_H
 
 #include <stddef.h>
 
@@ -28,6 +29,12 @@ struct http_client {
 	const char *api_key; /* sent as a bearer token when non-NULL and non-empty */
 	const char *cacert;  /* PEM file; NULL for HTTP_SYSTEM_CA_FILE */
 	int timeout_s;	     /* whole exchange; <= 0 for HTTP_DEFAULT_TIMEOUT_S */
+	/* mTLS: PEM files of the client certificate (leaf first, then any
+	 * intermediates) and its private key; both or neither. The key's
+	 * content never reaches an error message. */
+	const char *client_cert;
+	const char *client_key;
+	const char *user_agent; /* NULL for "certward-cli" */
 };
 
 struct http_response {
@@ -39,7 +46,7 @@ struct http_response {
 
 /* Performs METHOD on the URL's prefix + PATH, sending BODY (a JSON document)
  * when non-NULL. On failure returns an http_err and writes one readable line
- * (no trailing newline, never the API key) to ERR. */
+ * (no trailing newline, never the API key nor the client key) to ERR. */
 enum http_err http_request(const struct http_client *c, const char *method, const char *path,
 			   const char *body, size_t body_len, struct http_response *out, char *err,
 			   size_t errlen);
