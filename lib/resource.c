@@ -104,6 +104,12 @@ static bool string_ok(const struct field_def *f, const char *s, struct resource_
 			return false;
 		}
 		break;
+	case FF_IP:
+		if (!valid_ip_address(s)) {
+			refuse(err, f->name, "%s: not an IP address", label);
+			return false;
+		}
+		break;
 	case FF_NONE: break;
 	}
 	return true;

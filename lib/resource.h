@@ -24,7 +24,7 @@ enum field_type {
 	FT_REFS,      /* an array of ids of another resource */
 	FT_SEALED,    /* secrets sealed by the signer, hex on the way to the store */
 };
-enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD, FF_SAN };
+enum field_format { FF_NONE, FF_EMAIL, FF_DNS, FF_DNS_WILDCARD, FF_SAN, FF_IP };
 
 #define FIELD_REQUIRED 1u /* on create */
 #define FIELD_SERVER 2u   /* set by the server: accepted on input and ignored */

@@ -16,7 +16,7 @@ CREATE TABLE agent_tokens (
 	id text PRIMARY KEY DEFAULT cw_new_id('atok') CHECK (cw_valid_id(id)),
 	agent_id text NOT NULL REFERENCES agents (id) ON DELETE RESTRICT,
 	name text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 255),
-	token_prefix text NOT NULL UNIQUE CHECK (token_prefix ~ '^[a-z0-9]{8,16}$'),
+	token_prefix text NOT NULL UNIQUE CHECK (token_prefix ~ '^cw_[0-9a-f]{12}$'),
 	salt bytea NOT NULL CHECK (octet_length(salt) = 16),
 	token_hash bytea NOT NULL CHECK (octet_length(token_hash) = 32),
 	expires_at timestamptz NOT NULL,

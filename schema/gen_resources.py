@@ -343,7 +343,8 @@ FT = {"id": "FT_ID", "string": "FT_STRING", "ref": "FT_REF", "int": "FT_INT", "b
       "timestamp": "FT_TIMESTAMP", "object": "FT_OBJECT", "strings": "FT_STRINGS", "ints": "FT_INTS",
       "enum": "FT_ENUM", "enums": "FT_ENUMS", "map": "FT_MAP", "key_rules": "FT_KEY_RULES",
       "inet": "FT_INET", "cidr": "FT_CIDR", "refs": "FT_REFS", "sealed": "FT_SEALED"}
-FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD", "san": "FF_SAN"}
+FF = {None: "FF_NONE", "email": "FF_EMAIL", "dns": "FF_DNS", "dns_wildcard": "FF_DNS_WILDCARD", "san": "FF_SAN",
+      "ip": "FF_IP"}
 
 
 def mask(names, default):

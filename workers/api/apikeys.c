@@ -59,25 +59,30 @@ static void fail(struct apikeys_call *c, int status, const char *title, const ch
 	call_free(c);
 }
 
-/* The new record with its key text: the only time the secret is sent. The
- * copy made here is wiped once handed to the connection. */
-static void answer_created(struct apikeys_call *c, const char *record, size_t len)
+void respond_with_secret(struct route_call *rc, int status, const char *record, size_t len, const char *member,
+			 const char *secret)
 {
-	size_t cap = len + APIKEY_TEXT_LEN + 16, n = len;
+	size_t cap = len + strlen(member) + strlen(secret) + 16, n = len;
 	char *out;
 
 	/* json_build_object's text ends with the object's closing brace */
 	while (n > 0 && record[n - 1] != '}')
 		n--;
 	if (n == 0 || !(out = malloc(cap))) {
-		route_problem(c->rc, 500, "Internal Server Error", NULL, NULL);
+		route_problem(rc, 500, "Internal Server Error", NULL, NULL);
 		return;
 	}
 	memcpy(out, record, n - 1);
-	n = n - 1 + (size_t)snprintf(out + n - 1, cap - (n - 1), ", \"key\" : \"%s\"}", c->made.text);
-	route_respond(c->rc, 201, "application/json", out, n);
+	n = n - 1 + (size_t)snprintf(out + n - 1, cap - (n - 1), ", \"%s\" : \"%s\"}", member, secret);
+	route_respond(rc, status, "application/json", out, n);
 	OPENSSL_cleanse(out, cap);
 	free(out);
+}
+
+/* The new record with its key text: the only time the secret is sent. */
+static void answer_created(struct apikeys_call *c, const char *record, size_t len)
+{
+	respond_with_secret(c->rc, 201, record, len, "key", c->made.text);
 }
 
 static void on_store(const struct store_outcome *o, void *arg)

@@ -27,4 +27,10 @@ void apikeys_get(struct route_call *c);
 void apikeys_create(struct route_call *c);
 void apikeys_revoke(struct route_call *c);
 
+/* Answers record (a JSON object, as the store built it) with one more
+ * string member holding a secret shown this once (an API key, an agent
+ * enrolment token); the copy made for the answer is wiped. */
+void respond_with_secret(struct route_call *rc, int status, const char *record, size_t len, const char *member,
+			 const char *secret);
+
 #endif

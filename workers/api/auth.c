@@ -557,6 +557,88 @@ struct auth_req *auth_check(struct worker *w, const char *authorization, const c
 	return r;
 }
 
+bool auth_address_limited(const char *client)
+{
+	return limited(client);
+}
+
+void auth_address_failed(const char *client)
+{
+	count_failure(client);
+}
+
+/* ---- agents' identity certificates ---- */
+
+static void on_identity(const struct store_outcome *o, void *arg)
+{
+	struct auth_req *r = arg;
+	struct auth_result res = {.why = "the client certificate is not a valid agent identity"};
+	json_t *row = NULL;
+	const char *id, *agent, *refused;
+
+	if (o->error) {
+		fail(r, &res, 503, "store unavailable");
+		goto out;
+	}
+	if (o->status == STORE_NO_ROW || !(row = json_loadb((const char *)o->json, o->json_len, 0, NULL))) {
+		fail(r, &res, 401, "unknown identity");
+		goto out;
+	}
+	id = json_string_value(json_object_get(row, "id"));
+	agent = json_string_value(json_object_get(row, "agent_id"));
+	refused = json_string_value(json_object_get(row, "refused"));
+	snprintf(res.prefix, sizeof res.prefix, "%s", "identity");
+	if (!id || !agent) {
+		fail(r, &res, 503, "malformed identity record");
+	} else if (refused && strcmp(refused, "retired") == 0) {
+		/* the agent must learn it is retired: a 410 on its routes */
+		accept_key(&res, "agent", agent, agent);
+		res.status = 410;
+	} else if (refused) {
+		char reason[48];
+
+		snprintf(reason, sizeof reason, "%s identity", refused);
+		fail(r, &res, 401, reason);
+	} else {
+		accept_key(&res, "agent", agent, agent);
+		snprintf(res.identity_id, sizeof res.identity_id, "%s", id);
+	}
+out:
+	json_decref(row);
+	finish(r, &res);
+}
+
+struct auth_req *agent_identity_check(struct worker *w, const char *fingerprint, const char *client,
+				      const char *reqid, auth_cb cb, void *arg)
+{
+	struct auth_req *r = calloc(1, sizeof *r);
+	struct auth_result res = {0};
+	const char *params[1] = {fingerprint};
+
+	if (!r) {
+		res.status = 503;
+		cb(&res, arg);
+		return NULL;
+	}
+	r->w = w;
+	r->cb = cb;
+	r->arg = arg;
+	snprintf(r->client, sizeof r->client, "%s", client);
+	snprintf(r->reqid, sizeof r->reqid, "%s", reqid ? reqid : "");
+	if (limited(client)) {
+		fail(r, &res, 429, "too many failures from this address");
+		finish(r, &res);
+		return NULL;
+	}
+	count("api_agent_identity_lookups_total", 1);
+	if (store_call(w, "agent_identities.lookup", params, 1, on_identity, r) != 0) {
+		fail(r, &res, 503, "store unavailable");
+		finish(r, &res);
+		return NULL;
+	}
+	return r;
+}
+
 void auth_cancel(struct auth_req *r)
 {
 	if (r)

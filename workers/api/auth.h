@@ -23,15 +23,19 @@
 #ifndef CERTWARD_API_AUTH_H
 #define CERTWARD_API_AUTH_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "worker.h"
 
 struct auth_result {
-	int status;        /* 200 authenticated; 401, 429, 503 */
+	int status;        /* 200 authenticated; 401, 429, 503; 410 (an identity of a retired agent) */
 	char role[16];     /* admin, operator, viewer, agent */
 	char key_id[129];
 	char agent_id[129]; /* for agent keys */
 	char prefix[16];   /* the key's public prefix, for the access log */
+	char identity_id[129]; /* an agent authenticated by its identity certificate: which one */
+	const char *why;   /* with 401: a static text saying what is needed, or NULL */
 };
 
 typedef void (*auth_cb)(const struct auth_result *r, void *arg);
@@ -51,6 +55,20 @@ void auth_stop(void);
  * unless auth_cancel() is called first. */
 struct auth_req *auth_check(struct worker *w, const char *authorization, const char *client,
 			    const char *reqid, auth_cb cb, void *arg);
+/* The same for an agent's identity certificate (fingerprint: SHA-256
+ * hex of the certificate the TLS handshake verified against the agent
+ * identity CA), looked up in the store at every request so a revocation or
+ * a retirement counts at once: 200 with role agent (key_id and agent_id
+ * the agent's id, identity_id), 401 (unknown, revoked or expired), 410
+ * (the agent is retired), 429, 503. */
+struct auth_req *agent_identity_check(struct worker *w, const char *fingerprint, const char *client,
+				      const char *reqid, auth_cb cb, void *arg);
 void auth_cancel(struct auth_req *r);
+
+/* The per-address failure limit shared with other credentials (agent
+ * enrolment tokens): whether the address is over it now, and one more
+ * failure counted against it. */
+bool auth_address_limited(const char *client);
+void auth_address_failed(const char *client);
 
 #endif

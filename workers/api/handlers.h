@@ -22,6 +22,8 @@ struct api_request {
 	const char *content_type;  /* the Content-Type header, or NULL */
 	const char *if_none_match; /* the If-None-Match header, or NULL */
 	const char *client;        /* the peer's address */
+	const char *client_cert;   /* SHA-256 (hex) of the TLS client certificate, verified
+				    * against the agent identity CA; NULL when none */
 	const char *reqid;         /* the request id (X-Request-Id) */
 	const uint8_t *body;       /* the request content, NULL when none */
 	size_t body_len;

@@ -190,6 +190,7 @@ static void on_request(struct http1_conn *c, struct http1_exchange *ex,
 			.body = req->body,
 			.body_len = req->body_len,
 			.client = tls_conn_peer(hc->tc),
+			.client_cert = tls_conn_client_cert(hc->tc),
 			.reqid = x->reqid,
 			.route_label = &x->route,
 		};

@@ -187,6 +187,7 @@ static void request_complete(struct h2stream *st)
 			.body = st->body,
 			.body_len = st->body_len,
 			.client = tls_conn_peer(hc->tc),
+			.client_cert = tls_conn_client_cert(hc->tc),
 			.reqid = st->reqid,
 			.route_label = &st->route,
 		};

@@ -102,8 +102,7 @@ static bool failed(struct issuance *is, const struct store_outcome *o)
 
 /* ---- 2. the signer's signature ---- */
 
-/* a certificate (or, with req, a CSR) from DER to PEM */
-static char *der_to_pem(const uint8_t *der, size_t len, bool req)
+char *issuance_der_to_pem(const uint8_t *der, size_t len, bool req)
 {
 	const uint8_t *p = der;
 	X509 *x = req ? NULL : d2i_X509(NULL, &p, (long)len);
@@ -139,7 +138,7 @@ static int take_key(struct issuance *is, struct ipc_msg *m)
 	};
 
 	free(is->csr_pem);
-	is->csr_pem = der_to_pem(k->csr.ptr, k->csr.len, true);
+	is->csr_pem = issuance_der_to_pem(k->csr.ptr, k->csr.len, true);
 	is->sealed_hex = malloc(2 * (size_t)k->sealed_key.len + 1);
 	is->key_pem = malloc((size_t)k->key_pem.len + 1);
 	if (!is->csr_pem || !is->sealed_hex || !is->key_pem)
@@ -190,7 +189,7 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 	snprintf(is->serial, sizeof is->serial, "%s", m->u.cert_signed.serial);
 	snprintf(is->not_before, sizeof is->not_before, "%llu", (unsigned long long)m->u.cert_signed.not_before);
 	snprintf(is->not_after, sizeof is->not_after, "%llu", (unsigned long long)m->u.cert_signed.not_after);
-	pem = der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, false);
+	pem = issuance_der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, false);
 	clen = m->u.cert_signed.chain_pem.len;
 	plen = pem ? strlen(pem) : 0;
 	is->pem_chain = pem ? malloc(plen + clen + 1) : NULL;
@@ -406,40 +405,53 @@ static void fetch_profile(struct issuance *is)
 }
 
 /* The CSR (PEM) read into is; else answered (400) and -1. */
-static int read_csr(struct issuance *is, const char *csr_pem)
+int issuance_csr_der(const char *csr_pem, uint8_t **der, size_t *len, const char **why)
 {
 	BIO *bio;
 	X509_REQ *req = NULL;
-	uint8_t *der = NULL;
-	int len;
+	uint8_t *out = NULL;
+	int n;
 
+	*der = NULL;
 	if (strlen(csr_pem) > CSR_PEM_MAX) {
-		give_up(is, 400, "Bad Request", "csr_pem: longer than 16384 characters", "csr_pem");
+		*why = "csr_pem: longer than 16384 characters";
 		return -1;
 	}
 	bio = BIO_new_mem_buf(csr_pem, (ssize_t)strlen(csr_pem));
 	if (bio)
 		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
 	BIO_free(bio);
-	len = req ? i2d_X509_REQ(req, &der) : -1;
+	n = req ? i2d_X509_REQ(req, &out) : -1;
 	X509_REQ_free(req);
 	ERR_clear_error();
-	if (len <= 0) {
-		give_up(is, 400, "Bad Request",
-			"csr_pem: not a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)",
-			"csr_pem");
+	if (n <= 0) {
+		*why = "csr_pem: not a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)";
 		return -1;
 	}
-	is->csr_der = malloc((size_t)len);
-	is->csr_pem = strdup(csr_pem);
-	if (!is->csr_der || !is->csr_pem) {
-		OPENSSL_free(der);
+	if (!(*der = malloc((size_t)n))) {
+		OPENSSL_free(out);
+		*why = NULL;
+		return -2;
+	}
+	memcpy(*der, out, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(out);
+	return 0;
+}
+
+static int read_csr(struct issuance *is, const char *csr_pem)
+{
+	const char *why;
+	int rc = issuance_csr_der(csr_pem, &is->csr_der, &is->csr_len, &why);
+
+	if (rc == -1) {
+		give_up(is, 400, "Bad Request", why, "csr_pem");
+		return -1;
+	}
+	if (rc != 0 || !(is->csr_pem = strdup(csr_pem))) {
 		unavailable(is, "out of memory");
 		return -1;
 	}
-	memcpy(is->csr_der, der, (size_t)len);
-	is->csr_len = (size_t)len;
-	OPENSSL_free(der);
 	return 0;
 }
 

@@ -17,7 +17,9 @@
 #ifndef CERTWARD_API_ISSUANCE_H
 #define CERTWARD_API_ISSUANCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "routes.h"
 
@@ -40,5 +42,11 @@ void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, 
  * Active until its not_after). 201 with the version; 404 for no record,
  * 409 for one revoked or archived. */
 void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg);
+
+/* A CSR in PEM (at most 16384 characters) as DER (*der: malloc'd): 0; -1
+ * with *why naming what is wrong ("csr_pem: ..."); -2 out of memory. */
+int issuance_csr_der(const char *csr_pem, uint8_t **der, size_t *len, const char **why);
+/* A certificate (or, with req, a CSR) from DER to PEM (malloc'd), or NULL. */
+char *issuance_der_to_pem(const uint8_t *der, size_t len, bool req);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "actions.h"
 #include "audit.h"
+#include "agents.h"
 #include "intermediates.h"
 #include "log.h"
 #include "revocation.h"
@@ -39,6 +40,7 @@ void routes_init(void)
 	actions_routes_init();
 	revocation_routes_init();
 	intermediates_routes_init();
+	agents_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
@@ -319,7 +321,10 @@ static void on_auth(const struct auth_result *res, void *arg)
 	c->auth = NULL;
 	switch (res->status) {
 	case 200: break;
-	case 401: route_problem(c, 401, "Unauthorized", "a valid API key is needed", NULL); return;
+	case 401:
+		route_problem(c, 401, "Unauthorized", res->why ? res->why : "a valid API key is needed", NULL);
+		return;
+	case 410: route_problem(c, 410, "Gone", "the agent is retired: stop", NULL); return;
 	case 429: route_problem(c, 429, "Too Many Requests", "too many failed authentications", NULL); return;
 	default: route_problem(c, 503, "Service Unavailable", "cannot check the API key now", NULL); return;
 	}
@@ -340,20 +345,29 @@ static void on_auth(const struct auth_result *res, void *arg)
 	run(c);
 }
 
+#define NEED_IDENTITY "this route needs the agent's identity certificate (TLS client certificate from enrolment)"
+
+/* Routes for agents alone: they authenticate with the identity certificate
+ * from enrolment (docs/agent.md), never with an API key. */
+static bool agent_only(const struct route *r)
+{
+	return r->roles == ROLE_AGENT && (r->flags & ROUTE_OWN_AGENT);
+}
+
 /* c->req's strings and body in one allocation */
 static bool copy_request(struct route_call *c, const struct api_request *req)
 {
 	const char *s[] = {req->method, req->path, req->query ? req->query : "", req->client ? req->client : "",
-			   req->reqid ? req->reqid : ""};
-	size_t len[5], total = req->body_len + 1;
+			   req->reqid ? req->reqid : "", req->client_cert ? req->client_cert : ""};
+	size_t len[6], total = req->body_len + 1;
 	char *p;
 
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < 6; i++)
 		total += (len[i] = strlen(s[i])) + 1;
 	if (!(p = c->copy = malloc(total)))
 		return false;
 	c->copy_len = total;
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		memcpy(p, s[i], len[i] + 1);
 		s[i] = p;
 		p += len[i] + 1;
@@ -364,6 +378,7 @@ static bool copy_request(struct route_call *c, const struct api_request *req)
 	c->req.query = s[2];
 	c->req.client = s[3];
 	c->req.reqid = s[4];
+	c->req.client_cert = req->client_cert ? s[5] : NULL;
 	c->req.authorization = NULL; /* used once, by the authentication, never kept */
 	if (req->body_len)
 		memcpy(p, req->body, req->body_len);
@@ -433,9 +448,15 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 			route_problem(c, 404, "Not Found", NULL, NULL);
 		else
 			run(c);
+	} else if (agent_only(r) && (req->authorization || !c->req.client_cert)) {
+		/* the agent routes take the agent's identity certificate, not a key */
+		on_auth(&(struct auth_result){.status = 401, .why = NEED_IDENTITY}, c);
 	} else {
-		/* on_auth may run before auth_check returns */
-		struct auth_req *a = auth_check(w, req->authorization, c->req.client, c->req.reqid, on_auth, c);
+		/* on_auth may run before the check returns */
+		struct auth_req *a = !req->authorization && c->req.client_cert && (r->roles & ROLE_AGENT)
+					     ? agent_identity_check(w, c->req.client_cert, c->req.client,
+								    c->req.reqid, on_auth, c)
+					     : auth_check(w, req->authorization, c->req.client, c->req.reqid, on_auth, c);
 
 		if (a && !c->answered)
 			c->auth = a;

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "util.h"
 
 #define READ_CHUNK 16384
 #define OUTPUT_MAX (4u << 20)
@@ -50,6 +52,7 @@ struct tls_conn {
 	int in_drive; /* drive() is on the stack: it will flush and re-check itself */
 	struct sign_op *op;
 	char peer[64];
+	char client_cert[65]; /* SHA-256 (hex) of the verified client certificate, "" for none */
 	uint8_t *out;
 	size_t out_len, out_cap;
 	void *app_state;
@@ -148,6 +151,11 @@ void tls_conn_close(struct tls_conn *c, int graceful)
 const char *tls_conn_peer(const struct tls_conn *c)
 {
 	return c->peer;
+}
+
+const char *tls_conn_client_cert(const struct tls_conn *c)
+{
+	return c->client_cert[0] ? c->client_cert : NULL;
 }
 
 int tls_conn_is_plain(const struct tls_conn *c)
@@ -262,6 +270,26 @@ int tls_conn_send(struct tls_conn *c, const void *p, size_t len)
 	return 0;
 }
 
+/* A client certificate reaches this point only verified against the agent
+ * identity CA (make_ctx); whether it is an identity of ours, and still
+ * valid, is the router's question (the fingerprint is what it asks with). */
+static void client_identity(struct tls_conn *c)
+{
+	X509 *peer = SSL_get_peer_certificate(c->ssl);
+	uint8_t *der = NULL, digest[SHA256_DIGEST_LENGTH];
+	int len;
+
+	c->client_cert[0] = '\0';
+	if (!peer)
+		return;
+	if ((len = i2d_X509(peer, &der)) > 0) {
+		SHA256(der, (size_t)len, digest);
+		hex_encode(digest, sizeof digest, c->client_cert);
+	}
+	OPENSSL_free(der);
+	X509_free(peer);
+}
+
 static void handshake_done(struct tls_conn *c)
 {
 	const uint8_t *alpn = NULL;
@@ -270,6 +298,7 @@ static void handshake_done(struct tls_conn *c)
 
 	c->state = CONN_OPEN;
 	c->srv->handshakes++;
+	client_identity(c);
 	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
 	if (alpn_len && alpn_len < sizeof proto)
 		memcpy(proto, alpn, alpn_len);
@@ -601,7 +630,34 @@ static int set_signing_prefs(SSL_CTX *ctx, X509 *cert)
 	return rc;
 }
 
-static SSL_CTX *make_ctx(struct tls_server *s, const uint8_t *pem, size_t len)
+/* Client certificates: asked for, never required (API keys need none), and
+ * verified against the agent identity CA alone; a certificate that does
+ * not verify fails the handshake. Named in the CertificateRequest so a
+ * client offers only an identity of ours. */
+static int trust_agent_ca(SSL_CTX *ctx, const uint8_t *pem, size_t len)
+{
+	BIO *bio = len ? BIO_new_mem_buf(pem, (ssize_t)len) : NULL;
+	X509 *ca = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+	X509_NAME *name = ca ? X509_NAME_dup(X509_get_subject_name(ca)) : NULL;
+	int ok = ca && names && name && X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca) &&
+		 sk_X509_NAME_push(names, name);
+
+	if (ok) {
+		name = NULL;
+		SSL_CTX_set_client_CA_list(ctx, names);
+		names = NULL;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	X509_NAME_free(name);
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	X509_free(ca);
+	BIO_free(bio);
+	return ok;
+}
+
+static SSL_CTX *make_ctx(struct tls_server *s, const uint8_t *pem, size_t len, const uint8_t *agent_ca,
+			 size_t agent_ca_len)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	BIO *bio = BIO_new_mem_buf(pem, (ssize_t)len);
@@ -609,7 +665,8 @@ static SSL_CTX *make_ctx(struct tls_server *s, const uint8_t *pem, size_t len)
 	X509 *extra;
 	int ok = ctx && leaf && SSL_CTX_set_min_proto_version(ctx, (uint16_t)s->min_version) &&
 		 SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) &&
-		 SSL_CTX_use_certificate(ctx, leaf) && set_signing_prefs(ctx, leaf);
+		 SSL_CTX_use_certificate(ctx, leaf) && set_signing_prefs(ctx, leaf) &&
+		 trust_agent_ca(ctx, agent_ca, agent_ca_len);
 
 	while (ok && bio && (extra = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
 		ok = SSL_CTX_add1_chain_cert(ctx, extra);
@@ -648,7 +705,8 @@ static void on_cert(int status, struct ipc_msg *reply, int fd, void *arg)
 	if (s->stopping)
 		return;
 	if (status != 0 || reply->type != IPC_T_TLS_CERT ||
-	    !(s->ctx = make_ctx(s, reply->u.tls_cert.chain_pem.ptr, reply->u.tls_cert.chain_pem.len))) {
+	    !(s->ctx = make_ctx(s, reply->u.tls_cert.chain_pem.ptr, reply->u.tls_cert.chain_pem.len,
+				reply->u.tls_cert.agent_ca_pem.ptr, reply->u.tls_cert.agent_ca_pem.len))) {
 		log_warn("no usable certificate from the signer yet; retrying");
 		uv_timer_start(&s->cert_timer, on_cert_retry, CERT_RETRY_MS, 0);
 		return;

@@ -52,6 +52,9 @@ void tls_conn_close(struct tls_conn *c, int graceful);
 void tls_conn_resume(struct tls_conn *c);
 const char *tls_conn_peer(const struct tls_conn *c);
 int tls_conn_is_plain(const struct tls_conn *c);
+/* SHA-256 (lower-case hex) of the client certificate, verified against
+ * the agent identity CA during the handshake; NULL when none was sent. */
+const char *tls_conn_client_cert(const struct tls_conn *c);
 /* Bytes queued for the peer and not yet written. */
 size_t tls_conn_queued(const struct tls_conn *c);
 /* Restart the idle timer (activity seen by the app). */
