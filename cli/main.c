@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent_token.h"
 #include "api_cmds.h"
 #include "build_config.h"
 #include "cli.h"

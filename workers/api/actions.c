@@ -29,6 +29,8 @@
 #include "store_client.h"
 #include "validate.h"
 
+#define HEARTBEAT_ADDRESSES_MAX 32 /* agents.ip_addresses' CHECK */
+
 enum action { A_RENEW, A_REVOKE, A_CANCEL, A_READ, A_RETIRE, A_HEARTBEAT, A_BULK_REVOKE };
 
 static const char *const op_names[] = {"certificates.renew", "certificates.revoke", "jobs.cancel",
@@ -435,6 +437,17 @@ static void heartbeat(struct route_call *c)
 	if (!meta) {
 		route_problem(c, 400, "Bad Request", err.msg, err.field);
 		return;
+	}
+	{
+		json_t *m = json_loads(meta, 0, NULL);
+		size_t addresses = json_array_size(json_object_get(m, "ip_addresses"));
+
+		json_decref(m);
+		if (addresses > HEARTBEAT_ADDRESSES_MAX) {
+			free(meta);
+			route_problem(c, 400, "Bad Request", "ip_addresses: at most 32", "ip_addresses");
+			return;
+		}
 	}
 	p[1] = meta;
 	call(c, p, 2);
