@@ -314,12 +314,15 @@ def make_key(pg, name, role, extra_cols="", extra_vals=""):
 
 class Api:
     """HTTPS/1.1 keep-alive client of a certwardd's api, trusting only its
-    published certificate. call() answers (status, parsed JSON or text)."""
+    published certificate. call() answers (status, parsed JSON or text).
+    identity: (certificate file, key file) presented as the TLS client
+    certificate (an agent's identity from enrol_agent())."""
 
-    def __init__(self, cw):
+    def __init__(self, cw, identity=None):
         self.cw = cw
         self.ctx = None  # the certificate is published once the signer runs
         self.conn = None
+        self.identity = identity
 
     def call(self, method, path, key=None, body=None, headers=None):
         import json
@@ -347,6 +350,8 @@ class Api:
             wait_for("the api's certificate", lambda: os.path.exists(crt), timeout=60)
             self.ctx = ssl.create_default_context(cafile=crt)
             self.ctx.check_hostname = False
+            if self.identity:
+                self.ctx.load_cert_chain(*self.identity)
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPSConnection("127.0.0.1", self.cw.api_port, context=self.ctx,
@@ -366,3 +371,36 @@ class Api:
             self.conn = None
         self.last_type = r.getheader("Content-Type", "")
         return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+def make_csr(directory, name, key_spec=("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+             subject="/CN=agent"):
+    """A new key and CSR made by the openssl CLI in directory: (key path, CSR PEM text)."""
+    key = os.path.join(directory, name + ".key")
+    out = subprocess.run(["openssl", "req", "-new", "-nodes", *key_spec, "-keyout", key, "-subj", subject],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "openssl req: " + out.stderr)
+    os.chmod(key, 0o600)
+    return key, out.stdout
+
+
+def agent_token(api, admin_key, name, ttl_seconds=900):
+    """A one-time enrolment token for the agent named name: the token record
+    (with "token", its text, shown once)."""
+    status, rec = api.call("POST", "/api/v1/agent-tokens", admin_key, {"name": name, "ttl_seconds": ttl_seconds})
+    check(status == 201, "token for %s: %d %r" % (name, status, rec))
+    return rec
+
+
+def enrol_agent(api, admin_key, name, directory):
+    """An agent enrolled through the API as certward-agent does it: a token,
+    a key and CSR of its own, POST /api/v1/agents/enroll. (agent id,
+    certificate file, key file, the enrolment answer)."""
+    tok = agent_token(api, admin_key, name)
+    key, csr = make_csr(directory, name)
+    status, ans = api.call("POST", "/api/v1/agents/enroll", None, {"token": tok["token"], "csr_pem": csr})
+    check(status == 201, "enrolment of %s: %d %r" % (name, status, ans))
+    crt = os.path.join(directory, name + ".crt")
+    with open(crt, "w") as f:
+        f.write(ans["certificate_pem"])
+    return ans["agent_id"], crt, key, ans

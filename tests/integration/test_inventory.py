@@ -11,8 +11,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Api, Cases, Certward, Postgres, check, make_key, make_root, psql, teardown,
-                     wait_for)
+from harness import (BUILD, Api, Cases, Certward, Postgres, check, enrol_agent, make_key, make_root, psql,
+                     teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -274,7 +274,10 @@ def bad_input():
 
 
 # Who may call what: written out here, apart from the route table, so that a
-# change of either shows. "own" is an agent key for its own agent.
+# change of either shows. "own" is an agent key for its own agent;
+# IDENTITY marks the routes of agents alone, which take the agent's identity
+# certificate and no API key (an agent's key gets 401 there, like no key).
+IDENTITY = {"identity"}
 READ = {"admin", "operator", "viewer"}
 MANAGE = {"admin", "operator"}
 ADMIN = {"admin"}
@@ -292,7 +295,15 @@ EXPECTED = {
     ("GET", "/api/v1/notifications"): READ, ("GET", "/api/v1/notifications/{id}"): READ,
     ("GET", "/api/v1/agents"): READ, ("POST", "/api/v1/agents"): MANAGE,
     ("GET", "/api/v1/agents/{id}"): READ | {"own"}, ("DELETE", "/api/v1/agents/{id}"): MANAGE,
-    ("POST", "/api/v1/agents/{id}/heartbeat"): {"own"},
+    ("POST", "/api/v1/agents/{id}/heartbeat"): IDENTITY,
+    ("POST", "/api/v1/agent-tokens"): MANAGE, ("GET", "/api/v1/agent-tokens"): MANAGE,
+    ("POST", "/api/v1/agents/enroll"): None,
+    ("GET", "/api/v1/agents/{id}/identities"): READ,
+    ("POST", "/api/v1/agents/{id}/identities/{identity_id}/revoke"): MANAGE,
+    ("POST", "/api/v1/agents/{id}/identity"): IDENTITY, ("GET", "/api/v1/agents/{id}/work"): IDENTITY,
+    ("POST", "/api/v1/agents/{id}/csr"): IDENTITY,
+    ("GET", "/api/v1/agents/{id}/certificates/{cert_id}"): IDENTITY,
+    ("POST", "/api/v1/agents/{id}/jobs/{job_id}/status"): IDENTITY,
     ("POST", "/api/v1/certificates/{id}/renew"): MANAGE, ("POST", "/api/v1/certificates/{id}/revoke"): MANAGE,
     ("POST", "/api/v1/certificates/bulk-revoke"): ADMIN,
     ("POST", "/api/v1/jobs/{id}/cancel"): MANAGE, ("POST", "/api/v1/notifications/{id}/read"): MANAGE,
@@ -335,14 +346,19 @@ def roles_on_every_route():
             ids = ["agent-own", "agent-other"] if who == "agent" and "{id}" in pattern and "/agents/" in pattern \
                 else ["zz-none"]
             for ident in ids:
-                path = pattern.replace("{id}", ident).replace("{certificate_id}", "zz-none") \
-                    .replace("{agent_group_id}", "zz-none").replace("{rule_id}", "zz-none")
+                path = pattern.replace("{id}", ident)
+                for other in ("{certificate_id}", "{agent_group_id}", "{rule_id}", "{identity_id}", "{cert_id}",
+                              "{job_id}"):
+                    path = path.replace(other, "zz-none")
                 ok = allowed is None or (who in allowed) or (who == "agent" and "own" in allowed and ident == "agent-own")
                 if method == "DELETE" and "/agents/" in pattern and ok and ident != "zz-none":
                     continue  # not retiring the test's own agents
                 code, e = api.call(method, path, KEYS[who] if who else None, body)
                 if allowed is None:
                     check(code not in (401, 403), "%s %s as %s: %d, public" % (method, path, who, code))
+                elif allowed == IDENTITY and who in (None, "agent"):
+                    check(code == 401 and "identity certificate" in e.get("detail", ""),
+                          "%s %s as %s: %d %r, want 401 (identity certificate)" % (method, path, who, code, e))
                 elif who is None:
                     check(code == 401, "%s %s without a key: %d" % (method, path, code))
                 elif ok:
@@ -396,15 +412,25 @@ def actions():
     check(call("GET", "/api/v1/notifications/notif-1")[1]["status"] == "read", "marked read")
     for action in ("managed_certificates.renew", "managed_certificates.revoke", "jobs.cancel", "notifications.read"):
         check(count("audit_events", "action = '%s' AND outcome = 'success'" % action) >= 1, "no %s event" % action)
-    # heartbeat: the agent's own key, its own record only
-    code, r = call("POST", "/api/v1/agents/agent-own/heartbeat", "agent",
-                   {"hostname": "own.example.internal", "os": "linux", "ip_address": "192.0.2.7", "version": "0.1.0"})
+    # heartbeat: the agent's identity certificate, its own record only
+    own_id, crt, key, _ = enrol_agent(api, KEYS["admin"], "own-agent", cw.root)
+    check(own_id == "agent-own", "a token for own-agent enrols agent-own: %r" % own_id)
+    own = Api(cw, identity=(crt, key))
+    code, r = own.call("POST", "/api/v1/agents/agent-own/heartbeat", None,
+                       {"hostname": "own.example.internal", "os": "linux", "ip_address": "192.0.2.7",
+                        "ip_addresses": ["192.0.2.7", "2001:db8::7"], "version": "0.1.0"})
     check(code == 200 and r == {"status": "ok"}, "heartbeat: %r" % ((code, r),))
-    code, a = call("GET", "/api/v1/agents/agent-own", "agent")
-    check(code == 200 and a["status"] == "Online" and a["ip_address"] == "192.0.2.7" and a["last_heartbeat_at"],
-          "own record: %r" % ((code, a),))
-    check(call("POST", "/api/v1/agents/agent-own/heartbeat", "agent", {"ip_address": "x"})[0] == 400, "bad metadata")
-    check(call("POST", "/api/v1/agents/agent-own/heartbeat", "agent", {"cpu": 1})[0] == 400, "unknown metadata")
+    code, a = own.call("GET", "/api/v1/agents/agent-own")
+    check(code == 200 and a["status"] == "Online" and a["ip_address"] == "192.0.2.7" and a["last_heartbeat_at"] and
+          a["ip_addresses"] == ["192.0.2.7", "2001:db8::7"], "own record: %r" % ((code, a),))
+    check(own.call("POST", "/api/v1/agents/agent-own/heartbeat", None, {"ip_address": "x"})[0] == 400, "bad metadata")
+    check(own.call("POST", "/api/v1/agents/agent-own/heartbeat", None, {"cpu": 1})[0] == 400, "unknown metadata")
+    check(own.call("POST", "/api/v1/agents/agent-own/heartbeat", None, {"ip_addresses": ["10.0.0.1"] * 33})[0] == 400,
+          "33 addresses")
+    check(own.call("POST", "/api/v1/agents/agent-own/heartbeat", None, {"ip_addresses": ["10.0.0.300"]})[0] == 400,
+          "a bad address")
+    check(own.call("POST", "/api/v1/agents/agent-other/heartbeat", None, {})[0] == 403, "another agent's heartbeat")
+    check(call("POST", "/api/v1/agents/agent-own/heartbeat", "agent", {})[0] == 401, "an agent's API key")
     check(call("GET", "/api/v1/agents/agent-other", "agent")[0] == 403, "another agent's record")
     check(call("GET", "/api/v1/agents", "agent")[0] == 403, "the list of agents")
     # retire: blocked while the agent has work, then forced
@@ -417,6 +443,8 @@ def actions():
     check(call("DELETE", "/api/v1/agents/%s?force=true&reason=x&x=1" % ag, "operator")[0] == 400, "unknown parameter")
     check(call("DELETE", "/api/v1/agents/%s?force=true&reason=%%0a" % ag, "operator")[0] == 400, "control in reason")
     ag_key = make_key(pg, "edge01-key", "agent", ", agent_id", ", '%s'" % ag)
+    _, ag_crt, ag_tls_key, _ = enrol_agent(api, KEYS["admin"], "edge01", cw.root)
+    ag_identity = Api(cw, identity=(ag_crt, ag_tls_key))
     code, r = call("DELETE", "/api/v1/agents/%s?force=true&reason=host+decommissioned" % ag, "operator")
     check(code == 200 and r["cascade"] is True and r["already_retired"] is False and r["retired_at"] and
           r["counts"]["active_targets"] >= 1, "forced retire: %r" % ((code, r),))
@@ -424,8 +452,8 @@ def actions():
     check(got["retired_at"] and got["retired_reason"] == "host decommissioned", "retired record: %r" % got)
     check(count("deployment_targets", "agent_id = '%s' AND retired_at IS NULL" % ag) == 0, "targets left active")
     check(call("GET", "/api/v1/certificates/" + c2["id"])[1]["status"] == "Revoked", "a revoked certificate changed")
-    # its key stays, to hear that it is retired: 410 on its heartbeat
-    code, e = api.call("POST", "/api/v1/agents/%s/heartbeat" % ag, ag_key, "{}")
+    # its identity stays, to hear that it is retired: 410 on its heartbeat
+    code, e = ag_identity.call("POST", "/api/v1/agents/%s/heartbeat" % ag, None, "{}")
     check(code == 410, "heartbeat of a retired agent: %r" % ((code, e),))
     check(api.call("GET", "/api/v1/agents/" + ag, ag_key)[0] == 200, "its own record")
     check(api.call("GET", "/api/v1/agents", ag_key)[0] == 403, "the list")

@@ -312,6 +312,15 @@ static void run(struct route_call *c)
 	c->route->fn(c);
 }
 
+#define NEED_IDENTITY "this route needs the agent's identity certificate (TLS client certificate from enrolment)"
+
+/* Routes for agents alone: they authenticate with the identity certificate
+ * from enrolment (docs/agent.md), never with an API key. */
+static bool agent_only(const struct route *r)
+{
+	return r->roles == ROLE_AGENT && (r->flags & ROUTE_OWN_AGENT);
+}
+
 static void on_auth(const struct auth_result *res, void *arg)
 {
 	struct route_call *c = arg;
@@ -328,6 +337,11 @@ static void on_auth(const struct auth_result *res, void *arg)
 	case 429: route_problem(c, 429, "Too Many Requests", "too many failed authentications", NULL); return;
 	default: route_problem(c, 503, "Service Unavailable", "cannot check the API key now", NULL); return;
 	}
+	if (agent_only(c->route) && strcmp(res->role, "agent") == 0 && !res->identity_id[0]) {
+		/* an agent's API key: the agent routes take its identity certificate */
+		route_problem(c, 401, "Unauthorized", NEED_IDENTITY, NULL);
+		return;
+	}
 	c->who = *res;
 	bit = role_bit(res->role);
 	if (!(c->route->roles & bit) ||
@@ -343,15 +357,6 @@ static void on_auth(const struct auth_result *res, void *arg)
 		return;
 	}
 	run(c);
-}
-
-#define NEED_IDENTITY "this route needs the agent's identity certificate (TLS client certificate from enrolment)"
-
-/* Routes for agents alone: they authenticate with the identity certificate
- * from enrolment (docs/agent.md), never with an API key. */
-static bool agent_only(const struct route *r)
-{
-	return r->roles == ROLE_AGENT && (r->flags & ROUTE_OWN_AGENT);
 }
 
 /* c->req's strings and body in one allocation */
@@ -448,8 +453,7 @@ struct route_call *handle_request(struct worker *w, const struct api_request *re
 			route_problem(c, 404, "Not Found", NULL, NULL);
 		else
 			run(c);
-	} else if (agent_only(r) && (req->authorization || !c->req.client_cert)) {
-		/* the agent routes take the agent's identity certificate, not a key */
+	} else if (agent_only(r) && !req->authorization && !c->req.client_cert) {
 		on_auth(&(struct auth_result){.status = 401, .why = NEED_IDENTITY}, c);
 	} else {
 		/* on_auth may run before the check returns */
