@@ -10,6 +10,7 @@ libhttp-parser-dev libjansson-dev libyaml-dev libseccomp-dev
 libcriterion-dev libfuzzer-14-dev libclang-rt-14-dev
 postgresql postgresql-contrib openssl curl procps psmisc util-linux
 python3 python3-yaml prometheus
+nginx haproxy
 "
 
 missing=""
@@ -34,7 +35,8 @@ fi
 
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
-# Packages such as postgresql and prometheus start a system service when
+# Packages such as postgresql, prometheus, nginx and haproxy (deployment
+# targets of the agent's tests) start a system service when
 # installed; certward runs its own instances, so keep those from starting
 # (policy-rc.d, see invoke-rc.d(8)) unless the machine already has a policy.
 policy=/usr/sbin/policy-rc.d
