@@ -290,13 +290,13 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	}
 	if (name)
 		snprintf(e->name, sizeof e->name, "%s", name);
-	json_decref(j);
 	if (strcmp(state, "done") == 0)
 		answer_identity(e);
 	else if (e->renewal)
 		give_up(e, 401, "Unauthorized", "the identity was revoked or the agent retired meanwhile", NULL);
 	else
 		refuse_token(e, "redeemed meanwhile");
+	json_decref(j); /* state lives in j */
 }
 
 static void on_identity_signed(int status, struct ipc_msg *m, int fd, void *arg)
@@ -403,7 +403,6 @@ static void on_token(const struct store_outcome *o, void *arg)
 	snprintf(e->token_id, sizeof e->token_id, "%s", id);
 	snprintf(e->agent_id, sizeof e->agent_id, "%s", agent);
 	snprintf(e->name, sizeof e->name, "%s", name);
-	json_decref(row);
 	/* the secret first, so that answers do not tell valid prefixes apart */
 	if (!apikey_matches(salt, sizeof salt, &e->token, hash)) {
 		e->token_id[0] = e->agent_id[0] = '\0';
@@ -414,6 +413,7 @@ static void on_token(const struct store_outcome *o, void *arg)
 		apikey_clear(&e->token);
 		sign_identity(e);
 	}
+	json_decref(row); /* refused lives in row */
 }
 
 /* The CSR member of the body as DER into e; false after answering. */
