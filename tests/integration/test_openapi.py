@@ -8,7 +8,11 @@
   route" or "method not allowed", with a status, media type and body the
   document gives for it; without a key, the operations that need one answer
   401 and the others do not; one record of each catalogued resource, made,
-  read, listed and deleted, is answered as documented;
+  read, listed and deleted, is answered as documented; an agent enrolled
+  through the API reaches its own routes with its identity certificate
+  (another agent's id: 403, an agent's API key: 401 on the routes for
+  agents alone, a retired agent: 410), and a job goes through them from
+  renew to its reported outcome, every answer as documented;
 - the catalogue: every field of every resource of schema/resources.json is
   in the resource's schema here, with its type, bounds and read-only flag;
   the create body requires what the catalogue requires; the list takes the
@@ -30,7 +34,6 @@ import re
 import ssl
 import subprocess
 import sys
-import time
 
 import yaml
 
@@ -425,8 +428,8 @@ def main():
         sys.exit("usage: test_openapi.py [--write-coverage]")
 
     sys.path.insert(0, HERE)
-    from harness import (BUILD, Cases, Certward, Postgres, check, free_port, log, make_key, make_root, teardown,
-                         wait_for)
+    from harness import (BUILD, Api, Cases, Certward, Postgres, agent_token, check, enrol_agent, free_port, log,
+                         make_csr, make_key, make_root, teardown, wait_for)
 
     # the reference lives beside the repository (../shared/reference), not
     # in it: without it the contract is not checked, and the run says so
@@ -674,50 +677,213 @@ def main():
         log("records made, read, listed and deleted: %s, apikeys" % ", ".join(r["name"] for r in made))
         check(not problems, "\n  ".join(["records:"] + problems))
 
-    def agent_key_reaches_its_own_routes():
-        """An agent's key on the routes documented for the agent role: its
-        own agent answers as documented (the heartbeat with an invalid body:
-        400 from the handler, nothing written), another agent 403."""
+    def agent_identity_reaches_its_own_routes():
+        """An agent enrolled through the API (token, CSR, identity
+        certificate) on the routes documented for the agent role, with its
+        identity as the TLS client certificate and no key: its own id
+        answers as documented (invalid bodies: the handler's 400, nothing
+        written), another agent's id 403, an agent-role API key 401 on the
+        routes for agents alone. Refused tokens get one answer and are
+        audited; a revoked identity gets 401. A job's flow: renew gives the
+        agent an AwaitingCSR job, its CSR is signed (202, then 409), the
+        certificate picked up, the outcome reported (200, then 409). The
+        heartbeat gives 200, then 410 once the agent is retired."""
         conn, admin = connect()
-        status, _, agent = request(conn, "POST", "/api/v1/agents", admin, json.dumps({"name": "openapi-agent"}))
-        check(status == 201, "agent not made: %d %r" % (status, agent))
-        key = make_key(state["pg"], "openapi-agent-key", "agent", ", agent_id", ", '%s'" % agent["id"])
+        cw = state["cw"]
+        ops = operations(ours)
+        agents_dir = os.path.join(state["root"], "agents")
+        os.makedirs(agents_dir, exist_ok=True)
+        api = Api(cw)
         problems = []
-        for (method, _), (path, op) in sorted(operations(ours).items()):
+
+        def documented(method, path, status, ctype, answer, what):
+            op = ops[(method, norm(path))][1]
+            problems.extend("%s: %s" % (what, p) for p in answer_problems(ours, op, status, ctype, answer))
+
+        def admin_call(method, path, url, body=None):
+            status, ctype, answer = request(conn, method, url, admin, None if body is None else json.dumps(body))
+            documented(method, path, status, ctype, answer, "%s %s -> %d" % (method, url, status))
+            return status, answer
+
+        # enrolment: the token's record and the identity as documented
+        tok = agent_token(api, admin, "openapi-agent")
+        documented("POST", "/api/v1/agent-tokens", 201, "application/json", tok, "POST /api/v1/agent-tokens")
+        if tok.get("state") != "active" or "token" not in tok:
+            problems.append("a new token: %r" % {k: v for k, v in tok.items() if k != "token"})
+        key_file, csr = make_csr(agents_dir, "openapi-agent")
+        status, ctype, ans = request(conn, "POST", "/api/v1/agents/enroll", None,
+                                     json.dumps({"token": tok["token"], "csr_pem": csr}))
+        documented("POST", "/api/v1/agents/enroll", status, ctype, ans, "enrolment -> %d" % status)
+        check(status == 201, "enrolment: %d %r" % (status, ans))
+        agent_id, crt = ans["agent_id"], os.path.join(agents_dir, "openapi-agent.crt")
+        with open(crt, "w") as f:
+            f.write(ans["certificate_pem"])
+        if agent_id != tok["agent_id"] or ans.get("name") != "openapi-agent":
+            problems.append("enrolled as %s (%s), the token's agent is %s" % (agent_id, ans.get("name"), tok["agent_id"]))
+        other, other_crt, other_key, _ = enrol_agent(api, admin, "openapi-other", agents_dir)
+
+        # a used, a malformed and an unknown token: one answer, each audited
+        details = set()
+        for token in (tok["token"], "openapi-probe-not-a-token", "cw_%s_%s" % ("0" * 12, "0" * 64)):
+            status, ctype, answer = request(conn, "POST", "/api/v1/agents/enroll", None,
+                                            json.dumps({"token": token, "csr_pem": csr}))
+            documented("POST", "/api/v1/agents/enroll", status, ctype, answer, "a refused token -> %d" % status)
+            if status != 401:
+                problems.append("a refused token, not 401: %d %r" % (status, answer))
+            details.add((answer or {}).get("detail"))
+        if len(details) != 1:
+            problems.append("refused tokens answered differently: %r" % sorted(map(str, details)))
+        status, events = admin_call("GET", "/api/v1/audit", "/api/v1/audit?action=agents.enroll&outcome=failure")
+        if status != 200 or (events or {}).get("total", 0) < 3:
+            problems.append("agents.enroll failures in the audit trail: %d %r" % (status, events))
+
+        ctx = ssl.create_default_context(cafile=os.path.join(cw.state, "tls", "api.crt"))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(crt, key_file)
+        id_conn = [None]
+
+        def as_agent(method, url, body=None):
+            """A request with the identity certificate and no key (a new
+            connection when the server closed the last one)."""
+            for attempt in (0, 1):
+                if id_conn[0] is None:
+                    id_conn[0] = http.client.HTTPSConnection("127.0.0.1", cw.api_port, context=ctx, timeout=30)
+                try:
+                    return request(id_conn[0], method, url, None, body)
+                except (http.client.HTTPException, OSError):
+                    id_conn[0].close()
+                    id_conn[0] = None
+                    if attempt:
+                        raise
+
+        agent_key = make_key(state["pg"], "openapi-agent-key", "agent", ", agent_id", ", '%s'" % agent_id)
+        probe = json.dumps({"openapi_probe_unknown_member": True})
+        for (method, _), (path, op) in sorted(ops.items()):
             if "agent" not in (op.get("x-certward-roles") or []) or "{id}" not in path:
                 continue
-            for target, want in ((agent["id"], None), (MISSING_ID, 403)):
-                url = path.replace("{id}", target)
-                body = json.dumps({"openapi_probe_unknown_member": True}) if op.get("requestBody") else None
-                status, ctype, answer = request(conn, method, url, key, body)
-                what = "%s %s -> %d %s" % (method, url, status, json.dumps(answer)[:200] if answer else "")
-                if want and status != want:
-                    problems.append("another agent's route, not %d: %s" % (want, what))
-                elif not want and (status >= 500 or status in (401, 403, 404)):
-                    problems.append("the agent's own route refused: " + what)
-                elif not want and method != "GET" and status < 300:
-                    problems.append("a change was accepted although the probe should fail: " + what)
-                problems += ["%s: %s" % (what, p) for p in answer_problems(ours, op, status, ctype, answer)]
-        # a heartbeat, then one after the agent was retired
-        op = operations(ours)[("POST", norm("/api/v1/agents/{id}/heartbeat"))][1]
-        url = "/api/v1/agents/%s/heartbeat" % agent["id"]
-        for want in (200, 410):
-            if want == 410:
-                request(conn, "DELETE", "/api/v1/agents/" + agent["id"], admin)
-                time.sleep(1.5)  # past the time every api takes to see changed keys
-            status, ctype, answer = request(conn, "POST", url, key, json.dumps({"version": "1.2.3"}))
+            alone = op.get("x-certward-roles") == ["agent"]
+            body = probe if op.get("requestBody") else None
+
+            def url_for(agent):
+                return re.sub(r"\{[^}/]*\}", MISSING_ID, path.replace("{id}", agent))
+
+            url = url_for(agent_id)
+            status, ctype, answer = as_agent(method, url, body)
+            what = "%s %s -> %d %s" % (method, url, status, json.dumps(answer)[:200] if answer else "")
+            documented(method, path, status, ctype, answer, what)
+            named = re.findall(r"\{([^}/]*)\}", path)
+            if status >= 500 or status in (401, 403) or (status == 404 and named == ["id"]):
+                problems.append("the agent's own route refused its identity: " + what)
+            elif method != "GET" and status < 300:
+                problems.append("a change was accepted although the probe should fail: " + what)
+            for target in (other, MISSING_ID):
+                status, ctype, answer = as_agent(method, url_for(target), body)
+                what = "%s %s -> %d" % (method, url_for(target), status)
+                documented(method, path, status, ctype, answer, what)
+                if status != 403:
+                    problems.append("another agent's route, not 403: " + what)
+            status, ctype, answer = request(conn, method, url, agent_key, body)
+            what = "%s %s with the agent's API key -> %d" % (method, url, status)
+            documented(method, path, status, ctype, answer, what)
+            if alone and status != 401:
+                problems.append("a route for agents alone, not 401: " + what)
+            elif not alone and status in (401, 403):
+                problems.append("the agent's key refused: " + what)
+
+        # a job of the agent, through to its outcome
+        def made(path, body):
+            status, rec = admin_call("POST", path, path, body)
+            check(status == 201, "POST %s: %d %r" % (path, status, rec))
+            return rec["id"]
+        cn = "openapi-agent-web.example.com"
+        tgt = made("/api/v1/targets", {"name": "openapi-web", "type": "NGINX", "agent_id": agent_id})
+        cert = made("/api/v1/certificates", {
+            "name": "openapi-agent-web", "common_name": cn, "target_ids": [tgt],
+            "owner_id": made("/api/v1/owners", {"name": "openapi-agent-owner"}),
+            "team_id": made("/api/v1/teams", {"name": "openapi-agent-team"}),
+            "issuer_id": made("/api/v1/issuers", {"name": "openapi-agent-local", "type": "Local"}),
+            "renewal_policy_id": made("/api/v1/renewal-policies", {"name": "openapi-agent-policy", "max_retries": 3})})
+        status, renewed = admin_call("POST", "/api/v1/certificates/{id}/renew", "/api/v1/certificates/%s/renew" % cert)
+        check(status == 202, "renew: %d %r" % (status, renewed))
+        job = renewed["job_id"]
+
+        def agent_step(method, path, want, body=None, **ids):
+            url = path.format(id=agent_id, **ids)
+            status, ctype, answer = as_agent(method, url, None if body is None else json.dumps(body))
+            documented(method, path, status, ctype, answer, "%s %s -> %d" % (method, url, status))
+            if status != want:
+                problems.append("%s %s: %d, expected %d: %s" % (method, url, status, want, answer))
+            return answer if isinstance(answer, dict) else {}
+
+        def job_in_work(want_status):
+            work = agent_step("GET", "/api/v1/agents/{id}/work", 200)
+            item = next((j for j in work.get("jobs", []) if j.get("id") == job), None)
+            if not item or item.get("status") != want_status or item.get("certificate_id") != cert or \
+                    [t.get("id") for t in item.get("targets", [])] != [tgt] or item.get("target_id") != tgt:
+                problems.append("the job in the agent's work, expected %s: %r" % (want_status, work))
+        job_in_work("AwaitingCSR")
+        _, web_csr = make_csr(agents_dir, "openapi-agent-web", subject="/CN=" + cn)
+        csr_body = {"job_id": job, "certificate_id": cert, "csr_pem": web_csr}
+        issued = agent_step("POST", "/api/v1/agents/{id}/csr", 202, csr_body)
+        agent_step("POST", "/api/v1/agents/{id}/csr", 409, csr_body)
+        job_in_work("Running")
+        picked = agent_step("GET", "/api/v1/agents/{id}/certificates/{cert_id}", 200, cert_id=cert)
+        if not issued.get("serial") or picked.get("serial") != issued.get("serial"):
+            problems.append("picked up %r, issued %r" % (picked.get("serial"), issued.get("serial")))
+        report = {"status": "Completed", "serial": issued.get("serial") or "0"}
+        agent_step("POST", "/api/v1/agents/{id}/jobs/{job_id}/status", 200, report, job_id=job)
+        agent_step("POST", "/api/v1/agents/{id}/jobs/{job_id}/status", 409, report, job_id=job)
+        status, got = admin_call("GET", "/api/v1/jobs/{id}", "/api/v1/jobs/" + job)
+        if (got or {}).get("status") != "Completed":
+            problems.append("the job after its report: %r" % got)
+
+        # the other agent's identity, revoked: 401 from the next request on
+        status, ids = admin_call("GET", "/api/v1/agents/{id}/identities", "/api/v1/agents/%s/identities" % other)
+        data = (ids or {}).get("data") or [{}]
+        if status != 200 or len(data) != 1 or not data[0].get("token_id") or data[0].get("revoked_at"):
+            problems.append("the other agent's identities: %d %r" % (status, ids))
+        revoke = "/api/v1/agents/{id}/identities/{identity_id}/revoke"
+        for want in (200, 409):
+            url = "/api/v1/agents/%s/identities/%s/revoke" % (other, data[0].get("id", MISSING_ID))
+            status, answer = admin_call("POST", revoke, url, {"reason": "openapi probe"})
             if status != want:
                 problems.append("POST %s: %d, expected %d: %s" % (url, status, want, answer))
-            problems += ["POST %s: %s" % (url, p) for p in answer_problems(ours, op, status, ctype, answer)]
+        other_ctx = ssl.create_default_context(cafile=os.path.join(cw.state, "tls", "api.crt"))
+        other_ctx.check_hostname = False
+        other_ctx.load_cert_chain(other_crt, other_key)
+        other_conn = http.client.HTTPSConnection("127.0.0.1", cw.api_port, context=other_ctx, timeout=30)
+        url = "/api/v1/agents/%s/heartbeat" % other
+        status, ctype, answer = request(other_conn, "POST", url, None, json.dumps({"version": "1.2.3"}))
+        other_conn.close()
+        documented("POST", "/api/v1/agents/{id}/heartbeat", status, ctype, answer, "POST %s -> %d" % (url, status))
+        if status != 401:
+            problems.append("a revoked identity's heartbeat: %d %r" % (status, answer))
+
+        # a heartbeat with the host's addresses, then one after the agent was retired
+        hb = {"version": "1.2.3", "ip_addresses": ["192.0.2.10", "2001:db8::1"]}
+        agent_step("POST", "/api/v1/agents/{id}/heartbeat", 200, hb)
+        status, rec = admin_call("GET", "/api/v1/agents/{id}", "/api/v1/agents/" + agent_id)
+        if (rec or {}).get("ip_addresses") != hb["ip_addresses"] or rec.get("ip_address") != "192.0.2.10":
+            problems.append("the agent after its heartbeat: %r" % rec)
+        status, answer = admin_call("DELETE", "/api/v1/agents/{id}",
+                                    "/api/v1/agents/%s?force=true&reason=openapi+probe" % agent_id)
+        if status != 200:
+            problems.append("retire: %d %r" % (status, answer))
+        url = "/api/v1/agents/%s/heartbeat" % agent_id
+        wait_for("410 for the retired agent's heartbeat",
+                 lambda: as_agent("POST", url, json.dumps({"version": "1.2.3"}))[0] == 410, timeout=10)
+        agent_step("POST", "/api/v1/agents/{id}/heartbeat", 410, {"version": "1.2.3"})
+        if id_conn[0]:
+            id_conn[0].close()
         conn.close()
-        check(not problems, "\n  ".join(["agent key:"] + problems))
+        check(not problems, "\n  ".join(["agent identity:"] + problems))
 
     run.case(document_is_sound)
     run.case(every_catalogue_field_documented)
     run.case(coverage_in_docs)
     run.case(routes_match_document)
 
-    root = make_root("certward-openapi-it-")
+    root = state["root"] = make_root("certward-openapi-it-")
     pg = None
     try:
         pg = state["pg"] = Postgres(root, free_port())
@@ -727,7 +893,7 @@ def main():
         wait_for("all running", cw.all_running, timeout=90)
         run.case(every_operation_reaches_its_handler)
         run.case(records_match_their_schemas)
-        run.case(agent_key_reaches_its_own_routes)
+        run.case(agent_identity_reaches_its_own_routes)
         run.stop_clean(cw)
     finally:
         teardown(state["cw"], pg, root)
