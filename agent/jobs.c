@@ -390,6 +390,20 @@ static enum step deploy(struct agent_ctx *ctx, struct journal *j)
 	struct strbuf out;
 	int rc;
 
+	if (!j->serial[0]) {
+		char path[PATH_MAX + 32];
+		size_t len = 0;
+		char *pem;
+		X509 *x;
+
+		journal_file(j, "cert.pem", path, sizeof path);
+		pem = read_file_max(path, 1u << 20, &len);
+		x = pem ? cert_from_pem(pem, len) : NULL;
+		if (!x || cert_serial_hex(x, j->serial, sizeof j->serial) != 0)
+			j->serial[0] = 0;
+		X509_free(x);
+		free(pem);
+	}
 	if (j->phase != PHASE_DEPLOYING && set_phase(j, PHASE_DEPLOYING) != 0)
 		return STEP_STUCK;
 	strbuf_init(&out, JOURNAL_ERROR_MAX);

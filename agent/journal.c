@@ -53,10 +53,11 @@ int journal_save(struct journal *j, char *why, size_t whylen)
 	    json_object_set_new(o, "phase", json_string(job_phase_name(j->phase))) != 0 ||
 	    json_object_set(o, "job", job) != 0)
 		goto oom;
+	if (j->serial[0] && json_object_set_new(o, "serial", json_string(j->serial)) != 0)
+		goto oom;
 	if (j->phase >= PHASE_DEPLOYED &&
 	    (json_object_set_new(o, "result", json_string(j->result_ok ? "Completed" : "Failed")) != 0 ||
-	     json_object_set_new(o, "error", json_string(j->result_error)) != 0 ||
-	     json_object_set_new(o, "serial", json_string(j->serial)) != 0))
+	     json_object_set_new(o, "error", json_string(j->result_error)) != 0))
 		goto oom;
 	text = json_dumps(o, JSON_COMPACT);
 	if (!text)
