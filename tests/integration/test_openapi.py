@@ -790,6 +790,12 @@ def main():
             elif not alone and status in (401, 403):
                 problems.append("the agent's key refused: " + what)
 
+        # where an agent key is taken, the identity is too
+        status, ctype, answer = as_agent("GET", "/api/v1/auth/check")
+        documented("GET", "/api/v1/auth/check", status, ctype, answer, "GET /api/v1/auth/check -> %d" % status)
+        if status != 200 or (answer or {}).get("role") != "agent":
+            problems.append("the identity on GET /api/v1/auth/check: %d %r" % (status, answer))
+
         # a job of the agent, through to its outcome
         def made(path, body):
             status, rec = admin_call("POST", path, path, body)
