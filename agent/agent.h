@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "https_client.h"
 
 /* Exit statuses (sysexits.h values; docs/agent.md). */

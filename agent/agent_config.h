@@ -1,8 +1,8 @@
 /* agent.yml: the agent's configuration (docs/agent.md, "Configuration").
  * Strict: an unknown key, a wrong type or a value out of its bounds is an
  * error naming the file and line. */
-#ifndef CERTWARD_AGENT_CONFIG_H
-#define CERTWARD_AGENT_CONFIG_H
+#ifndef CERTWARD_AGENT_AGENT_CONFIG_H
+#define CERTWARD_AGENT_AGENT_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>

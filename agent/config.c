@@ -1,4 +1,4 @@
-#include "config.h"
+#include "agent_config.h"
 
 #include <ctype.h>
 #include <errno.h>

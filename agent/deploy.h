@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "journal.h"
 #include "util.h"
 

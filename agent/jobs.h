@@ -7,7 +7,7 @@
 
 #include "agent.h"
 #include "backoff.h"
-#include "config.h"
+#include "agent_config.h"
 #include "journal.h"
 
 struct agent_ctx {

@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "deploy.h"
 #include "fsutil.h"
 #include "journal.h"
