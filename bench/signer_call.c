@@ -16,6 +16,14 @@
  * all signed, 3 any refused, 1 the harness failed. The signer's log goes to
  * stderr.
  *
+ *   signer_call [-n COUNT] --agent-id ID SIGNER KEY_DIR CERT_DIR VALIDITY_S CSR.der...
+ *
+ * sends AGENT_ID_SIGN for agent ID instead (VALIDITY_S 0: the signer's
+ * agent_identity_lifetime), otherwise the same: CSR.der.crt and the
+ * "signed" line (with the SHA-256 the signer reports as a fifth field), then
+ * the certificate in PEM; the agent identity CA the signer answers with goes
+ * to CSR.der.ca.crt.
+ *
  *   signer_call --crl ENTRIES SIGNER KEY_DIR CERT_DIR ISSUER_ID OUT.der
  *
  * plays the scheduler instead: one CRL_SIGN of the issuing CA's CRL number 1
@@ -27,6 +35,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,30 +213,93 @@ static int crl_call(int fd, unsigned long entries, const char *issuer, const cha
 	return rc;
 }
 
-/* CERT_SIGN of each CSR (argv[7..]), count times each, as the api; 0 all
- * signed, 3 any refused, 1 failed */
-static int cert_calls(int fd, int argc, char **argv, long count, const uint8_t *profile, size_t profile_len)
+/* What the api sends with each CSR: AGENT_ID_SIGN when agent_id is set,
+ * else CERT_SIGN. */
+struct api_call {
+	const char *agent_id;
+	const char *issuer_id;
+	uint64_t validity_seconds;
+	const uint8_t *profile;
+	size_t profile_len;
+};
+
+static void api_request(const struct api_call *c, const uint8_t *csr, size_t csr_len, struct ipc_msg *q)
+{
+	*q = (struct ipc_msg){.type = c->agent_id ? IPC_T_AGENT_ID_SIGN : IPC_T_CERT_SIGN};
+	if (c->agent_id) {
+		q->u.agent_id_sign.csr.ptr = csr;
+		q->u.agent_id_sign.csr.len = (uint32_t)csr_len;
+		q->u.agent_id_sign.agent_id = c->agent_id;
+		q->u.agent_id_sign.validity_seconds = c->validity_seconds;
+		return;
+	}
+	q->u.cert_sign.csr.ptr = csr;
+	q->u.cert_sign.csr.len = (uint32_t)csr_len;
+	q->u.cert_sign.profile.ptr = c->profile;
+	q->u.cert_sign.profile.len = (uint32_t)c->profile_len;
+	q->u.cert_sign.issuer_id = c->issuer_id;
+	q->u.cert_sign.validity_seconds = c->validity_seconds;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	int ok = f && fwrite(data, 1, len, f) == len;
+
+	if (f && fclose(f) != 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+/* A signed answer for csr_path: CSR.der.crt, the "signed" line and, for an
+ * agent identity, its PEM and CSR.der.ca.crt. 0, or -1. */
+static int report_signed(const struct ipc_msg *r, const char *csr_path)
+{
+	const struct ipc_bytes *der = r->type == IPC_T_AGENT_ID_SIGNED ? &r->u.agent_id_signed.der : &r->u.cert_signed.der;
+	char out[1200];
+	int rc;
+
+	snprintf(out, sizeof out, "%s.crt", csr_path);
+	rc = write_file(out, der->ptr, der->len);
+	if (r->type == IPC_T_CERT_SIGNED) {
+		printf("signed %s %llu %llu\n", r->u.cert_signed.serial, (unsigned long long)r->u.cert_signed.not_before,
+		       (unsigned long long)r->u.cert_signed.not_after);
+	} else {
+		const uint8_t *p = der->ptr;
+		X509 *x = d2i_X509(NULL, &p, (long)der->len);
+
+		printf("signed %s %llu %llu %s\n", r->u.agent_id_signed.serial,
+		       (unsigned long long)r->u.agent_id_signed.not_before,
+		       (unsigned long long)r->u.agent_id_signed.not_after, r->u.agent_id_signed.sha256);
+		if (!x || !PEM_write_X509(stdout, x))
+			rc = -1;
+		X509_free(x);
+		snprintf(out, sizeof out, "%s.ca.crt", csr_path);
+		if (write_file(out, r->u.agent_id_signed.ca_pem.ptr, r->u.agent_id_signed.ca_pem.len) != 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* One request per CSR, count times each, as the api; 0 all signed, 3 any
+ * refused, 1 failed */
+static int api_calls(int fd, char **csrs, int ncsrs, long count, const struct api_call *call)
 {
 	struct timespec t0, t1;
 	int rc = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 7; i < argc && rc != 1; i++) {
-		struct ipc_msg q = {.type = IPC_T_CERT_SIGN};
+	for (int i = 0; i < ncsrs && rc != 1; i++) {
+		struct ipc_msg q;
 		size_t csr_len;
-		uint8_t *csr = slurp(argv[i], &csr_len);
+		uint8_t *csr = slurp(csrs[i], &csr_len);
 
 		if (!csr) {
-			fprintf(stderr, "signer_call: cannot read %s\n", argv[i]);
+			fprintf(stderr, "signer_call: cannot read %s\n", csrs[i]);
 			rc = 1;
 			break;
 		}
-		q.u.cert_sign.csr.ptr = csr;
-		q.u.cert_sign.csr.len = (uint32_t)csr_len;
-		q.u.cert_sign.profile.ptr = profile;
-		q.u.cert_sign.profile.len = (uint32_t)profile_len;
-		q.u.cert_sign.issuer_id = argv[4];
-		q.u.cert_sign.validity_seconds = strtoull(argv[5], NULL, 10);
+		api_request(call, csr, csr_len, &q);
 		for (long k = 0; k < count; k++) {
 			q.id = (uint64_t)k + 10;
 			if (send_msg(fd, &q) != 0) {
@@ -244,22 +317,11 @@ static int cert_calls(int fd, int argc, char **argv, long count, const uint8_t *
 				rc = 1;
 				break;
 			}
-			if (r.type == IPC_T_CERT_SIGNED && k != count - 1) {
+			if ((r.type == IPC_T_CERT_SIGNED || r.type == IPC_T_AGENT_ID_SIGNED) && k != count - 1) {
 				/* a repetition: only the last one is written and reported */
-			} else if (r.type == IPC_T_CERT_SIGNED) {
-				char out[1200];
-				FILE *f;
-
-				snprintf(out, sizeof out, "%s.crt", argv[i]);
-				f = fopen(out, "wb");
-				if (!f || fwrite(r.u.cert_signed.der.ptr, 1, r.u.cert_signed.der.len, f) !=
-						  r.u.cert_signed.der.len)
+			} else if (r.type == IPC_T_CERT_SIGNED || r.type == IPC_T_AGENT_ID_SIGNED) {
+				if (report_signed(&r, csrs[i]) != 0)
 					rc = 1;
-				if (f)
-					fclose(f);
-				printf("signed %s %llu %llu\n", r.u.cert_signed.serial,
-				       (unsigned long long)r.u.cert_signed.not_before,
-				       (unsigned long long)r.u.cert_signed.not_after);
 			} else if (r.type == IPC_T_ERROR) {
 				printf("refused %u: %s\n", r.u.error.code, r.u.error.message);
 				rc = rc ? rc : 3;
@@ -273,7 +335,7 @@ static int cert_calls(int fd, int argc, char **argv, long count, const uint8_t *
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (count > 1)
-		printf("timed %ld %.6f\n", count * (argc - 7),
+		printf("timed %ld %.6f\n", count * ncsrs,
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	return rc;
 }
@@ -288,26 +350,43 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	long count = 1, crl_entries = -1;
+	struct api_call call = {0};
+	int first_csr;
 
-	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
-		count = strtol(argv[2], NULL, 10);
-		argv += 2;
-		argc -= 2;
-	} else if (argc > 2 && strcmp(argv[1], "--crl") == 0) {
-		crl_entries = strtol(argv[2], NULL, 10);
+	while (argc > 2 && argv[1][0] == '-') {
+		if (strcmp(argv[1], "-n") == 0)
+			count = strtol(argv[2], NULL, 10);
+		else if (strcmp(argv[1], "--crl") == 0)
+			crl_entries = strtol(argv[2], NULL, 10);
+		else if (strcmp(argv[1], "--agent-id") == 0)
+			call.agent_id = argv[2];
+		else
+			break;
 		argv += 2;
 		argc -= 2;
 	}
-	if ((crl_entries < 0 && (argc < 8 || count < 1)) || (crl_entries >= 0 && (argc != 6 || crl_entries > 0xffffffffL))) {
+	/* the CSRs follow SIGNER KEY_DIR CERT_DIR VALIDITY_S (--agent-id) or
+	 * SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json */
+	first_csr = call.agent_id ? 5 : 7;
+	if ((crl_entries < 0 && (argc <= first_csr || count < 1)) ||
+	    (crl_entries >= 0 && (argc != 6 || crl_entries > 0xffffffffL || call.agent_id || count != 1))) {
 		fprintf(stderr, "usage: signer_call [-n COUNT] SIGNER KEY_DIR CERT_DIR ISSUER_ID VALIDITY_S PROFILE.json "
 				"CSR.der...\n"
+				"       signer_call [-n COUNT] --agent-id ID SIGNER KEY_DIR CERT_DIR VALIDITY_S CSR.der...\n"
 				"       signer_call --crl ENTRIES SIGNER KEY_DIR CERT_DIR ISSUER_ID OUT.der\n");
 		return 1;
 	}
-	if (crl_entries < 0 && !(profile = slurp(argv[6], &profile_len))) {
-		perror("signer_call");
-		return 1;
+	if (crl_entries < 0 && !call.agent_id) {
+		if (!(profile = slurp(argv[6], &profile_len))) {
+			perror("signer_call");
+			return 1;
+		}
+		call.issuer_id = argv[4];
+		call.profile = profile;
+		call.profile_len = profile_len;
 	}
+	if (crl_entries < 0)
+		call.validity_seconds = strtoull(argv[call.agent_id ? 4 : 5], NULL, 10);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, api) != 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sched) != 0) {
 		perror("signer_call");
@@ -358,7 +437,7 @@ int main(int argc, char **argv)
 	if (crl_entries >= 0)
 		rc = crl_call(sched[0], (unsigned long)crl_entries, argv[4], argv[5]);
 	else
-		rc = cert_calls(api[0], argc, argv, count, profile, profile_len);
+		rc = api_calls(api[0], argv + first_csr, argc - first_csr, count, &call);
 	m = (struct ipc_msg){.type = IPC_T_SHUTDOWN, .id = 2};
 	send_msg(ctl[0], &m);
 	close(api[0]);

@@ -92,15 +92,15 @@ def self_signed_ca():
         with open(os.path.join(key_dir(cw), "ca", k)) as f:
             check("BEGIN PRIVATE KEY" in f.read(), "%s is not PKCS#8" % k)
     out = ledger_verify(os.path.join(key_dir(cw), "ledger"))
-    check(out.returncode == 0 and "2 signatures, chain intact" in out.stdout, "ledger: %r" % (out,))
-    # the ledger names the two certificates by serial
+    check(out.returncode == 0 and "3 signatures, chain intact" in out.stdout, "ledger: %r" % (out,))
+    # the ledger names the three certificates by serial (the third: the agent identity CA)
     serials = [openssl("x509", "-in", p, "-noout", "-serial").stdout.strip().split("=")[1].lower()
-               for p in (root_crt, issuing_crt)]
+               for p in (root_crt, issuing_crt, published(cw, "agent-ca.crt"))]
     with open(os.path.join(key_dir(cw), "ledger")) as f:
         lines = f.read().splitlines()
     check([l.split()[4].lstrip("0") for l in lines] == [s.lstrip("0") for s in serials],
           "ledger serials %r against %r" % ([l.split()[4] for l in lines], serials))
-    check(cw.metrics("signer").get("ledger_entries") == 2, "ledger_entries metric")
+    check(cw.metrics("signer").get("ledger_entries") == 3, "ledger_entries metric")
 
 
 def kept_across_restarts():
@@ -113,7 +113,37 @@ def kept_across_restarts():
     after = openssl("x509", "-in", published(cw, "ca-issuing.crt"), "-noout", "-fingerprint").stdout
     check(before == after, "the issuing CA changed on restart")
     out = ledger_verify(os.path.join(key_dir(cw), "ledger"))
-    check("2 signatures" in out.stdout, "ledger after restart: %r" % out.stdout)
+    check("3 signatures" in out.stdout, "ledger after restart: %r" % out.stdout)
+
+
+def agent_ca_published():
+    """The agent identity CA made at first start next to the issuing CA
+    (ledger line 3), published, handed to the api with its certificate
+    (TLS_CERT): the api names it, and only it, as the CA of the client
+    certificates it accepts; a restarted signer keeps it."""
+    path = published(cw, "agent-ca.crt")
+    wait_for("agent CA published", lambda: os.path.exists(path), timeout=30)
+    before = fingerprint(path)
+    check(before not in (fingerprint(published(cw, "ca-issuing.crt")), fingerprint(published(cw, "ca-root.crt"))),
+          "the agent CA is the issuing CA")
+    with open(os.path.join(key_dir(cw), "ledger")) as f:
+        third = f.read().splitlines()[2].split()
+    serial = openssl("x509", "-in", path, "-noout", "-serial").stdout.strip().split("=")[1].lower()
+    check(third[3] == "agent-ca" and third[4].lstrip("0") == serial.lstrip("0"), "ledger line 3: %r" % third)
+    out = wait_for("the api's handshake", lambda: (lambda o: o if "Verify return code: 0 (ok)" in o.stdout else None)(
+        subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % cw.api_port, "-servername", "localhost",
+                        "-CAfile", published(cw, "api.crt")], input="Q\n", capture_output=True, text=True,
+                       timeout=30)), timeout=30)
+    names = out.stdout.split("Acceptable client certificate CA names")[1].split("Requested Signature")[0] \
+        if "Acceptable client certificate CA names" in out.stdout else ""
+    check(names.strip() == "CN = certward Agent Identity CA", "client CA names: %r" % names)
+    check("agent_identities_signed_total" in cw.metrics("signer"), "agent identities not counted")
+    pid = cw.status()["signer"]["pid"]
+    cw.ctl("restart", "signer")
+    wait_for("signer back", lambda: cw.status()["signer"]["state"] == "running" and
+             cw.status()["signer"]["pid"] != pid, timeout=30)
+    check(fingerprint(path) == before, "the agent CA changed on restart")
+    check("3 signatures" in ledger_verify(os.path.join(key_dir(cw), "ledger")).stdout, "the restart signed something")
 
 
 def key_algorithms():
@@ -228,6 +258,25 @@ def subordinate():
         c.kill_everything()
 
 
+def agent_ca_in_subordinate_mode():
+    """In subordinate mode the agent identity CA is still the signer's
+    own: made in key_dir/agent-ca, self-signed, published; the issuing CA
+    is the outside one (subordinate's files)."""
+    d = os.path.join(root, "outside")
+    c = fresh("sub-agent", "signer:\n  ca_mode: subordinate\n  ca_cert_file: %s\n  ca_key_file: %s\n  ca_name: Sub\n"
+              % (os.path.join(d, "issuing-chain.pem"), os.path.join(d, "Example Issuing CA.key")))
+    c.start()
+    wait_for("agent CA published", lambda: os.path.exists(published(c, "agent-ca.crt")), timeout=60)
+    agent_ca = published(c, "agent-ca.crt")
+    t = text_of(agent_ca)
+    check("Subject: CN = Sub Agent Identity CA" in t and "Issuer: CN = Sub Agent Identity CA" in t, "agent CA:\n" + t)
+    check(openssl("verify", "-CAfile", agent_ca, agent_ca).returncode == 0, "the agent CA is not self-signed")
+    check(openssl("verify", "-CAfile", agent_ca, published(c, "ca-issuing.crt"), ok=False).returncode != 0,
+          "the outside issuing CA verifies against the agent CA")
+    check(os.path.exists(os.path.join(key_dir(c), "agent-ca", "ca.key")), "no agent CA key")
+    c.kill_everything()
+
+
 PROFILE = {"allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 256}, {"algorithm": "RSA", "min_size": 2048}],
            "max_ttl_seconds": 7776000, "allowed_ekus": ["serverAuth", "clientAuth"],
            "required_san_patterns": ["*.example.com", "example.com"], "allow_short_lived": False, "enabled": True}
@@ -332,7 +381,7 @@ def signer_refuses_directly():
     t = text_of(os.path.join(d, "brief.pem"))
     check("CRL Distribution" not in t and "OCSP" not in t, "a short-lived certificate points at revocation:\n" + t)
     out = ledger_verify(os.path.join(d, "keys", "ledger"))
-    check(out.returncode == 0 and "7 signatures" in out.stdout, "ledger: %r" % out.stdout)  # 2 CA + 4 + 1
+    check(out.returncode == 0 and "8 signatures" in out.stdout, "ledger: %r" % out.stdout)  # 3 CA + 4 + 1
 
 
 def crl_entries_bound():
@@ -411,6 +460,168 @@ def ledger_disk_full():
         check(ledger_verify(ledger).returncode == 0, "ledger after signing again")
     finally:
         subprocess.run(["umount", full], capture_output=True, timeout=30)
+
+
+def agent_id_call(d, agent_id, der, validity=0):
+    """The signer alone (bench/signer_call --agent-id), keys in d/keys:
+    the "signed ..." or "refused ..." line, and the PEM printed after it."""
+    out = subprocess.run([os.path.join(BUILD, "bench", "signer_call"), "--agent-id", agent_id,
+                          os.path.join(BUILD, "certward-signer"), os.path.join(d, "keys"), os.path.join(d, "certs"),
+                          str(validity), der], capture_output=True, text=True, timeout=120)
+    check(out.returncode in (0, 3), "signer_call --agent-id failed (%d): %s%s"
+          % (out.returncode, out.stdout, out.stderr[-2000:]))
+    lines = out.stdout.splitlines()
+    return lines[0], "".join(l + "\n" for l in lines[1:])
+
+
+def fingerprint(path):
+    return openssl("x509", "-in", path, "-noout", "-fingerprint", "-sha256").stdout.strip()
+
+
+def agent_identities_directly():
+    """AGENT_ID_SIGN sent to the signer past the api: an identity for a
+    P-256 CSR asking for more (CN=evil, O=x, a SAN) gets CN=<agent id>
+    alone, clientAuth alone, no SAN, under the agent identity CA, which is
+    not the issuing CA (neither verifies the other's certificates); its
+    ledger line is written; each broken rule is refused by name with
+    nothing signed; a restarted signer keeps the same agent CA."""
+    import hashlib
+    d = os.path.join(root, "agent")
+    os.makedirs(os.path.join(d, "keys"), mode=0o700)
+    os.makedirs(os.path.join(d, "certs"))
+    agent_ca, ledger = os.path.join(d, "certs", "agent-ca.crt"), os.path.join(d, "keys", "ledger")
+    evil = csr(d, "evil", subj="/CN=evil/O=x", sans="DNS:evil.example.com,DNS:www.example.org")
+    line, pem = agent_id_call(d, "agent-01.host_a", evil)
+    check(line.startswith("signed ") and "BEGIN CERTIFICATE" in pem, "signed: %r" % line)
+    _, serial, nb, na, digest = line.split()
+    ident = os.path.join(d, "evil.pem")
+    with open(ident, "w") as f:
+        f.write(pem)
+    with open(evil + ".crt", "rb") as f:
+        der = f.read()
+    check(openssl("x509", "-inform", "DER", "-in", evil + ".crt").stdout == pem, "the PEM printed is not the DER")
+    check(digest == hashlib.sha256(der).hexdigest(), "sha256 %s is not the DER's" % digest)
+    out = openssl("verify", "-CAfile", agent_ca, "-purpose", "sslclient", ident)
+    check(out.stdout.strip().endswith(": OK"), "verify: %r" % out.stdout)
+    check(openssl("verify", "-CAfile", agent_ca, "-purpose", "sslserver", ident, ok=False).returncode != 0,
+          "an agent identity verifies as a TLS server certificate")
+    subject = openssl("x509", "-in", ident, "-noout", "-subject", "-nameopt", "RFC2253").stdout.strip()
+    check(subject == "subject=CN=agent-01.host_a", "subject: %r" % subject)
+    t = text_of(ident)
+    eku = t.split("X509v3 Extended Key Usage:")[1].split("\n")[1].strip()
+    check(eku == "TLS Web Client Authentication", "EKU: %r" % eku)
+    check("Subject Alternative Name" not in t and "evil" not in t and "O = x" not in t, "CSR content copied:\n" + t)
+    for needle in ("Issuer: CN = certward Agent Identity CA", "X509v3 Basic Constraints: critical\n                CA:FALSE",
+                   "X509v3 Key Usage: critical\n                Digital Signature\n", "X509v3 Subject Key Identifier",
+                   "X509v3 Authority Key Identifier", "Version: 3"):
+        check(needle in t, "identity lacks %r:\n%s" % (needle, t))
+    check(serial == openssl("x509", "-in", ident, "-noout", "-serial").stdout.strip().split("=")[1].lower()
+          and len(serial) > 24, "serial %s" % serial)
+    check(int(na) - int(nb) == 30 * 86400 + 60, "validity %d s, not signer.agent_identity_lifetime (30d)"
+          % (int(na) - int(nb)))
+    with open(evil + ".ca.crt") as f, open(agent_ca) as g:
+        check(f.read() == g.read(), "ca_pem is not the published agent-ca.crt")
+    # the agent CA: self-signed, a CA for end entities only, of its own
+    t = text_of(agent_ca)
+    for needle in ("Subject: CN = certward Agent Identity CA", "Issuer: CN = certward Agent Identity CA",
+                   "X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:0",
+                   "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n",
+                   "X509v3 Subject Key Identifier", "prime256v1"):
+        check(needle in t, "agent CA lacks %r:\n%s" % (needle, t))
+    check(oct(os.stat(agent_ca).st_mode & 0o777) == "0o644", "agent-ca.crt is not world-readable")
+    check(os.stat(os.path.join(d, "keys", "agent-ca", "ca.key")).st_mode & 0o777 == 0o600, "ca.key mode")
+    # apart from the issuing CA, both ways
+    web = csr(d, "web", sans="DNS:web.example.com")
+    lines = signer_call(d, PROFILE, 0, web)
+    check(lines[0].startswith("signed "), "CERT_SIGN: %r" % lines)
+    server = os.path.join(d, "web.pem")
+    openssl("x509", "-inform", "DER", "-in", web + ".crt", "-out", server)
+    issuing, ca_root = os.path.join(d, "certs", "ca-issuing.crt"), os.path.join(d, "certs", "ca-root.crt")
+    check(openssl("verify", "-CAfile", ca_root, "-untrusted", issuing, server).returncode == 0, "web does not verify")
+    check(openssl("verify", "-CAfile", agent_ca, server, ok=False).returncode != 0,
+          "a certificate of the issuing CA verifies against agent-ca.crt")
+    check(openssl("verify", "-CAfile", ca_root, "-untrusted", issuing, ident, ok=False).returncode != 0 and
+          openssl("verify", "-CAfile", issuing, "-partial_chain", ident, ok=False).returncode != 0,
+          "an agent identity verifies against the issuing CA")
+    check(fingerprint(agent_ca) not in (fingerprint(issuing), fingerprint(ca_root)), "the agent CA is the issuing CA")
+    # in the ledger, by serial and by the SHA-256 of the DER
+    with open(ledger) as f:
+        rows = [l.split() for l in f.read().splitlines()]
+    check([r[3] for r in rows] == ["root", "root", "agent-ca", "agent-ca", "iss-test"], "ledger issuers: %r" % rows)
+    check(rows[3][4] == serial and rows[3][5] == digest, "ledger line %r for %s" % (rows[3], serial))
+    out = ledger_verify(ledger)
+    check(out.returncode == 0 and "5 signatures, chain intact" in out.stdout, "ledger: %r" % (out,))
+
+    # each key kind allowed; a validity asked for, and one past the CA's own expiry
+    for name, key in (("p384", "ec384"), ("rsa", "rsa2048"), ("ed", "ed25519")):
+        line, pem = agent_id_call(d, "a-" + name, csr(d, name, key), validity=7200)
+        check(line.startswith("signed "), "%s: %r" % (name, line))
+        nb, na = (int(x) for x in line.split()[2:4])
+        check(na - nb == 7260, "%s: validity %d s, asked 7200" % (name, na - nb))
+    rsa_text = openssl("x509", "-inform", "DER", "-in", os.path.join(d, "rsa.der.crt"), "-noout", "-text").stdout
+    check("Digital Signature, Key Encipherment" in rsa_text, "RSA identities get keyEncipherment:\n" + rsa_text)
+    line, _ = agent_id_call(d, "a" * 128, csr(d, "long-lived"), validity=10 ** 15)
+    ca_end = openssl("x509", "-in", agent_ca, "-noout", "-enddate").stdout.strip()
+    mine = openssl("x509", "-inform", "DER", "-in", os.path.join(d, "long-lived.der.crt"), "-noout",
+                   "-enddate").stdout.strip()
+    check(line.startswith("signed ") and mine == ca_end, "past the CA's expiry: %r, %s against %s" % (line, mine, ca_end))
+    # 128 characters, over RFC 5280's 64 for a CN: kept whole, and openssl takes it
+    longest = os.path.join(d, "long-lived.pem")
+    openssl("x509", "-inform", "DER", "-in", os.path.join(d, "long-lived.der.crt"), "-out", longest)
+    check(openssl("x509", "-in", longest, "-noout", "-subject", "-nameopt", "RFC2253").stdout.strip() ==
+          "subject=CN=" + "a" * 128, "the 128-character id")
+    check(openssl("verify", "-CAfile", agent_ca, "-purpose", "sslclient", longest).returncode == 0, "verify the long id")
+
+    # refusals, each naming its rule; nothing signed or written to the ledger
+    with open(ledger) as f:
+        before = f.read()
+    forged = os.path.join(d, "forged.der")
+    good = csr(d, "good")
+    with open(good, "rb") as f:
+        b = bytearray(f.read())
+    b[-5] ^= 0x55  # inside the signature
+    with open(forged, "wb") as f:
+        f.write(b)
+    trailing = os.path.join(d, "trailing.der")
+    with open(good, "rb") as f, open(trailing, "wb") as g:
+        g.write(f.read() + b"\0")
+    names = ",".join("DNS:host-%04d.agents.example.com" % i for i in range(400))
+    big = os.path.join(d, "big.der")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            os.path.join(d, "big.key"), "-subj", "/CN=big", "-addext", "subjectAltName=" + names,
+            "-outform", "DER", "-out", big)
+    check(8192 < os.path.getsize(big) <= 16384, "the big CSR is %d bytes" % os.path.getsize(big))
+    p521 = os.path.join(d, "p521.der")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521", "-nodes", "-keyout",
+            os.path.join(d, "p521.key"), "-subj", "/CN=p521", "-outform", "DER", "-out", p521)
+    cases = [
+        (forged, "agent-1", "csr: its signature does not verify with its own key"),
+        (trailing, "agent-1", "csr: not one DER certificate signing request"),
+        (csr(d, "weak", "rsa1024"), "agent-1", "key: RSA 1024 is not allowed (ECDSA P-256 or P-384, RSA of 2048 to 8192 bits, or Ed25519)"),
+        (p521, "agent-1", "key: ECDSA on curve secp521r1 is not allowed"),
+        (big, "agent-1", "csr: %d bytes is over the bound of 8192 bytes" % os.path.getsize(big)),
+        (good, "agents/1", "agent_id: 1 to 128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"),
+        (good, ".agent", "agent_id: 1 to 128"),
+        (good, "", "agent_id: 1 to 128"),
+    ]
+    for der, agent_id, needle in cases:
+        line, pem = agent_id_call(d, agent_id, der)
+        check(line.startswith("refused 22: ") and needle in line and not pem,
+              "%s (%r): expected a refusal naming %r, got %r" % (os.path.basename(der), agent_id, needle, line))
+        check(not os.path.exists(der + ".crt"), "%s: a certificate was written" % der)
+    with open(ledger) as f:
+        check(f.read() == before, "the ledger changed for refused identities")
+
+    # a restart (each signer_call is a new signer) keeps the agent CA: same
+    # certificate, no new CA line in the ledger
+    fp, made = fingerprint(agent_ca), os.stat(os.path.join(d, "keys", "agent-ca", "ca.crt")).st_mtime
+    line, _ = agent_id_call(d, "agent-2", good)
+    check(line.startswith("signed ") and fingerprint(agent_ca) == fp and
+          os.stat(os.path.join(d, "keys", "agent-ca", "ca.crt")).st_mtime == made, "the agent CA changed on restart")
+    with open(ledger) as f:
+        rows = [l.split() for l in f.read().splitlines()]
+    check([r[3] for r in rows].count("agent-ca") == 7, "agent-ca lines: %r" % rows)  # the CA and 6 identities
+    check(ledger_verify(ledger).returncode == 0, "ledger")
 
 
 def count(table, where="true"):
@@ -1238,12 +1449,15 @@ try:
     api = Api(cw)
     case(self_signed_ca)
     case(kept_across_restarts)
+    case(agent_ca_published)
     case(key_algorithms)
     case(passphrase)
     case(subordinate)
+    case(agent_ca_in_subordinate_mode)
     case(signer_refuses_directly)
     case(crl_entries_bound)
     case(ledger_disk_full)
+    case(agent_identities_directly)
     case(issuance_through_the_api)
     case(renewal)
     case(batched_issuance)

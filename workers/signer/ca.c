@@ -75,9 +75,7 @@ void ca_free(struct ca *ca)
 	nloaded = 0;
 }
 
-/* The first line of the passphrase file, or NULL for none; *bad when it
- * was configured but cannot be had. Wiped and freed with wipe_free. */
-static char *read_passphrase(const struct cfg *section, int *bad)
+char *ca_passphrase(const struct cfg *section, int *bad)
 {
 	const char *path = cfg_str(section, "signer", "ca_key_passphrase_file");
 	size_t len;
@@ -104,7 +102,7 @@ static char *read_passphrase(const struct cfg *section, int *bad)
 	return p;
 }
 
-static void wipe_free(char *p)
+void ca_passphrase_free(char *p)
 {
 	if (p) {
 		OPENSSL_cleanse(p, strlen(p));
@@ -152,10 +150,10 @@ static X509 *load_cert(const char *path)
 }
 
 /* A CA certificate: subject "CN=<cn>", signed by issuer_key (self-signed
- * when issuer is NULL), valid for seconds from now, never past not_after
- * (when given); pathlen 0 for an issuing CA. */
+ * when issuer is NULL), valid for seconds from now, never past the issuer's
+ * notAfter; flags: CA_PATHLEN0, CA_DIGITAL_SIGNATURE. */
 static X509 *make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long seconds,
-			  int pathlen0)
+			  unsigned flags)
 {
 	X509 *cert = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -175,9 +173,10 @@ static X509 *make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY 
 			ok = X509_set1_notAfter(cert, X509_get0_notAfter(issuer));
 	}
 	ok = ok && pki_add_ext(cert, issuer ? issuer : cert, NID_basic_constraints,
-			       pathlen0 ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") &&
+			       flags & CA_PATHLEN0 ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") &&
 	     pki_add_ext(cert, issuer ? issuer : cert, NID_key_usage,
-			 pathlen0 ? "critical,keyCertSign,cRLSign,digitalSignature" : "critical,keyCertSign,cRLSign") &&
+			 flags & CA_DIGITAL_SIGNATURE ? "critical,keyCertSign,cRLSign,digitalSignature"
+						      : "critical,keyCertSign,cRLSign") &&
 	     pki_add_ext(cert, issuer ? issuer : cert, NID_subject_key_identifier, "hash") &&
 	     (!issuer || pki_add_ext(cert, issuer, NID_authority_key_identifier, "keyid:always")) &&
 	     X509_sign(cert, issuer_key, pki_sign_digest(issuer_key));
@@ -205,7 +204,7 @@ static int exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-/* key_dir/ca/<what>.key: loaded, or made of alg and saved (0600). */
+/* The key in path: loaded, or made of alg and saved (0600). */
 static EVP_PKEY *load_or_make_key(const char *path, int alg, const char *pass, const char *what, int *made)
 {
 	EVP_PKEY *k;
@@ -224,6 +223,49 @@ static EVP_PKEY *load_or_make_key(const char *path, int alg, const char *pass, c
 			 pass ? ", encrypted with the passphrase" : "", path);
 	}
 	return k;
+}
+
+int ca_self_signed(const char *what, const char *key_path, const char *cert_path, const char *cn, int alg,
+		   const char *pass, long seconds, unsigned flags, struct ledger *ledger, const char *ledger_name,
+		   EVP_PKEY **key_out, X509 **cert_out)
+{
+	char key_what[200];
+	EVP_PKEY *key;
+	X509 *cert;
+	int made;
+
+	*key_out = NULL;
+	*cert_out = NULL;
+	snprintf(key_what, sizeof key_what, "%s key", what);
+	if (!(key = load_or_make_key(key_path, alg, pass, key_what, &made)))
+		return -1;
+	/* the certificate is remade only with a new key (a crash between the
+	 * two leaves the key alone) */
+	if (!made && exists(cert_path)) {
+		if (!(cert = load_cert(cert_path))) {
+			log_error("cannot read the %s certificate %s", what, cert_path);
+			EVP_PKEY_free(key);
+			return -1;
+		}
+	} else {
+		if (!(cert = make_ca_cert(cn, key, NULL, key, seconds, flags)) ||
+		    record_and_write(ledger, ledger_name, cert, cert_path) != 0) {
+			X509_free(cert);
+			EVP_PKEY_free(key);
+			return -1;
+		}
+		log_info("made the %s certificate %s", what, cert_path);
+	}
+	if (X509_check_private_key(cert, key) != 1) {
+		ERR_clear_error();
+		log_error("%s does not match %s", cert_path, key_path);
+		X509_free(cert);
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	*key_out = key;
+	*cert_out = cert;
+	return 0;
 }
 
 static char *join_pem(X509 **certs, int n, size_t *len)
@@ -273,25 +315,12 @@ static int self_signed(struct ca *ca, const struct cfg *section, const char *key
 		log_error("signer.ca_key_algorithm: unknown algorithm");
 		return -1;
 	}
-	/* the root: its certificate is remade only with a new key (a crash
-	 * between the two leaves the key alone) */
+	/* the root: read or made only when the issuing CA must be made */
 	if (!exists(rc) || !exists(ic)) {
-		root_key = load_or_make_key(rk, alg, pass, "root CA key", &made);
-		if (!root_key)
+		snprintf(cn, sizeof cn, "%s Root CA", name);
+		if (ca_self_signed("root CA", rk, rc, cn, alg, pass, root_s, 0, ledger, "root", &root_key, &root) != 0)
 			goto out;
-		if (!made && exists(rc)) {
-			root = load_cert(rc);
-		} else {
-			snprintf(cn, sizeof cn, "%s Root CA", name);
-			root = make_ca_cert(cn, root_key, NULL, root_key, root_s, 0);
-			if (!root || record_and_write(ledger, "root", root, rc) != 0)
-				goto out;
-			log_info("made the root CA certificate %s", rc);
-		}
-	} else {
-		root = load_cert(rc);
-	}
-	if (!root) {
+	} else if (!(root = load_cert(rc))) {
 		log_error("cannot read the root CA certificate %s", rc);
 		goto out;
 	}
@@ -308,7 +337,7 @@ static int self_signed(struct ca *ca, const struct cfg *section, const char *key
 		if (!root_key && !(root_key = pki_key_load(rk, pass, "root CA key")))
 			goto out;
 		snprintf(cn, sizeof cn, "%s Issuing CA", name);
-		ca->cert = make_ca_cert(cn, ca->key, root, root_key, issuing_s, 1);
+		ca->cert = make_ca_cert(cn, ca->key, root, root_key, issuing_s, CA_PATHLEN0 | CA_DIGITAL_SIGNATURE);
 		if (!ca->cert || record_and_write(ledger, "root", ca->cert, ic) != 0)
 			goto out;
 		log_info("made the issuing CA certificate %s", ic);
@@ -439,7 +468,7 @@ static int subordinate(struct ca *ca, const struct cfg *section, const char *pas
 	return ca->cert ? 0 : -1;
 }
 
-static int publish(const char *cert_dir, const char *file, const char *pem, size_t len)
+int ca_publish(const char *cert_dir, const char *file, const char *pem, size_t len)
 {
 	char path[1200];
 
@@ -461,7 +490,7 @@ struct ca *ca_open(const struct cfg *section, const char *key_dir, const char *c
 	struct ca *ca = calloc(1, sizeof *ca);
 	X509 *chain[CHAIN_MAX] = {0};
 	int n = 0, bad, ok = 0;
-	char *pass = read_passphrase(section, &bad);
+	char *pass = ca_passphrase(section, &bad);
 	const char *mode = cfg_str(section, "signer", "ca_mode");
 	char fp[200];
 
@@ -490,16 +519,16 @@ struct ca *ca_open(const struct cfg *section, const char *key_dir, const char *c
 	{
 		size_t len;
 		char *issuing = pki_cert_pem(ca->cert, &len);
-		int rc = issuing ? publish(cert_dir, "ca-issuing.crt", issuing, len) : -1;
+		int rc = issuing ? ca_publish(cert_dir, "ca-issuing.crt", issuing, len) : -1;
 
 		free(issuing);
-		if (rc != 0 || publish(cert_dir, "ca-chain.crt", ca->chain_pem, ca->chain_len) != 0)
+		if (rc != 0 || ca_publish(cert_dir, "ca-chain.crt", ca->chain_pem, ca->chain_len) != 0)
 			goto out;
 	}
 	if (self_issued(chain[n - 1])) {
 		size_t len;
 		char *root = pki_cert_pem(chain[n - 1], &len);
-		int rc = root ? publish(cert_dir, "ca-root.crt", root, len) : -1;
+		int rc = root ? ca_publish(cert_dir, "ca-root.crt", root, len) : -1;
 
 		free(root);
 		if (rc != 0)
@@ -512,7 +541,7 @@ struct ca *ca_open(const struct cfg *section, const char *key_dir, const char *c
 	log_event(LOG_INFO, NULL, NULL, "issuing CA (%s) %s/ca-issuing.crt sha256=%s", mode, cert_dir, fp);
 	ok = 1;
 out:
-	wipe_free(pass);
+	ca_passphrase_free(pass);
 	for (int i = 0; i < n; i++)
 		X509_free(chain[i]);
 	if (!ok) {

@@ -39,6 +39,32 @@ struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *
  * it (der: the signed leaf); -1 with why naming the CA. */
 int ca_check_names(const struct ca *ca, const uint8_t *der, size_t len, char *why, size_t whylen);
 
+/* ---- shared with the other CAs the signer keeps (agent_ca.c) ---- */
+
+/* The first line of signer.ca_key_passphrase_file, or NULL when none is
+ * configured; *bad when one is configured but cannot be had (logged).
+ * Release it with ca_passphrase_free, which wipes it. */
+char *ca_passphrase(const struct cfg *section, int *bad);
+void ca_passphrase_free(char *pass);
+
+/* ca_self_signed's flags */
+#define CA_PATHLEN0 1u          /* basicConstraints pathlen:0: it signs no CA */
+#define CA_DIGITAL_SIGNATURE 2u /* keyUsage digitalSignature besides keyCertSign, cRLSign */
+
+/*
+ * A self-signed CA in key_path and cert_path: the key loaded, or made of
+ * alg (pki_alg) and saved 0600 (wrapped with pass when given); the
+ * certificate loaded, or, when it is missing or the key is new, made
+ * ("CN=<cn>", valid for seconds, flags) with its ledger line (issuer
+ * ledger_name) written before its file. The two must match. what names it
+ * in log lines ("root CA"). 0 with *key and *cert; -1 logged.
+ */
+int ca_self_signed(const char *what, const char *key_path, const char *cert_path, const char *cn, int alg,
+		   const char *pass, long seconds, unsigned flags, struct ledger *ledger, const char *ledger_name,
+		   EVP_PKEY **key, X509 **cert);
+/* pem written to <cert_dir>/<file>, world-readable, atomically. 0; -1 logged. */
+int ca_publish(const char *cert_dir, const char *file, const char *pem, size_t len);
+
 struct intermediate_request {
 	const char *id;               /* the new CA's id ([A-Za-z0-9._-]) */
 	const char *parent_id;        /* "": the root (self_signed) or the issuing CA (subordinate) */

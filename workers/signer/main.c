@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "agent_ca.h"
 #include "ca.h"
 #include "codec.h"
 #include "ledger.h"
@@ -28,8 +30,10 @@
 struct pending {
 	struct ipc_channel *ch; /* NULL once that peer is gone */
 	uint64_t id;
-	enum { P_CERT, P_CRL, P_OCSP } kind;
+	enum { P_CERT, P_CRL, P_OCSP, P_AGENT_ID } kind;
 	struct issue_result res; /* P_CERT */
+	struct agent_id_result agent; /* P_AGENT_ID */
+	char agent_id[129];           /* P_AGENT_ID: for its log line */
 	const char *chain;       /* P_CERT: the signing CA's chain */
 	size_t chain_len;
 	/* P_CERT with a key made here (KEYGEN_SIGN) */
@@ -48,13 +52,15 @@ struct signer {
 	struct tls_key *api_key;
 	struct ledger *ledger; /* every certificate, CRL and OCSP signature */
 	struct ca *ca;
+	struct agent_ca *agent_ca; /* signs agent identities, nothing else */
 	const char *key_dir;
 	struct responders *responders;
 	const char *base_url;
-	uint64_t default_validity_s;
+	uint64_t default_validity_s, agent_identity_lifetime_s;
 	uint64_t refused;
 	uint64_t issued, issue_refused, ledger_failures;
 	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused, intermediate_refused;
+	uint64_t agent_ids, agent_id_refused;
 	/* group commit: certificates signed in one turn of the event loop share
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
@@ -119,6 +125,10 @@ static int signer_init(struct worker *w, const struct cfg *section)
 			log_warn("%s: %s", path, why);
 	}
 	signer.ca = ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger);
+	/* in either CA mode: the agent identity CA is always the signer's own */
+	if (signer.ca &&
+	    !(signer.agent_ca = agent_ca_open(section, dir, cfg_str(section, "signer", "cert_dir"), signer.ledger)))
+		return -1;
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
 	signer.key_dir = dir;
 	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ledger)))
@@ -126,7 +136,36 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	signer.pending_tail = &signer.pending;
 	uv_check_init(worker_loop(w), &signer.committer);
 	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
+	signer.agent_identity_lifetime_s = cfg_duration_ms(section, "signer", "agent_identity_lifetime") / 1000;
 	return signer.ca ? 0 : -1;
+}
+
+/* An agent identity, its ledger line on disk: counted and logged (no key
+ * material), then answered. */
+static void agent_id_answer(struct pending *p, struct ipc_msg *req)
+{
+	struct ipc_msg r = {.type = IPC_T_AGENT_ID_SIGNED};
+	char kv[400], until[32];
+	time_t t = (time_t)p->agent.not_after;
+	struct tm tm;
+	size_t len;
+
+	signer.agent_ids++;
+	if (!gmtime_r(&t, &tm) || !strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(until, sizeof until, "%lld", (long long)p->agent.not_after);
+	snprintf(kv, sizeof kv, "agent_id=%s serial=%s not_after=%s", p->agent_id, p->agent.serial, until);
+	log_event(LOG_INFO, NULL, kv, "signed an agent identity");
+	if (!p->ch)
+		return;
+	r.u.agent_id_signed.der.ptr = p->agent.der;
+	r.u.agent_id_signed.der.len = (uint32_t)p->agent.der_len;
+	r.u.agent_id_signed.serial = p->agent.serial;
+	r.u.agent_id_signed.sha256 = p->agent.sha256;
+	r.u.agent_id_signed.not_before = (uint64_t)p->agent.not_before;
+	r.u.agent_id_signed.not_after = (uint64_t)p->agent.not_after;
+	r.u.agent_id_signed.ca_pem.ptr = (const uint8_t *)agent_ca_pem(signer.agent_ca, &len);
+	r.u.agent_id_signed.ca_pem.len = (uint32_t)len;
+	ipc_reply(p->ch, req, &r);
 }
 
 /* After the loop's I/O: one ledger commit for everything signed in this
@@ -180,6 +219,8 @@ static void commit_pending(uv_check_t *h)
 			}
 			if (p->ch)
 				ipc_reply(p->ch, &req, &r);
+		} else if (p->kind == P_AGENT_ID) {
+			agent_id_answer(p, &req);
 		} else if (p->kind == P_CRL) {
 			signer.crls++;
 			/* only now, with its ledger line on disk, does the CRL reach the memfd */
@@ -207,6 +248,7 @@ static void commit_pending(uv_check_t *h)
 				ipc_reply(p->ch, &req, &r);
 		}
 		OPENSSL_free(p->res.der);
+		OPENSSL_free(p->agent.der);
 		keygen_wipe(p->key_pem, p->key_pem_len);
 		OPENSSL_free(p->csr);
 		free(p->sealed);
@@ -294,6 +336,35 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	p->res = res;
 	pending_cert(p, from, m->id, ca);
+}
+
+/* AGENT_ID_SIGN (the api alone may send it, checked by the codec): an
+ * identity under the agent identity CA, answered after the commit like a
+ * certificate of CERT_SIGN */
+static void agent_id_sign(struct ipc_channel *from, struct ipc_msg *m)
+{
+	const struct ipc_agent_id_sign *q = &m->u.agent_id_sign;
+	struct pending *p = calloc(1, sizeof *p);
+	char why[300];
+	int rc;
+
+	if (!p) {
+		ipc_reply_error(from, m, ENOMEM, "out of memory");
+		return;
+	}
+	rc = agent_ca_sign(signer.agent_ca, signer.ledger, q->csr.ptr, q->csr.len, q->agent_id, q->validity_seconds,
+			   signer.agent_identity_lifetime_s, &p->agent, why, sizeof why);
+	if (rc != 0) {
+		free(p);
+		refuse(from, m, rc, "sign an agent identity", why, &signer.agent_id_refused);
+		return;
+	}
+	snprintf(p->agent_id, sizeof p->agent_id, "%s", q->agent_id);
+	p->ch = from;
+	p->id = m->id;
+	p->kind = P_AGENT_ID;
+	p->crl.memfd = -1;
+	pending_add(p);
 }
 
 /* KEYGEN_SIGN: a key made here, its CSR signed like any other */
@@ -464,6 +535,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		r.type = IPC_T_TLS_CERT;
 		r.u.tls_cert.chain_pem.ptr = (const uint8_t *)pem;
 		r.u.tls_cert.chain_pem.len = (uint32_t)len;
+		pem = agent_ca_pem(signer.agent_ca, &len);
+		r.u.tls_cert.agent_ca_pem.ptr = (const uint8_t *)pem;
+		r.u.tls_cert.agent_ca_pem.len = (uint32_t)len;
 		ipc_reply(from, m, &r);
 		return;
 	}
@@ -518,6 +592,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 	case IPC_T_KEYGEN_SIGN:
 		keygen_sign(from, m);
 		return;
+	case IPC_T_AGENT_ID_SIGN:
+		agent_id_sign(from, m);
+		return;
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
 	}
@@ -538,6 +615,8 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	strbuf_printf(out, "ocsp_responses_signed_total %llu\n", (unsigned long long)signer.ocsp_signed);
 	strbuf_printf(out, "ocsp_responses_refused_total %llu\n", (unsigned long long)signer.ocsp_refused);
 	strbuf_printf(out, "intermediates_refused_total %llu\n", (unsigned long long)signer.intermediate_refused);
+	strbuf_printf(out, "agent_identities_signed_total %llu\n", (unsigned long long)signer.agent_ids);
+	strbuf_printf(out, "agent_identities_refused_total %llu\n", (unsigned long long)signer.agent_id_refused);
 	if (signer.responders)
 		strbuf_printf(out, "ocsp_responder_rotations_total %llu\n",
 			      (unsigned long long)responders_rotations(signer.responders));
@@ -559,6 +638,8 @@ static void signer_stop(struct worker *w)
 	signer.api_key = NULL;
 	responders_free(signer.responders);
 	signer.responders = NULL;
+	agent_ca_free(signer.agent_ca);
+	signer.agent_ca = NULL;
 	ca_free(signer.ca);
 	signer.ca = NULL;
 	ledger_close(signer.ledger);
