@@ -313,6 +313,11 @@ EXPECTED = {
     ("GET", "/.well-known/pki/ocsp/{issuer_id}/{request*}"): None,
     ("POST", "/api/v1/issuers/{id}/intermediates"): ADMIN, ("GET", "/api/v1/issuers/{id}/intermediates"): ADMIN,
     ("GET", "/api/v1/intermediates/{id}"): ADMIN, ("POST", "/api/v1/intermediates/{id}/retire"): ADMIN,
+    ("POST", "/api/v1/agents/{id}/discoveries"): IDENTITY,
+    ("GET", "/api/v1/discovered-certificates"): READ, ("GET", "/api/v1/discovered-certificates/{id}"): READ,
+    ("POST", "/api/v1/discovered-certificates/{id}/claim"): MANAGE,
+    ("POST", "/api/v1/discovered-certificates/{id}/dismiss"): MANAGE,
+    ("GET", "/api/v1/discovery-scans"): READ, ("GET", "/api/v1/discovery-summary"): READ,
 }
 for res, writers in (("teams", ADMIN), ("owners", ADMIN), ("issuers", ADMIN), ("profiles", ADMIN),
                      ("renewal-policies", ADMIN), ("certificates", MANAGE), ("targets", MANAGE),

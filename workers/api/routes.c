@@ -10,6 +10,7 @@
 #include "actions.h"
 #include "audit.h"
 #include "agents.h"
+#include "discovery.h"
 #include "intermediates.h"
 #include "log.h"
 #include "revocation.h"
@@ -41,6 +42,7 @@ void routes_init(void)
 	revocation_routes_init();
 	intermediates_routes_init();
 	agents_routes_init();
+	discovery_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
