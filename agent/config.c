@@ -423,7 +423,7 @@ static int discovery_pair(struct walk *w, const char *key, yaml_node_t *kn, yaml
 		return get_list(w, vn, "discovery.directories", AGENT_MAX_DISCOVERY_DIRS, AGENT_MAX_STRING, 1,
 				&d->directories, &d->ndirectories);
 	if (strcmp(key, "interval") == 0)
-		return get_duration(w, vn, "discovery.interval", 60000, &d->interval_ms);
+		return get_duration(w, vn, "discovery.interval", 1000, &d->interval_ms);
 	if (strcmp(key, "max_files") == 0) {
 		if (get_count(w, vn, "discovery.max_files", 1, 1000000, &v, 0) != 0)
 			return -1;
@@ -681,7 +681,15 @@ int agent_path_allowed(const struct agent_config *c, const char *path, char *res
 		snprintf(why, whylen, "%.200s: path too long", path);
 		return 0;
 	}
-	snprintf(resolved, PATH_MAX, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
+	{
+		size_t rl = strlen(real), bl = strlen(base);
+
+		/* lengths checked above */
+		memcpy(resolved, real, rl);
+		if (strcmp(real, "/") != 0)
+			resolved[rl++] = '/';
+		memcpy(resolved + rl, base, bl + 1);
+	}
 	for (size_t i = 0; i < c->nallowed_paths; i++) {
 		char pre[PATH_MAX];
 		const char *p = realpath(c->allowed_paths[i], pre) ? pre : c->allowed_paths[i];

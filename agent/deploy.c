@@ -178,9 +178,13 @@ static char *concat(const char *a, const char *b, const char *c, size_t clen, si
 	return out;
 }
 
-static int add_file(struct deploy_file *f, size_t *n, const char *path, char *content, size_t len,
-		    mode_t mode, int has_key)
+/* Appends one file whose content is A + B (each ending in a newline) + C. */
+static int add_file(struct deploy_file *f, size_t *n, const char *path, const char *a, const char *b,
+		    const char *c, size_t clen, mode_t mode, int has_key)
 {
+	size_t len = 0;
+	char *content = concat(a, b, c, clen, &len);
+
 	if (!content)
 		return -1;
 	f[*n] = (struct deploy_file){.path = path, .content = content, .len = len,
@@ -192,21 +196,21 @@ static int add_file(struct deploy_file *f, size_t *n, const char *path, char *co
 int deploy_plan(const struct deploy_target *t, const char *leaf, const char *chain, const char *key,
 		size_t keylen, struct deploy_file files[DEPLOY_MAX_FILES])
 {
-	size_t n = 0, len = 0;
+	size_t n = 0;
 	int rc = 0;
 
 	if (t->type == TARGET_HAPROXY) {
-		rc |= add_file(files, &n, t->pem_path, concat(leaf, chain, key, keylen, &len), len, 0600, 1);
+		rc |= add_file(files, &n, t->pem_path, leaf, chain, key, keylen, 0600, 1);
 	} else if (t->type == TARGET_APACHE) {
-		rc |= add_file(files, &n, t->key_path, concat("", NULL, key, keylen, &len), len, 0600, 1);
-		rc |= add_file(files, &n, t->cert_path, concat(leaf, NULL, NULL, 0, &len), len, 0644, 0);
+		rc |= add_file(files, &n, t->key_path, "", NULL, key, keylen, 0600, 1);
+		rc |= add_file(files, &n, t->cert_path, leaf, NULL, NULL, 0, 0644, 0);
 		if (t->chain_path && chain && *chain)
-			rc |= add_file(files, &n, t->chain_path, concat(chain, NULL, NULL, 0, &len), len, 0644, 0);
+			rc |= add_file(files, &n, t->chain_path, chain, NULL, NULL, 0, 0644, 0);
 	} else {
-		rc |= add_file(files, &n, t->key_path, concat("", NULL, key, keylen, &len), len, 0600, 1);
-		rc |= add_file(files, &n, t->cert_path, concat(leaf, chain, NULL, 0, &len), len, 0644, 0);
+		rc |= add_file(files, &n, t->key_path, "", NULL, key, keylen, 0600, 1);
+		rc |= add_file(files, &n, t->cert_path, leaf, chain, NULL, 0, 0644, 0);
 		if (t->chain_path && chain && *chain)
-			rc |= add_file(files, &n, t->chain_path, concat(chain, NULL, NULL, 0, &len), len, 0644, 0);
+			rc |= add_file(files, &n, t->chain_path, chain, NULL, NULL, 0, 0644, 0);
 	}
 	if (rc != 0) {
 		deploy_files_free(files, n);

@@ -76,7 +76,7 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 int atomic_write(const char *path, const void *data, size_t len, mode_t new_mode,
 		 const struct file_meta *meta, char *why, size_t whylen)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX];
+	char dir[PATH_MAX], tmp[PATH_MAX + 128];
 	const char *base = strrchr(path, '/');
 	struct stat st;
 	mode_t mode = new_mode;

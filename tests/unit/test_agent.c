@@ -237,7 +237,7 @@ static void job_with_target(struct work_job *j, const char *json)
 Test(agent_targets, server_paths_under_allowed_paths_only, .init = make_tmpdir, .fini = remove_tmpdir)
 {
 	struct agent_config c;
-	char why[512], yml[1024], json[2048], inside[PATH_MAX + 16];
+	char why[512], yml[PATH_MAX + 64], json[4 * PATH_MAX], inside[PATH_MAX + 16];
 	struct work_job j;
 	struct deploy_target *t;
 	size_t n;
@@ -271,12 +271,12 @@ Test(agent_targets, server_paths_under_allowed_paths_only, .init = make_tmpdir, 
 		/* appended to the allowed directory unless they start with '/' or 'r' */
 		const char *bad[] = {"/etc/passwd", "/../evil.crt", "/./web.crt", "/link/web.crt",
 				     "relative.crt"};
-		char link[PATH_MAX + 16];
+		char link[PATH_MAX + 32];
 
 		snprintf(link, sizeof link, "%s/link", inside);
 		cr_assert_eq(symlink("/etc", link), 0);
 		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			char path[PATH_MAX];
+			char path[PATH_MAX + 64];
 
 			if (i == 0 || bad[i][0] == 'r')
 				snprintf(path, sizeof path, "%s", bad[i]);
