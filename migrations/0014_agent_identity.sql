@@ -50,6 +50,21 @@ CREATE INDEX agent_identities_agent ON agent_identities (agent_id, created_at);
 ALTER TABLE agents ADD COLUMN ip_addresses inet[] NOT NULL DEFAULT '{}'
 	CHECK (cardinality(ip_addresses) <= 32 AND array_position(ip_addresses, NULL) IS NULL);
 
+-- The group membership view (0004) lists the agents' columns as they were:
+-- made again so it has ip_addresses too.
+CREATE OR REPLACE VIEW agent_group_membership AS
+SELECT g.id AS agent_group_id, a.*
+  FROM agent_groups g
+  JOIN agents a ON a.retired_at IS NULL AND (
+	EXISTS (SELECT 1 FROM agent_group_members m
+		 WHERE m.agent_group_id = g.id AND m.agent_id = a.id)
+	OR (g.enabled
+	    AND num_nonnulls(g.match_os, g.match_architecture, g.match_ip_cidr, g.match_version) > 0
+	    AND (g.match_os IS NULL OR a.os = g.match_os)
+	    AND (g.match_architecture IS NULL OR a.architecture = g.match_architecture)
+	    AND (g.match_ip_cidr IS NULL OR a.ip_address <<= g.match_ip_cidr)
+	    AND (g.match_version IS NULL OR a.version = g.match_version)));
+
 -- What an agent reported for a job: the serial it deployed.
 ALTER TABLE jobs ADD COLUMN deployed_serial text CHECK (deployed_serial ~ '^[0-9a-f]{1,64}$');
 

@@ -55,6 +55,11 @@ int tls_conn_is_plain(const struct tls_conn *c)
 	return 0;
 }
 
+const char *tls_conn_client_cert(const struct tls_conn *c)
+{
+	return NULL;
+}
+
 /* ---- stand-ins for http.c and the worker ---- */
 
 static struct http1_limits limits;

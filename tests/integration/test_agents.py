@@ -182,7 +182,9 @@ def identity_renewal_and_reenrolment():
     check(count("audit_events", "action = 'agents.identity_renew' AND resource_id = '%s'" % agent_id) == 1,
           "renewal audited")
     # a new token enrols the agent again: its earlier identities stop working
-    _, crt3, key3, _ = enrol_agent(api, K["admin"], "web01", d)
+    again_dir = os.path.join(d, "again")
+    os.makedirs(again_dir, exist_ok=True)
+    _, crt3, key3, _ = enrol_agent(api, K["admin"], "web01", again_dir)
     again = Api(cw, identity=(crt3, key3))
     check(again.call("GET", "/api/v1/agents/%s/work" % agent_id)[0] == 200, "re-enrolled")
     for old in (Api(cw, identity=(crt, key)), Api(cw, identity=(crt2, key2))):

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -257,13 +258,27 @@ static void give_up(struct enrolment *e, int status, const char *title, const ch
 	enrolment_free(e);
 }
 
+/* Unix seconds (decimal text) as RFC 3339 UTC */
+static void rfc3339(const char *unix_text, char out[32])
+{
+	time_t t = (time_t)strtoll(unix_text, NULL, 10);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		out[0] = '\0';
+}
+
 static void answer_identity(struct enrolment *e)
 {
-	json_t *j = json_pack("{s:s, s:s?, s:s, s:s, s:s, s:I, s:I}", "agent_id", e->agent_id, "name",
-			      e->name[0] ? e->name : NULL, "certificate_pem", e->cert_pem, "ca_pem", e->ca_pem,
-			      "serial", e->serial, "not_before", (json_int_t)strtoll(e->not_before, NULL, 10),
-			      "not_after", (json_int_t)strtoll(e->not_after, NULL, 10));
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char nb[32], na[32], *text;
+	json_t *j;
+
+	rfc3339(e->not_before, nb);
+	rfc3339(e->not_after, na);
+	j = json_pack("{s:s, s:s?, s:s, s:s, s:s, s:s, s:s}", "agent_id", e->agent_id, "name",
+		      e->name[0] ? e->name : NULL, "certificate_pem", e->cert_pem, "ca_pem", e->ca_pem, "serial",
+		      e->serial, "not_before", nb, "not_after", na);
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	if (text)
 		route_respond(e->c, 201, "application/json", text, strlen(text));
@@ -610,8 +625,10 @@ struct csr_call {
 	struct route_call *c;
 	char job_id[129], certificate_id[129];
 	char *csr_pem;
-	char *failure; /* the problem to answer once the job is back to AwaitingCSR */
+	/* the problem to answer once the job is back to AwaitingCSR */
 	int failure_status;
+	char failure_title[48], failure_field[32];
+	char *failure;
 };
 
 static void csr_free(struct csr_call *k)
@@ -654,8 +671,7 @@ static void on_csr_failed(const struct store_outcome *o, void *arg)
 
 	snprintf(detail, sizeof detail, "%s (the job is %s)", k->failure ? k->failure : "the CSR was not signed",
 		 status ? status : "unchanged");
-	route_problem(k->c, k->failure_status, k->failure_status == 400 ? "Bad Request" : "Service Unavailable", detail,
-		      k->failure_status == 400 ? "csr_pem" : NULL);
+	route_problem(k->c, k->failure_status, k->failure_title, detail, k->failure_field[0] ? k->failure_field : NULL);
 	json_decref(j);
 	csr_free(k);
 }
@@ -666,8 +682,6 @@ static void on_csr_signed(void *arg, int status, const char *title, const char *
 	struct csr_call *k = arg;
 	const char *p[3] = {k->c->who.agent_id, k->job_id, NULL};
 
-	(void)title;
-	(void)field;
 	(void)body;
 	(void)len;
 	if (status == 201) {
@@ -675,8 +689,11 @@ static void on_csr_signed(void *arg, int status, const char *title, const char *
 		ask(k->c, "agents.certificate", p, 2, on_issued_pickup, k);
 		return;
 	}
-	/* the job goes back to AwaitingCSR (or Failed at its last attempt) */
-	k->failure_status = status >= 400 && status < 500 ? 400 : 503;
+	/* the job goes back to AwaitingCSR (or Failed at its last attempt);
+	 * the answer is the signing's own */
+	k->failure_status = status;
+	snprintf(k->failure_title, sizeof k->failure_title, "%s", title ? title : "Service Unavailable");
+	snprintf(k->failure_field, sizeof k->failure_field, "%s", field ? field : "");
 	k->failure = strdup(detail ? detail : "the CSR was not signed");
 	p[2] = k->failure ? k->failure : "the CSR was not signed";
 	if (store_call(k->c->w, "agents.csr_failed", p, 3, on_csr_failed, k) != 0)
@@ -729,6 +746,21 @@ static void csr(struct route_call *c)
 		route_problem(c, 404, "Not Found", "no such job of this agent for that certificate", "job_id");
 		json_decref(b);
 		return;
+	}
+	{
+		/* a CSR that cannot be read costs the job no attempt */
+		uint8_t *der;
+		size_t der_len;
+		const char *why;
+		int rc = issuance_csr_der(pem, &der, &der_len, &why);
+
+		free(der);
+		if (rc != 0) {
+			route_problem(c, rc == -1 ? 400 : 503, rc == -1 ? "Bad Request" : "Service Unavailable",
+				      rc == -1 ? why : "out of memory", rc == -1 ? "csr_pem" : NULL);
+			json_decref(b);
+			return;
+		}
 	}
 	if (!(k = calloc(1, sizeof *k)) || !(k->csr_pem = strdup(pem))) {
 		free(k);
