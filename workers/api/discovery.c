@@ -376,7 +376,7 @@ static void on_staged(const struct store_outcome *o, void *arg)
 static void next_call(struct report *r)
 {
 	const char *p[12];
-	char part[16];
+	char part[24];
 	int rc;
 
 	if (r->staged && r->next < r->nparts) {
