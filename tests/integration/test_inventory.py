@@ -524,6 +524,8 @@ def pagination_edges():
     for pattern in lists:
         path = pattern
         who = "viewer" if "viewer" in EXPECTED[("GET", pattern)] else "admin"
+        if pattern.startswith("/api/v1/agents/{id}/"):
+            path = path.replace("{id}", "agent-own")
         for k, v in parents.items():
             path = path.replace(k, v)
         for q, field in (("page=0", "page"), ("per_page=501", "per_page"), ("page=-1", "page"),

@@ -181,10 +181,11 @@ static void token_create(struct route_call *c)
 	json_decref(b);
 }
 
-static void token_list(struct route_call *c)
+/* A list of op with the request's paging: p[at] page, p[at+1] per_page. */
+static void paged_list(struct route_call *c, const char *op, const char **p, size_t at, size_t n)
 {
 	struct query q;
-	const char *why, *field, *p[3];
+	const char *why, *field;
 	char page[24], per_page[24];
 	long pg, pp;
 
@@ -194,10 +195,16 @@ static void token_list(struct route_call *c)
 	}
 	snprintf(page, sizeof page, "%ld", pg);
 	snprintf(per_page, sizeof per_page, "%ld", pp);
-	p[0] = page;
-	p[1] = per_page;
-	p[2] = NULL;
-	ask(c, "agent_tokens.list", p, 3, on_passthrough, c);
+	p[at] = page;
+	p[at + 1] = per_page;
+	ask(c, op, p, n, on_passthrough, c);
+}
+
+static void token_list(struct route_call *c)
+{
+	const char *p[3] = {NULL, NULL, NULL};
+
+	paged_list(c, "agent_tokens.list", p, 0, 3);
 }
 
 /* ---- enrolment and identity renewal ---- */
@@ -513,10 +520,10 @@ static void identity_renew(struct route_call *c)
 
 static void identities_list(struct route_call *c)
 {
-	const char *p[1] = {route_param(c, "id")};
+	const char *p[3] = {route_param(c, "id")};
 
 	if (id_param_ok(c, "id"))
-		ask(c, "agent_identities.list", p, 1, on_passthrough, c);
+		paged_list(c, "agent_identities.list", p, 1, 3);
 }
 
 static void on_identity_revoked(const struct store_outcome *o, void *arg)
