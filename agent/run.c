@@ -192,9 +192,8 @@ static void resume_local(struct agent_ctx *ctx, const struct work_list *listed)
 				enum job_phase before = j.phase;
 
 				if (!listed)
-					log_event(LOG_INFO, NULL, NULL, "job %s: resuming from %s (%s)", j.job.id,
-						  job_phase_name(before),
-						  resume_action_name(journal_resume_action(before, 1, 0)));
+					log_event(LOG_INFO, NULL, NULL, "job %s: resuming from %s", j.job.id,
+						  job_phase_name(before));
 				job_advance(ctx, &j, w);
 				journal_free(&j);
 			} else {
