@@ -519,7 +519,8 @@ def pagination_edges():
                "{rule_id}": psql(pg, "SELECT id FROM policy_rules LIMIT 1").strip(),
                "{id}": psql(pg, "SELECT id FROM issuers LIMIT 1").strip()}
     lists = [p for m, p in served_routes() if m == "GET" and p.startswith("/api/v1/") and not p.endswith("}")
-             and p not in ("/api/v1/auth/info", "/api/v1/auth/check", "/api/v1/version", "/api/v1/audit/chain")
+             and p not in ("/api/v1/auth/info", "/api/v1/auth/check", "/api/v1/version", "/api/v1/audit/chain",
+                           "/api/v1/discovery-summary")
              and EXPECTED[("GET", p)] != IDENTITY]  # an agent's work is not a paged list
     check(len(lists) >= 15, "list routes: %r" % lists)
     for pattern in lists:
@@ -540,6 +541,8 @@ def pagination_edges():
               "%s past the end: %r" % (path, past))
         code, dflt = call("GET", path, who)
         check(dflt["per_page"] == 50, "%s default per_page: %r" % (path, dflt))
+    code, e = call("GET", "/api/v1/discovery-summary?page=1", "viewer")
+    check(code == 400, "the summary with a parameter: %r" % ((code, e),))
 
 
 def pages_and_sorting():

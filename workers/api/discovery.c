@@ -595,6 +595,10 @@ static void triage(struct route_call *c)
 	size_t n = 0;
 	json_t *b, *v;
 
+	if (t == T_SUMMARY && c->req.query[0]) {
+		route_problem(c, 400, "Bad Request", "the summary takes no query parameters", NULL);
+		return;
+	}
 	if (t != T_SUMMARY) {
 		if (!valid_resource_id(p[0], 128)) {
 			route_problem(c, 404, "Not Found", NULL, NULL);
