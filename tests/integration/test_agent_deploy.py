@@ -7,7 +7,8 @@ validation, the old certificate is put back and still served, and the job
 is Failed with nginx's output; an agent killed between receiving the
 certificate and reporting finishes the job after a restart; discovery
 finds the certificates of a scanned directory (PEM, DER, a chain) and not
-a key; a retired agent exits 0 at its next heartbeat."""
+a key; the agent renews its identity before it expires; a retired agent
+exits 0 at its next heartbeat."""
 import os
 import shutil
 import signal
@@ -313,6 +314,24 @@ def discovery_finds_certificates_not_keys():
           "key material stored")
 
 
+def identity_renewed_before_expiry():
+    """The identity lives 60 s here (signer.agent_identity_lifetime): the
+    agent renews it over mTLS once a third is left, and goes on with the new
+    one; the old one stays valid until it expires, the one before is revoked."""
+    def identities():
+        return adm("GET", "/api/v1/agents/%s/identities" % S["agent_id"])[1]["data"]
+
+    wait_for("the agent renews its identity", lambda: len(identities()) >= 2, timeout=60)
+    ids = identities()
+    check(ids[0]["revoked_at"] is None and ids[0]["token_id"] is None, "renewed identity: %r" % ids[0])
+    renewed_at = time.time()
+    wait_for("a heartbeat with the new identity",
+             lambda: int(psql(pg, "SELECT count(*) FROM agents WHERE id = '%s' AND last_heartbeat_at > "
+                                  "to_timestamp(%f)" % (S["agent_id"], renewed_at + 1)).strip()) == 1, timeout=20)
+    check(int(psql(pg, "SELECT count(*) FROM audit_events WHERE action = 'agents.identity_renew' AND "
+                       "resource_id = '%s'" % S["agent_id"]).strip()) >= 1, "renewal audited")
+
+
 def retired_agent_exits_zero():
     proc = S["agent"]
     check(adm("DELETE", "/api/v1/agents/%s?force=true&reason=decommissioned" % S["agent_id"])[0] == 200, "retire")
@@ -330,7 +349,7 @@ root = make_root("certward-agent-deploy-")
 pg = cw = None
 try:
     pg = Postgres(root, free_port())
-    cw = Certward(root, pg.dsn)
+    cw = Certward(root, pg.dsn, extra="signer:\n  agent_identity_lifetime: 60s\n")
     cw.start()
     api = Api(cw)
     case(setup)
@@ -339,6 +358,7 @@ try:
     case(broken_configuration_rolls_back)
     case(killed_agent_finishes_after_restart)
     case(discovery_finds_certificates_not_keys)
+    case(identity_renewed_before_expiry)
     case(retired_agent_exits_zero)
     stop_agent()
     RUN.stop_clean(cw)
