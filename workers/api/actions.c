@@ -37,27 +37,10 @@ static const char *const op_names[] = {"certificates.renew", "certificates.revok
 				       "notifications.read", "agents.retire", "agents.heartbeat",
 				       "certificates.bulk_revoke"};
 
-static void respond_typed(struct route_call *c, int status, const char *type, json_t *j)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	if (text)
-		route_respond(c, status, type, text, strlen(text));
-	else
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
-	free(text);
-	json_decref(j);
-}
-
-static void respond_json(struct route_call *c, int status, json_t *j)
-{
-	respond_typed(c, status, "application/json", j);
-}
-
 /* the reference's StatusResponse */
 static void respond_status(struct route_call *c, int status, const char *what)
 {
-	respond_json(c, status, json_pack("{s:s}", "status", what));
+	route_respond_json(c, status, json_pack("{s:s}", "status", what));
 }
 
 /* A retire refused because of what still depends on the agent: the
@@ -67,7 +50,7 @@ static void respond_blocked(struct route_call *c, json_t *counts)
 	static const char detail[] = "the agent still has active targets, certificates or pending jobs: "
 				     "retire with force=true and a reason to cascade";
 
-	respond_typed(c, 409, "application/problem+json", json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:s}", "type", "about:blank", "title",
+	route_respond_json_typed(c, 409, "application/problem+json", json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:s}", "type", "about:blank", "title",
 				       "Conflict", "status", 409, "detail", detail, "error",
 				       "blocked_by_dependencies", "message", detail, "counts", counts,
 				       "request_id", c->req.reqid));
@@ -101,7 +84,7 @@ static void on_store(const struct store_outcome *o, void *arg)
 		const char *job = json_string_value(json_object_get(j, "job_id"));
 
 		if (strcmp(state, "done") == 0)
-			respond_json(c, 202, json_pack("{s:s, s:s?}", "status", "renewal triggered", "job_id", job));
+			route_respond_json(c, 202, json_pack("{s:s, s:s?}", "status", "renewal triggered", "job_id", job));
 		else if (strcmp(state, "busy") == 0)
 			route_problem(c, 409, "Conflict", "an issuance or renewal of this certificate is under way", NULL);
 		else
@@ -129,7 +112,7 @@ static void on_store(const struct store_outcome *o, void *arg)
 		else if (strcmp(state, "blocked") == 0)
 			respond_blocked(c, counts);
 		else
-			respond_json(c, 200, json_pack("{s:O?, s:b, s:b, s:O}", "retired_at",
+			route_respond_json(c, 200, json_pack("{s:O?, s:b, s:b, s:O}", "retired_at",
 						       json_object_get(j, "retired_at"), "already_retired", 0,
 						       "cascade", c->data != NULL, "counts", counts));
 	} else if (a == A_HEARTBEAT) {

@@ -454,12 +454,30 @@ static bool take_csr(struct enrolment *e, json_t *b)
 	return rc == 0;
 }
 
+/* An enrolment or renewal of c with the CSR of body b; NULL after answering. */
+static struct enrolment *enrolment_new(struct route_call *c, json_t *b)
+{
+	struct enrolment *e = calloc(1, sizeof *e);
+
+	if (!e) {
+		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
+		return NULL;
+	}
+	e->c = c;
+	if (!take_csr(e, b)) {
+		enrolment_free(e);
+		return NULL;
+	}
+	return e;
+}
+
 static void enroll(struct route_call *c)
 {
 	static const char *const allowed[] = {"token", "csr_pem"};
 	struct enrolment *e;
 	json_t *b;
 	const char *token;
+	bool parsed;
 
 	if (auth_address_limited(c->req.client)) {
 		route_problem(c, 429, "Too Many Requests", "too many failed authentications", NULL);
@@ -467,24 +485,20 @@ static void enroll(struct route_call *c)
 	}
 	if (!(b = action_body(c, allowed, 2)))
 		return;
-	if (!(e = calloc(1, sizeof *e))) {
-		json_decref(b);
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
-		return;
-	}
-	e->c = c;
 	token = member(c, b, "token", true, APIKEY_TEXT_LEN + 64);
-	if (BAD(token) || !take_csr(e, b)) {
+	if (BAD(token) || !(e = enrolment_new(c, b))) {
 		json_decref(b);
-		enrolment_free(e);
 		return;
 	}
-	if (!apikey_parse(token, strlen(token), &e->token)) {
-		json_decref(b);
+	parsed = apikey_parse(token, strlen(token), &e->token);
+	/* jansson's copy of the secret goes with the body, wiped first (the
+	 * request's own copy is wiped by the router) */
+	OPENSSL_cleanse((char *)token, strlen(token));
+	json_decref(b);
+	if (!parsed) {
 		refuse_token(e, "malformed");
 		return;
 	}
-	json_decref(b);
 	{
 		const char *p[1] = {e->token.prefix};
 
@@ -501,20 +515,12 @@ static void identity_renew(struct route_call *c)
 
 	if (!(b = action_body(c, allowed, 1)))
 		return;
-	if (!(e = calloc(1, sizeof *e))) {
-		json_decref(b);
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
+	e = enrolment_new(c, b);
+	json_decref(b);
+	if (!e)
 		return;
-	}
-	e->c = c;
 	e->renewal = true;
 	snprintf(e->agent_id, sizeof e->agent_id, "%s", c->who.agent_id);
-	if (!take_csr(e, b)) {
-		json_decref(b);
-		enrolment_free(e);
-		return;
-	}
-	json_decref(b);
 	sign_identity(e);
 }
 
@@ -590,18 +596,6 @@ static json_t *certificate_answer(json_t *v)
 			 end, "not_after", json_object_get(v, "not_after"));
 }
 
-static void respond_json(struct route_call *c, int status, json_t *j)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	if (text)
-		route_respond(c, status, "application/json", text, strlen(text));
-	else
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
-	free(text);
-	json_decref(j);
-}
-
 static void on_pickup(const struct store_outcome *o, void *arg)
 {
 	struct route_call *c = arg;
@@ -616,7 +610,7 @@ static void on_pickup(const struct store_outcome *o, void *arg)
 		return;
 	}
 	v = json_loadb((const char *)o->json, o->json_len, 0, NULL);
-	respond_json(c, 200, certificate_answer(v));
+	route_respond_json(c, 200, certificate_answer(v));
 	json_decref(v);
 }
 
@@ -664,7 +658,7 @@ static void on_issued_pickup(const struct store_outcome *o, void *arg)
 		json_object_set_new(a, "status", json_string("issued"));
 		json_object_set_new(a, "job_id", json_string(k->job_id));
 	}
-	respond_json(k->c, 202, a);
+	route_respond_json(k->c, 202, a);
 	json_decref(v);
 	csr_free(k);
 }

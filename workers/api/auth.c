@@ -432,6 +432,24 @@ static void check_cached(struct auth_req *r, const struct cached_key *e, struct 
 		accept_key(res, e->role, e->key_id, e->agent_id);
 }
 
+/* The looked-up row, or NULL after failing r: 503 when the store could not
+ * answer, 401 (unknown) when it found nothing. */
+static json_t *looked_up(struct auth_req *r, struct auth_result *res, const struct store_outcome *o,
+			 const char *unknown)
+{
+	json_t *row;
+
+	if (o->error) {
+		fail(r, res, 503, "store unavailable");
+		return NULL;
+	}
+	if (o->status == STORE_NO_ROW || !(row = json_loadb((const char *)o->json, o->json_len, 0, NULL))) {
+		fail(r, res, 401, unknown);
+		return NULL;
+	}
+	return row;
+}
+
 static void on_key(const struct store_outcome *o, void *arg)
 {
 	struct auth_req *r = arg;
@@ -442,14 +460,8 @@ static void on_key(const struct store_outcome *o, void *arg)
 	size_t salt_len;
 
 	snprintf(res.prefix, sizeof res.prefix, "%s", r->key.prefix);
-	if (o->error) {
-		fail(r, &res, 503, "store unavailable");
+	if (!(row = looked_up(r, &res, o, "unknown key")))
 		goto out;
-	}
-	if (o->status == STORE_NO_ROW || !(row = json_loadb((const char *)o->json, o->json_len, 0, NULL))) {
-		fail(r, &res, 401, "unknown key");
-		goto out;
-	}
 	salt_hex = json_string_value(json_object_get(row, "salt"));
 	role = json_string_value(json_object_get(row, "role"));
 	id = json_string_value(json_object_get(row, "id"));
@@ -576,14 +588,8 @@ static void on_identity(const struct store_outcome *o, void *arg)
 	json_t *row = NULL;
 	const char *id, *agent, *refused;
 
-	if (o->error) {
-		fail(r, &res, 503, "store unavailable");
+	if (!(row = looked_up(r, &res, o, "unknown identity")))
 		goto out;
-	}
-	if (o->status == STORE_NO_ROW || !(row = json_loadb((const char *)o->json, o->json_len, 0, NULL))) {
-		fail(r, &res, 401, "unknown identity");
-		goto out;
-	}
 	id = json_string_value(json_object_get(row, "id"));
 	agent = json_string_value(json_object_get(row, "agent_id"));
 	refused = json_string_value(json_object_get(row, "refused"));

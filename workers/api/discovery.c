@@ -537,18 +537,6 @@ enum triage { T_CLAIM, T_DISMISS, T_SUMMARY };
 static const char *const triage_ops[] = {"discovered_certificates.claim", "discovered_certificates.dismiss",
 					 "discovery.summary"};
 
-static void respond_json(struct route_call *c, int status, json_t *j)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	if (text)
-		route_respond(c, status, "application/json", text, strlen(text));
-	else
-		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
-	free(text);
-	json_decref(j);
-}
-
 static void on_triage(const struct store_outcome *o, void *arg)
 {
 	struct route_call *c = arg;
@@ -578,9 +566,9 @@ static void on_triage(const struct store_outcome *o, void *arg)
 	} else if (t == T_CLAIM) {
 		snprintf(message, sizeof message, "linked to managed certificate %s",
 			 json_string_value(json_object_get(j, "managed_certificate_id")) ?: "?");
-		respond_json(c, 200, json_pack("{s:s, s:s}", "status", "claimed", "message", message));
+		route_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "claimed", "message", message));
 	} else {
-		respond_json(c, 200, json_pack("{s:s, s:s}", "status", "dismissed", "message",
+		route_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "dismissed", "message",
 					       "left out of the triage queue"));
 	}
 	json_decref(j);

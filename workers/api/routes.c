@@ -288,6 +288,23 @@ static void respond_cb(void *arg, int status, const char *content_type, const st
 	route_respond_headers(arg, status, content_type, headers, n_headers, body, len);
 }
 
+void route_respond_json_typed(struct route_call *c, int status, const char *content_type, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if (text)
+		route_respond(c, status, content_type, text, strlen(text));
+	else
+		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
+	free(text);
+	json_decref(j);
+}
+
+void route_respond_json(struct route_call *c, int status, json_t *j)
+{
+	route_respond_json_typed(c, status, "application/json", j);
+}
+
 void route_problem(struct route_call *c, int status, const char *title, const char *detail,
 		   const char *field)
 {

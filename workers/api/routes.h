@@ -22,6 +22,7 @@
 #ifndef CERTWARD_API_ROUTES_H
 #define CERTWARD_API_ROUTES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -92,6 +93,10 @@ void route_respond(struct route_call *c, int status, const char *content_type, c
 /* The same with more response headers (at most API_HEADERS_MAX). */
 void route_respond_headers(struct route_call *c, int status, const char *content_type,
 			   const struct api_header *headers, size_t n_headers, const char *body, size_t len);
+/* j (taken over, may be NULL: 503 "out of memory") as the body, of
+ * content_type or application/json */
+void route_respond_json_typed(struct route_call *c, int status, const char *content_type, json_t *j);
+void route_respond_json(struct route_call *c, int status, json_t *j);
 /* problem+json (handlers.h respond_problem) with the request's id */
 void route_problem(struct route_call *c, int status, const char *title, const char *detail,
 		   const char *field);
