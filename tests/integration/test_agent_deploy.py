@@ -5,7 +5,8 @@ deployment targets. The agent makes the key, sends the CSR, deploys, and
 `openssl s_client` sees the new serial; a broken nginx configuration fails
 validation, the old certificate is put back and still served, and the job
 is Failed with nginx's output; an agent killed between receiving the
-certificate and reporting finishes the job after a restart; discovery
+certificate and reporting finishes the job after a restart; one that loses the server backs off and
+carries on once it is back; discovery
 finds the certificates of a scanned directory (PEM, DER, a chain) and not
 a key; the agent renews its identity before it expires; a retired agent
 exits 0 at its next heartbeat."""
@@ -290,6 +291,23 @@ def killed_agent_finishes_after_restart():
           serial != S["serial"], "after restart: %r serial %r\n%s" % (job, serial, agent_log()))
 
 
+def survives_a_server_outage():
+    """certwardd stopped under a running agent: its calls fail, it backs off
+    and retries without exiting, and once certwardd is back the next job is
+    deployed as before."""
+    proc = S["agent"]
+    before = agent_log().count("api unreachable")
+    check(cw.stop() == 0, "certwardd did not stop cleanly")
+    wait_for("the agent notices", lambda: agent_log().count("api unreachable") > before + 1, timeout=30)
+    check(proc.poll() is None, "the agent exited while the api was away:\n" + agent_log())
+    cw.start()
+    wait_for("all running again", lambda: cw.all_running() and api.call("GET", "/ready")[0] == 200, timeout=90)
+    job = renew_and_wait()
+    serial = norm(psql(pg, "SELECT deployed_serial FROM jobs WHERE id = '%s'" % job["id"]).strip())
+    check(job["status"] == "Completed" and served_serial(S["nginx_port"], "web.example.internal") == serial,
+          "after the outage: %r\n%s" % (job, agent_log()))
+
+
 def discovery_finds_certificates_not_keys():
     scan = os.path.join(S["dir"], "scan")
     self_signed(os.path.join(scan, "a.pem"), os.path.join(scan, "a.key"), "found-a.example.internal")
@@ -357,6 +375,7 @@ try:
     case(deploys_to_nginx_and_haproxy)
     case(broken_configuration_rolls_back)
     case(killed_agent_finishes_after_restart)
+    case(survives_a_server_outage)
     case(discovery_finds_certificates_not_keys)
     case(identity_renewed_before_expiry)
     case(retired_agent_exits_zero)

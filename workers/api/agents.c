@@ -706,7 +706,7 @@ static void on_csr_taken(const struct store_outcome *o, void *arg)
 	struct csr_call *k = arg;
 	json_t *j;
 	const char *state = state_of(o, &j);
-	char detail[300];
+	char detail[420];
 
 	if (!state) {
 		unavailable(k->c);
