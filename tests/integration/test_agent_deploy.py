@@ -208,8 +208,9 @@ def enrol():
     r = subprocess.run(cmd[:-2] + ["--state-dir", os.path.join(S["dir"], "other-state")], capture_output=True,
                        text=True, timeout=60)
     check(r.returncode != 0 and "not valid" in r.stderr, "a second enrolment: %r" % r)
-    check(int(psql(pg, "SELECT count(*) FROM audit_events WHERE action = 'agents.enroll' AND outcome = 'failure' "
-                       "AND details->>'reason' = 'used'").strip()) == 1, "refusal audited")
+    wait_for("the refusal audited",
+             lambda: int(psql(pg, "SELECT count(*) FROM audit_events WHERE action = 'agents.enroll' AND "
+                                  "outcome = 'failure' AND details->>'reason' = 'used'").strip()) == 1, timeout=10)
     # the server's side of the deployment: targets, a certificate on both
     team = adm("POST", "/api/v1/teams", {"name": "edge"})[1]["id"]
     owner = adm("POST", "/api/v1/owners", {"name": "edge", "email": "edge@example.com", "team_id": team})[1]["id"]

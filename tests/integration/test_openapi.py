@@ -733,7 +733,14 @@ def main():
             details.add((answer or {}).get("detail"))
         if len(details) != 1:
             problems.append("refused tokens answered differently: %r" % sorted(map(str, details)))
-        status, events = admin_call("GET", "/api/v1/audit", "/api/v1/audit?action=agents.enroll&outcome=failure")
+        # refusals are audited without holding up the answer: give the events a moment
+        def enrol_failures():
+            return admin_call("GET", "/api/v1/audit", "/api/v1/audit?action=agents.enroll&outcome=failure")
+        try:
+            wait_for("three refusals audited", lambda: (enrol_failures()[1] or {}).get("total", 0) >= 3, timeout=10)
+        except AssertionError:
+            pass  # reported below with what the trail holds
+        status, events = enrol_failures()
         if status != 200 or (events or {}).get("total", 0) < 3:
             problems.append("agents.enroll failures in the audit trail: %d %r" % (status, events))
 
