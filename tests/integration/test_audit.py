@@ -247,7 +247,7 @@ def roles():
     psql("INSERT INTO agents (id, name) VALUES ('agent-it', 'it')")
     agent = make_key("it-agent", "agent", "agent-it")
     for who, key, want in (("viewer", viewer, 200), ("operator", operator, 200), ("agent", agent, 403),
-                           ("no key", None, 401), ("a wrong key", ADMIN[:-2] + "00", 401)):
+                           ("no key", None, 401), ("a wrong key", ADMIN[:-1] + ("1" if ADMIN.endswith("0") else "0"), 401)):
         for path in ("/api/v1/audit", "/api/v1/audit/1"):
             code, body, ctype = curl(path, key)
             check(code == want, "%s on %s: %r" % (who, path, (code, body)))
