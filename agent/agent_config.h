@@ -79,10 +79,12 @@ struct agent_config {
 
 /* The defaults (no file). */
 int agent_config_defaults(struct agent_config *c);
-/* Parses TEXT (NAME for messages): 0, or -1 with "NAME:LINE: why" in WHY. */
+/* Parses TEXT (NAME for messages): 0, or -1 with "NAME:LINE: why" in WHY.
+ * Paths must be absolute. */
 int agent_config_parse(const char *text, size_t len, const char *name, struct agent_config *c,
 		       char *why, size_t whylen);
-/* Reads and parses PATH. */
+/* Reads and parses PATH; a relative path in it is taken relative to the
+ * directory PATH is in. */
 int agent_config_load(const char *path, struct agent_config *c, char *why, size_t whylen);
 void agent_config_free(struct agent_config *c);
 

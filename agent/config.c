@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,6 +136,7 @@ int parse_size(const char *s, uint64_t *out)
 struct walk {
 	yaml_document_t *doc;
 	const char *name;
+	const char *base; /* the file's directory (absolute), for relative paths; NULL: none allowed */
 	char *why;
 	size_t whylen;
 };
@@ -192,10 +194,30 @@ static int get_string(struct walk *w, const yaml_node_t *n, const char *key, siz
 
 static int get_path(struct walk *w, const yaml_node_t *n, const char *key, char **out)
 {
+	char *joined;
+	size_t len;
+
 	if (get_string(w, n, key, AGENT_MAX_STRING, out) != 0)
 		return -1;
-	if ((*out)[0] != '/')
+	if ((*out)[0] == '/')
+		return 0;
+	if (!w->base)
 		return fail(w, n, "%s: must be an absolute path", key);
+	/* relative to the file's directory, as a service reads it from anywhere */
+	len = strlen(w->base) + 1 + strlen(*out);
+	if (len > AGENT_MAX_STRING)
+		return fail(w, n, "%s: longer than %d bytes once made absolute", key, AGENT_MAX_STRING);
+	if (!(joined = malloc(len + 1)))
+		return fail(w, n, "out of memory");
+	{
+		size_t b = strlen(w->base);
+
+		memcpy(joined, w->base, b);
+		joined[b] = '/';
+		memcpy(joined + b + 1, *out, len - b); /* with its NUL */
+	}
+	free(*out);
+	*out = joined;
 	return 0;
 }
 
@@ -512,12 +534,12 @@ int agent_config_defaults(struct agent_config *c)
 	return 0;
 }
 
-int agent_config_parse(const char *text, size_t len, const char *name, struct agent_config *c,
-		       char *why, size_t whylen)
+static int parse(const char *text, size_t len, const char *name, const char *base, struct agent_config *c,
+		 char *why, size_t whylen)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
-	struct walk w = {.doc = &doc, .name = name, .why = why, .whylen = whylen};
+	struct walk w = {.doc = &doc, .name = name, .base = base, .why = why, .whylen = whylen};
 	yaml_node_t *root;
 	int rc = -1;
 
@@ -571,10 +593,17 @@ out_nodoc:
 	return rc;
 }
 
+int agent_config_parse(const char *text, size_t len, const char *name, struct agent_config *c,
+		       char *why, size_t whylen)
+{
+	return parse(text, len, name, NULL, c, why, whylen);
+}
+
 int agent_config_load(const char *path, struct agent_config *c, char *why, size_t whylen)
 {
 	size_t len = 0;
 	char *text = read_file_max(path, AGENT_CONFIG_MAX_BYTES, &len);
+	char *copy, *base;
 	int rc;
 
 	if (!text) {
@@ -583,7 +612,17 @@ int agent_config_load(const char *path, struct agent_config *c, char *why, size_
 		memset(c, 0, sizeof *c);
 		return -1;
 	}
-	rc = agent_config_parse(text, len, path, c, why, whylen);
+	/* the directory the file is in, absolute, for its relative paths */
+	base = (copy = strdup(path)) ? realpath(dirname(copy), NULL) : NULL;
+	free(copy);
+	if (!base) {
+		snprintf(why, whylen, "%s: cannot resolve its directory: %s", path, strerror(errno));
+		free(text);
+		memset(c, 0, sizeof *c);
+		return -1;
+	}
+	rc = parse(text, len, path, base, c, why, whylen);
+	free(base);
 	free(text);
 	return rc;
 }

@@ -83,7 +83,7 @@ int agent_enroll(int argc, char **argv)
 	struct agent_config cfg;
 	struct agent_state st;
 	struct agent_api api;
-	char why[1024], token[AGENT_TOKEN_MAX + 1], keypath[PATH_MAX], certpath[PATH_MAX];
+	char why[1024], token[AGENT_TOKEN_MAX + 1], keypath[PATH_MAX], certpath[PATH_MAX], cwd[PATH_MAX], abs_state[3100];
 	char *csr = NULL, *body = NULL, hostname[256] = "";
 	size_t body_len = 0, body_cap = 0;
 	EVP_PKEY *key = NULL;
@@ -135,8 +135,19 @@ int agent_enroll(int argc, char **argv)
 		cacert = cfg.cacert;
 	if (!state_dir)
 		state_dir = cfg.state_dir;
-	if (state_dir[0] != '/' || strlen(state_dir) > 3000) {
-		fprintf(stderr, "certward-agent: --state-dir must be an absolute path\n");
+	if (state_dir[0] != '/') {
+		/* a relative --state-dir is the shell's: made absolute here, as
+		 * agent.json and the run command need it from anywhere */
+		if (!getcwd(cwd, sizeof cwd) ||
+		    snprintf(abs_state, sizeof abs_state, "%s/%s", cwd, state_dir) >= (int)sizeof abs_state) {
+			fprintf(stderr, "certward-agent: --state-dir: cannot make it absolute\n");
+			rc = AGENT_EXIT_USAGE;
+			goto out;
+		}
+		state_dir = abs_state;
+	}
+	if (strlen(state_dir) > 3000) {
+		fprintf(stderr, "certward-agent: --state-dir is longer than 3000 bytes\n");
 		rc = AGENT_EXIT_USAGE;
 		goto out;
 	}

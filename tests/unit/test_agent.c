@@ -222,6 +222,25 @@ Test(agent_config, file_size_bound)
 	free(big);
 }
 
+Test(agent_config, relative_paths_are_the_files_directorys, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+	char path[PATH_MAX + 16], want[PATH_MAX + 64], real[PATH_MAX], why[512];
+	struct agent_config c;
+
+	cr_assert_not_null(realpath(tmpdir, real));
+	snprintf(path, sizeof path, "%s/agent.yml", tmpdir);
+	put(path, "state_dir: state\ncacert: ../server.pem\n", 0600);
+	cr_assert_eq(agent_config_load(path, &c, why, sizeof why), 0, "%s", why);
+	snprintf(want, sizeof want, "%s/state", real);
+	cr_expect_str_eq(c.state_dir, want);
+	snprintf(want, sizeof want, "%s/../server.pem", real);
+	cr_expect_str_eq(c.cacert, want);
+	agent_config_free(&c);
+	/* parsed without a file, a relative path has nothing to be relative to */
+	cr_expect_neq(agent_config_parse("state_dir: state\n", 17, "agent.yml", &c, why, sizeof why), 0);
+	cr_expect(strstr(why, "absolute"), "%s", why);
+}
+
 /* ---- server targets: allowed_paths, commands ---- */
 
 static void job_with_target(struct work_job *j, const char *json)
