@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config.h"
 #include "fsutil.h"
 
 /* ---- target types -------------------------------------------------------- */
@@ -76,59 +77,26 @@ const char *const *target_default_reload(enum target_type t)
 
 /* ---- values -------------------------------------------------------------- */
 
+/* the parsers of certwardd's configuration, with the agent's own ceilings */
 int parse_duration_ms(const char *s, uint64_t *ms)
 {
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-	uint64_t n = 0;
-	size_t digits = 0;
+	int64_t v;
 
-	while (s[digits] >= '0' && s[digits] <= '9') {
-		if (digits >= 9)
-			return -1;
-		n = n * 10 + (uint64_t)(s[digits] - '0');
-		digits++;
-	}
-	if (digits == 0)
+	/* a year is more than anything here needs */
+	if (cfg_parse_duration(s, &v) != 0 || v < 0 || v > 366ll * 86400000ll)
 		return -1;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (strcmp(s + digits, units[i].unit) == 0) {
-			*ms = n * units[i].ms;
-			/* a year is more than anything here needs */
-			return *ms <= 366ull * 86400000ull ? 0 : -1;
-		}
-	return -1;
+	*ms = (uint64_t)v;
+	return 0;
 }
 
 int parse_size(const char *s, uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} units[] = {{"", 1}, {"B", 1}, {"K", 1024}, {"KB", 1024}, {"KiB", 1024},
-		     {"M", 1048576}, {"MB", 1048576}, {"MiB", 1048576},
-		     {"G", 1073741824}, {"GB", 1073741824}, {"GiB", 1073741824}};
-	uint64_t n = 0;
-	size_t digits = 0;
+	int64_t v;
 
-	while (s[digits] >= '0' && s[digits] <= '9') {
-		if (digits >= 12)
-			return -1;
-		n = n * 10 + (uint64_t)(s[digits] - '0');
-		digits++;
-	}
-	if (digits == 0)
+	if (cfg_parse_size(s, &v) != 0 || v < 0 || v > (1ll << 40))
 		return -1;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (strcmp(s + digits, units[i].unit) == 0) {
-			if (n > (1ull << 40) / units[i].mult)
-				return -1;
-			*out = n * units[i].mult;
-			return 0;
-		}
-	return -1;
+	*out = (uint64_t)v;
+	return 0;
 }
 
 /* ---- the YAML walk ------------------------------------------------------- */

@@ -203,10 +203,16 @@ int cfg_parse_duration(const char *s, int64_t *ms)
 
 static int parse_size(const char *s, size_t len, int64_t *out)
 {
-	static const char *const units[] = {"k", "m", "g", "kb", "mb", "gb"};
-	static const uint64_t scale[] = {1u << 10, 1u << 20, 1u << 30, 1u << 10, 1u << 20, 1u << 30};
+	static const char *const units[] = {"b", "k", "m", "g", "kb", "mb", "gb", "kib", "mib", "gib"};
+	static const uint64_t scale[] = {1,	  1u << 10, 1u << 20, 1u << 30, 1u << 10,
+					 1u << 20, 1u << 30, 1u << 10, 1u << 20, 1u << 30};
 
-	return parse_scaled(s, len, units, scale, 6, false, out);
+	return parse_scaled(s, len, units, scale, 10, false, out);
+}
+
+int cfg_parse_size(const char *s, int64_t *bytes)
+{
+	return parse_size(s, strlen(s), bytes);
 }
 
 static bool host_char(char c)
@@ -252,7 +258,7 @@ static const char *type_name(enum cfg_type t)
 	case CFG_INT: return "an integer";
 	case CFG_BOOL: return "a boolean (true/false)";
 	case CFG_DURATION: return "a duration with a unit (ms, s, m, h, d)";
-	case CFG_SIZE: return "a size (bytes, or with k, m, g)";
+	case CFG_SIZE: return "a size (bytes, or with k, m, g; kb/kib, mb/mib, gb/gib alike)";
 	case CFG_ADDRESS: return "an address host:port or [v6]:port";
 	case CFG_ENUM: return "one of the listed words";
 	}

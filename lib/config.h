@@ -84,6 +84,9 @@ uint64_t cfg_duration_ms(const struct cfg *cfg, const char *section, const char 
  * unit required) in milliseconds: 0, or -1 when it is not one. */
 int cfg_parse_duration(const char *s, int64_t *ms);
 uint64_t cfg_size(const struct cfg *cfg, const char *section, const char *key);
+/* A size ("512", "64k", "1MiB", "2g": powers of 1024, units in any case)
+ * in bytes: 0, or -1 when it is not one. */
+int cfg_parse_size(const char *s, int64_t *bytes);
 /* Whether the value came from the file or environment (not the default). */
 bool cfg_is_set(const struct cfg *cfg, const char *section, const char *key);
 
