@@ -59,17 +59,11 @@ int state_save(const char *state_dir, const struct agent_state *s, char *why, si
 	char path[PATH_MAX];
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "agent_id", s->agent_id, "name", s->name,
 			      "server", s->server, "identity_generation", s->generation);
-	char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	int rc;
 
-	json_decref(o);
-	if (!text) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
-	}
 	snprintf(path, sizeof path, "%s/agent.json", state_dir);
-	rc = atomic_write(path, text, strlen(text), 0600, NULL, why, whylen);
-	free(text);
+	rc = atomic_write_json(path, o, why, whylen);
+	json_decref(o);
 	return rc;
 }
 

@@ -263,17 +263,9 @@ static json_t *load_manifest(const char *job_dir)
 static int save_manifest(const char *job_dir, json_t *m, char *why, size_t whylen)
 {
 	char path[PATH_MAX + 32];
-	char *text = json_dumps(m, JSON_COMPACT);
-	int rc;
 
-	if (!text) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
-	}
 	snprintf(path, sizeof path, "%s/backups.json", job_dir);
-	rc = atomic_write(path, text, strlen(text), 0600, NULL, why, whylen);
-	free(text);
-	return rc;
+	return atomic_write_json(path, m, why, whylen);
 }
 
 int backup_files(const char *job_dir, int target_index, const struct deploy_file *f, size_t n,

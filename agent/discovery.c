@@ -23,22 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The report's bounds, as the api checks them (workers/api/discovery.c):
- * what would break one is left out here, with an error entry, rather than
- * sent to be refused. */
-#define DIRS_MAX 32
-#define DIR_MAX 1024
-#define PATH_REPORT_MAX 2048
-#define CN_MAX 1024
-#define SANS_MAX 1000
-#define SAN_MAX 1024
-#define DN_MAX 4096
-#define SERIAL_HEX_MAX 128
-#define PEM_MAX 32768
-#define CERT_JSON_MAX 49152 /* one certificate's JSON: it must fit one store call */
-#define ERRORS_MAX 1000
-#define ERROR_MAX 1024
-#define CERTS_MAX 5000
+#include "discovery_report.h" /* the report's bounds, shared with the api */
+#include "util.h"
 
 /* what a scan may be asked for */
 #define FILE_SIZE_LIMIT (64u << 20)
@@ -48,37 +34,12 @@
 
 /* ---- text ---- */
 
-/* The length of the UTF-8 sequence at s[0..len), or 0 when there is none
- * (overlong forms, surrogates and code points past U+10FFFF included). */
+/* The length of the UTF-8 sequence at s[0..len), or 0 when there is none */
 static size_t utf8_seq(const unsigned char *s, size_t len)
 {
-	unsigned c = s[0], cp;
-	size_t n;
+	uint32_t cp;
 
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
+	return utf8_decode(s, len, &cp);
 }
 
 /* UTF-8 without control characters: what the api takes as a path or a name */
@@ -95,30 +56,30 @@ static bool printable_utf8(const char *text, size_t len)
 
 /*
  * Appends "<path>: <why>" to errors: the path's unprintable bytes as \xNN,
- * the whole cut to ERROR_MAX bytes on a character boundary (why is our own
- * ASCII text). Once there are ERRORS_MAX entries the last one counts what
+ * the whole cut to DISCOVERY_ERROR_MAX bytes on a character boundary (why is our own
+ * ASCII text). Once there are DISCOVERY_ERRORS_MAX entries the last one counts what
  * did not fit. -1: out of memory.
  */
 static int add_error(json_t *errors, const char *path, const char *why)
 {
-	char out[ERROR_MAX + 1];
+	char out[DISCOVERY_ERROR_MAX + 1];
 	const unsigned char *s = (const unsigned char *)path;
 	size_t o = 0, len = strlen(path), n, wl = strlen(why);
 
-	if (json_array_size(errors) >= ERRORS_MAX) {
+	if (json_array_size(errors) >= DISCOVERY_ERRORS_MAX) {
 		long long more = 2; /* the entry replaced and this one */
-		const char *last = json_string_value(json_array_get(errors, ERRORS_MAX - 1));
+		const char *last = json_string_value(json_array_get(errors, DISCOVERY_ERRORS_MAX - 1));
 
 		if (last && sscanf(last, "... and %lld more errors", &more) == 1)
 			more++;
 		snprintf(out, sizeof out, "... and %lld more errors", more);
-		return json_array_set_new(errors, ERRORS_MAX - 1, json_string(out));
+		return json_array_set_new(errors, DISCOVERY_ERRORS_MAX - 1, json_string(out));
 	}
-	if (wl > ERROR_MAX / 2)
-		wl = ERROR_MAX / 2;
+	if (wl > DISCOVERY_ERROR_MAX / 2)
+		wl = DISCOVERY_ERROR_MAX / 2;
 	for (size_t i = 0; i < len; i += n) {
 		n = s[i] < 0x20 || s[i] == 0x7f ? 0 : utf8_seq(s + i, len - i);
-		if (o + (n ? n : 4) + 2 + wl > ERROR_MAX)
+		if (o + (n ? n : 4) + 2 + wl > DISCOVERY_ERROR_MAX)
 			break;
 		if (n) {
 			memcpy(out + o, s + i, n);
@@ -201,7 +162,7 @@ static json_t *common_name_of(X509 *x, const char **why)
 	if (last < 0)
 		return json_string("");
 	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, last)));
-	if (n < 0 || n > CN_MAX) {
+	if (n < 0 || n > DISCOVERY_CN_MAX) {
 		OPENSSL_free(utf8);
 		*why = n < 0 ? "the common name is not text" : "the common name is longer than 1024 bytes";
 		return NULL;
@@ -226,7 +187,7 @@ static json_t *dn_of(const X509_NAME *name, const char **why)
 	json_t *out = NULL;
 
 	if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0 && BIO_mem_contents(b, &text, &len)) {
-		if (len > DN_MAX)
+		if (len > DISCOVERY_DN_MAX)
 			*why = "a distinguished name is longer than 4096 bytes";
 		else if (!printable_utf8((const char *)text, len) || !(out = json_stringn((const char *)text, len)))
 			*why = "a distinguished name is not text";
@@ -243,14 +204,14 @@ static json_t *ia5_name(const ASN1_STRING *s)
 	const char *p = (const char *)ASN1_STRING_get0_data(s);
 	int n = ASN1_STRING_length(s);
 
-	if (n < 1 || n > SAN_MAX || !printable_utf8(p, (size_t)n))
+	if (n < 1 || n > DISCOVERY_SAN_MAX || !printable_utf8(p, (size_t)n))
 		return NULL;
 	return json_stringn(p, (size_t)n);
 }
 
 /* The subject alternative names as text: DNS names, IP addresses, e-mail
  * addresses and URIs; other kinds, and names that are not text, are left
- * out. NULL (why) past SANS_MAX names. */
+ * out. NULL (why) past DISCOVERY_SANS_MAX names. */
 static json_t *sans_of(X509 *x, const char **why)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
@@ -273,7 +234,7 @@ static json_t *sans_of(X509 *x, const char **why)
 		}
 		if (!v)
 			continue;
-		if (json_array_size(out) == SANS_MAX) {
+		if (json_array_size(out) == DISCOVERY_SANS_MAX) {
 			json_decref(v);
 			json_decref(out);
 			out = NULL;
@@ -292,14 +253,14 @@ static json_t *serial_of(X509 *x, const char **why)
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
 	const uint8_t *p = ASN1_STRING_get0_data(sn);
 	size_t n = (size_t)ASN1_STRING_length(sn);
-	char hex[SERIAL_HEX_MAX + 3];
+	char hex[DISCOVERY_SERIAL_HEX_MAX + 3];
 	json_t *out;
 
 	while (n > 0 && *p == 0) {
 		p++;
 		n--;
 	}
-	if (n * 2 > SERIAL_HEX_MAX + 1) {
+	if (n * 2 > DISCOVERY_SERIAL_HEX_MAX + 1) {
 		*why = "the serial number is longer than 64 bytes";
 		return NULL;
 	}
@@ -353,7 +314,7 @@ static json_t *pem_of(const uint8_t *der, size_t len, const char **why)
 	}
 	memcpy(pem + o, foot, sizeof foot);
 	o += sizeof foot - 1;
-	if (o > PEM_MAX)
+	if (o > DISCOVERY_PEM_MAX)
 		*why = "the certificate is larger than a report takes (32 KiB of PEM)";
 	else if (!(out = json_stringn(pem, o)))
 		*why = "out of memory";
@@ -435,7 +396,7 @@ static enum outcome take_certificate(const uint8_t *der, size_t len, const char 
 	text = json_dumps(o, JSON_COMPACT);
 	if (!text) {
 		r = NO_MEMORY;
-	} else if (strlen(text) > CERT_JSON_MAX) {
+	} else if (strlen(text) > DISCOVERY_CERT_JSON_MAX) {
 		*why = "the certificate's fields are larger than a report takes (48 KiB)";
 	} else {
 		r = json_array_append(certs, o) == 0 ? TAKEN : NO_MEMORY;
@@ -706,7 +667,7 @@ static void read_file(struct scan *s, int dfd, const char *name, bool follow)
 		note(s, s->path, msg);
 		return;
 	}
-	if (plen <= PATH_REPORT_MAX && printable_utf8(s->path, plen)) {
+	if (plen <= DISCOVERY_PATH_MAX && printable_utf8(s->path, plen)) {
 		if (discovery_parse_file(s->buf, got, s->path, s->certs, s->errors, lim->max_certs) < 0)
 			s->oom = true;
 	} else {
@@ -717,7 +678,7 @@ static void read_file(struct scan *s, int dfd, const char *name, bool follow)
 		if (found > 0) {
 			snprintf(msg, sizeof msg,
 				 "%d certificates not reported: the path is not UTF-8 text or is longer than %d bytes",
-				 found, PATH_REPORT_MAX);
+				 found, DISCOVERY_PATH_MAX);
 			note(s, s->path, msg);
 		}
 		s->oom |= found < 0;
@@ -833,18 +794,18 @@ json_t *discovery_scan(const char *const *dirs, size_t ndirs, const struct disco
 	struct scan s = {.lim = lim};
 	struct timespec t0, t1;
 	json_t *directories = json_array(), *out = NULL;
-	char dir[DIR_MAX + 1];
+	char dir[DISCOVERY_DIR_MAX + 1];
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!lim || (ndirs && !dirs)) {
 		set_why(why, whylen, "discovery: no directories or limits given");
 		goto done;
 	}
-	if (ndirs > DIRS_MAX) {
+	if (ndirs > DISCOVERY_DIRS_MAX) {
 		set_why(why, whylen, "discovery: at most 32 directories");
 		goto done;
 	}
-	if (lim->max_file_size < 1 || lim->max_file_size > FILE_SIZE_LIMIT || lim->max_certs > CERTS_MAX ||
+	if (lim->max_file_size < 1 || lim->max_file_size > FILE_SIZE_LIMIT || lim->max_certs > DISCOVERY_CERTS_MAX ||
 	    lim->max_depth > DEPTH_LIMIT) {
 		set_why(why, whylen,
 			"discovery: limits out of range (max_file_size 1 byte to 64 MiB, max_certs at most 5000, "

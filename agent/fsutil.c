@@ -73,6 +73,20 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
+int atomic_write_json(const char *path, const json_t *j, char *why, size_t whylen)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	int rc;
+
+	if (!text) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	rc = atomic_write(path, text, strlen(text), 0600, NULL, why, whylen);
+	free(text);
+	return rc;
+}
+
 int atomic_write(const char *path, const void *data, size_t len, mode_t new_mode,
 		 const struct file_meta *meta, char *why, size_t whylen)
 {

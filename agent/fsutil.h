@@ -4,6 +4,7 @@
 #ifndef CERTWARD_AGENT_FSUTIL_H
 #define CERTWARD_AGENT_FSUTIL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,6 +23,10 @@ struct file_meta {
  * WHY (never the content). */
 int atomic_write(const char *path, const void *data, size_t len, mode_t new_mode,
 		 const struct file_meta *meta, char *why, size_t whylen);
+
+/* J (NULL: out of memory) as compact JSON into PATH, mode 0600, with
+ * atomic_write(): the agent's own state files. 0, or -1 with WHY. */
+int atomic_write_json(const char *path, const json_t *j, char *why, size_t whylen);
 
 /* fsync of the directory holding PATH (or of PATH itself when it is one). */
 int fsync_dir_of(const char *path);

@@ -46,7 +46,6 @@ int journal_save(struct journal *j, char *why, size_t whylen)
 {
 	json_t *o = json_object(), *job = work_job_to_json(&j->job);
 	char path[PATH_MAX + 32];
-	char *text = NULL;
 	int rc = -1;
 
 	if (!o || !job ||
@@ -59,16 +58,12 @@ int journal_save(struct journal *j, char *why, size_t whylen)
 	    (json_object_set_new(o, "result", json_string(j->result_ok ? "Completed" : "Failed")) != 0 ||
 	     json_object_set_new(o, "error", json_string(j->result_error)) != 0))
 		goto oom;
-	text = json_dumps(o, JSON_COMPACT);
-	if (!text)
-		goto oom;
 	journal_file(j, "journal.json", path, sizeof path);
-	rc = atomic_write(path, text, strlen(text), 0600, NULL, why, whylen);
+	rc = atomic_write_json(path, o, why, whylen);
 	goto done;
 oom:
 	snprintf(why, whylen, "out of memory");
 done:
-	free(text);
 	json_decref(job);
 	json_decref(o);
 	return rc;

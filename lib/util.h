@@ -41,6 +41,11 @@ void hex_encode(const uint8_t *p, size_t n, char *out);
  * else (wrong length, a non-hex character). */
 int hex_decode(const char *s, uint8_t *out, size_t n);
 
+/* The code point of the UTF-8 sequence at s (at most len bytes, len >= 1)
+ * and its length, or 0 for bytes that are not UTF-8 (overlong, surrogate,
+ * beyond U+10FFFF, cut short). */
+size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+
 /* "1h02m" style rendering of a duration. */
 void format_duration(char *buf, size_t len, uint64_t ms);
 

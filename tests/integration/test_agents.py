@@ -126,6 +126,8 @@ def enrolment_is_single_use_and_audited():
     for csr_pem, want in (("not a csr", 400), (weak, 400), ("A" * 20000, 400)):
         code, e = api.call("POST", "/api/v1/agents/enroll", None, {"token": fresh["token"], "csr_pem": csr_pem})
         check(code == want and e.get("field") == "csr_pem", "bad CSR: %r" % ((code, e),))
+    code, e = api.call("POST", "/api/v1/agents/enroll", None, {"token": "cw_" + "a" * 200, "csr_pem": csr2})
+    check(code == 400 and e.get("field") == "token", "an oversize token: %r" % ((code, e),))
     code, ans3 = api.call("POST", "/api/v1/agents/enroll", None, {"token": fresh["token"], "csr_pem": csr2})
     check(code == 201, "the token is still good after refused CSRs: %r" % ((code, ans3),))
     K["web01"] = (ans["agent_id"], crt, key)

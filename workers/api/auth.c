@@ -510,22 +510,19 @@ out:
 	finish(r, &res);
 }
 
-struct auth_req *auth_check(struct worker *w, const char *authorization, const char *client,
-			    const char *reqid, auth_cb cb, void *arg)
+/* A check of a request from client; NULL when it is answered already
+ * (503 out of memory, 429 an address over its failure limit). */
+static struct auth_req *auth_req_new(struct worker *w, const char *client, const char *reqid, auth_cb cb,
+				     void *arg)
 {
 	struct auth_req *r = calloc(1, sizeof *r);
 	struct auth_result res = {0};
-	struct cached_key *e;
-	const char *token;
-	const char *params[1];
-	int rc;
 
 	if (!r) {
 		res.status = 503;
 		cb(&res, arg);
 		return NULL;
 	}
-	cache.w = w;
 	r->w = w;
 	r->cb = cb;
 	r->arg = arg;
@@ -536,6 +533,22 @@ struct auth_req *auth_check(struct worker *w, const char *authorization, const c
 		finish(r, &res);
 		return NULL;
 	}
+	return r;
+}
+
+struct auth_req *auth_check(struct worker *w, const char *authorization, const char *client,
+			    const char *reqid, auth_cb cb, void *arg)
+{
+	struct auth_req *r = auth_req_new(w, client, reqid, cb, arg);
+	struct auth_result res = {0};
+	struct cached_key *e;
+	const char *token;
+	const char *params[1];
+	int rc;
+
+	if (!r)
+		return NULL;
+	cache.w = w;
 	if (!authorization) {
 		fail(r, &res, 401, "no credentials");
 		finish(r, &res);
@@ -617,25 +630,12 @@ out:
 struct auth_req *agent_identity_check(struct worker *w, const char *fingerprint, const char *client,
 				      const char *reqid, auth_cb cb, void *arg)
 {
-	struct auth_req *r = calloc(1, sizeof *r);
+	struct auth_req *r = auth_req_new(w, client, reqid, cb, arg);
 	struct auth_result res = {0};
 	const char *params[1] = {fingerprint};
 
-	if (!r) {
-		res.status = 503;
-		cb(&res, arg);
+	if (!r)
 		return NULL;
-	}
-	r->w = w;
-	r->cb = cb;
-	r->arg = arg;
-	snprintf(r->client, sizeof r->client, "%s", client);
-	snprintf(r->reqid, sizeof r->reqid, "%s", reqid ? reqid : "");
-	if (limited(client)) {
-		fail(r, &res, 429, "too many failures from this address");
-		finish(r, &res);
-		return NULL;
-	}
 	count("api_agent_identity_lookups_total", 1);
 	if (store_call(w, "agent_identities.lookup", params, 1, on_identity, r) != 0) {
 		fail(r, &res, 503, "store unavailable");

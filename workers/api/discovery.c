@@ -37,26 +37,14 @@
 #include "routes.h"
 #include "store_client.h"
 #include "store_wire.h"
+#include "discovery_report.h"
 #include "util.h"
 #include "validate.h"
 
-/* A report's bounds (the agent keeps to the same: agent/discovery.c) */
-#define DIRS_MAX 32
-#define DIR_MAX 1024
+/* A report's bounds beyond discovery_report.h's, the api's alone */
 #define DIRS_JSON_MAX 16384
-#define CERTS_MAX 5000
-#define ERRORS_MAX 1000
-#define ERROR_MAX 1024
 #define ERRORS_KEPT_JSON_MAX 16384 /* the first errors a scan keeps */
 #define DURATION_MAX 604800000LL   /* a week, in milliseconds */
-#define CN_MAX 1024
-#define SANS_MAX 1000
-#define SAN_MAX 1024
-#define DN_MAX 4096
-#define SERIAL_HEX_MAX 128
-#define PEM_MAX 32768
-#define PATH_MAX_BYTES 2048
-#define CERT_JSON_MAX 49152
 /* what the certificates of one store call may take, beside the others */
 #define PART_MAX (STORE_PARAMS_BYTES - 1024)
 
@@ -163,7 +151,7 @@ static json_t *check_certificate(json_t *c, size_t i, struct check *k)
 					      "issuer_dn", "subject_dn", "not_before", "not_after", "key_algorithm",
 					      "key_size", "is_ca", "pem_data", "source_path", "source_format"};
 	static const char pem_head[] = "-----BEGIN CERTIFICATE-----";
-	char serial[SERIAL_HEX_MAX + 1] = "";
+	char serial[DISCOVERY_SERIAL_HEX_MAX + 1] = "";
 	const char *key, *s, *fp;
 	json_t *v, *e, *out;
 	size_t j, n;
@@ -181,16 +169,16 @@ static json_t *check_certificate(json_t *c, size_t i, struct check *k)
 		return bad(k, i, "fingerprint_sha256", "required: 64 lower-case hex digits (SHA-256 of the DER)");
 	fp = json_string_value(v);
 	v = json_object_get(c, "common_name");
-	if (!OPTIONAL(v, text(v, 0, CN_MAX)))
+	if (!OPTIONAL(v, text(v, 0, DISCOVERY_CN_MAX)))
 		return bad(k, i, "common_name", "at most 1024 bytes of text");
 	v = json_object_get(c, "sans");
-	if (!OPTIONAL(v, json_is_array(v) && json_array_size(v) <= SANS_MAX))
+	if (!OPTIONAL(v, json_is_array(v) && json_array_size(v) <= DISCOVERY_SANS_MAX))
 		return bad(k, i, "sans", "an array of at most 1000 names");
 	json_array_foreach(json_is_array(v) ? v : NULL, j, e)
-		if (!text(e, 1, SAN_MAX))
+		if (!text(e, 1, DISCOVERY_SAN_MAX))
 			return bad(k, i, "sans", "each name: 1 to 1024 bytes of text");
 	v = json_object_get(c, "serial_number");
-	if (!OPTIONAL(v, json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= SERIAL_HEX_MAX))
+	if (!OPTIONAL(v, json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= DISCOVERY_SERIAL_HEX_MAX))
 		return bad(k, i, "serial_number", "1 to 128 hex digits");
 	if (json_is_string(v)) {
 		/* hex in either case, kept in lower case */
@@ -204,10 +192,10 @@ static json_t *check_certificate(json_t *c, size_t i, struct check *k)
 		serial[n] = '\0';
 	}
 	v = json_object_get(c, "issuer_dn");
-	if (!OPTIONAL(v, text(v, 0, DN_MAX)))
+	if (!OPTIONAL(v, text(v, 0, DISCOVERY_DN_MAX)))
 		return bad(k, i, "issuer_dn", "at most 4096 bytes of text");
 	v = json_object_get(c, "subject_dn");
-	if (!OPTIONAL(v, text(v, 0, DN_MAX)))
+	if (!OPTIONAL(v, text(v, 0, DISCOVERY_DN_MAX)))
 		return bad(k, i, "subject_dn", "at most 4096 bytes of text");
 	v = json_object_get(c, "not_before");
 	if (!OPTIONAL(v, json_is_string(v) && valid_rfc3339(json_string_value(v))))
@@ -226,7 +214,7 @@ static json_t *check_certificate(json_t *c, size_t i, struct check *k)
 	if (!OPTIONAL(v, json_is_boolean(v)))
 		return bad(k, i, "is_ca", "a boolean");
 	v = json_object_get(c, "source_path");
-	if (!text(v, 2, PATH_MAX_BYTES) || json_string_value(v)[0] != '/')
+	if (!text(v, 2, DISCOVERY_PATH_MAX) || json_string_value(v)[0] != '/')
 		return bad(k, i, "source_path", "required: an absolute path of at most 2048 bytes of text");
 	v = json_object_get(c, "source_format");
 	s = json_string_value(v);
@@ -234,7 +222,7 @@ static json_t *check_certificate(json_t *c, size_t i, struct check *k)
 		return bad(k, i, "source_format", "required: PEM or DER");
 	v = json_object_get(c, "pem_data");
 	s = json_string_value(v);
-	if (!s || json_string_length(v) > PEM_MAX || strncmp(s, pem_head, sizeof pem_head - 1) != 0 ||
+	if (!s || json_string_length(v) > DISCOVERY_PEM_MAX || strncmp(s, pem_head, sizeof pem_head - 1) != 0 ||
 	    !pem_matches(s, json_string_length(v), fp))
 		return bad(k, i, "pem_data",
 			   "required: one PEM CERTIFICATE of at most 32768 bytes whose SHA-256 is fingerprint_sha256");
@@ -290,7 +278,7 @@ static bool pack(struct report *r, json_t *certs, struct check *k)
 
 		if (!one)
 			return refuse(k, "", "out of memory");
-		if (n > CERT_JSON_MAX) {
+		if (n > DISCOVERY_CERT_JSON_MAX) {
 			free(one);
 			snprintf(k->field, sizeof k->field, "certificates[%zu]", i);
 			snprintf(k->msg, sizeof k->msg, "a certificate's fields take at most 48 KiB");
@@ -429,10 +417,10 @@ static bool check_scan(struct report *r, json_t *body, struct check *k)
 	if (strcmp(json_string_value(v), route_param(r->c, "id")) != 0)
 		return refuse(k, "agent_id", "must be the agent of the path");
 	v = json_object_get(body, "directories");
-	if (!json_is_array(v) || json_array_size(v) > DIRS_MAX)
+	if (!json_is_array(v) || json_array_size(v) > DISCOVERY_DIRS_MAX)
 		return refuse(k, "directories", "required: an array of at most 32 directories");
 	json_array_foreach(v, i, e)
-		if (!text(e, 1, DIR_MAX) || json_string_value(e)[0] != '/')
+		if (!text(e, 1, DISCOVERY_DIR_MAX) || json_string_value(e)[0] != '/')
 			return refuse(k, "directories", "each: an absolute path of at most 1024 bytes of text");
 	dirs_text = json_dumps(v, JSON_COMPACT);
 	if (!dirs_text || strlen(dirs_text) > DIRS_JSON_MAX) {
@@ -441,15 +429,15 @@ static bool check_scan(struct report *r, json_t *body, struct check *k)
 	}
 	free(dirs_text);
 	v = json_object_get(body, "certificates");
-	if (!json_is_array(v) || json_array_size(v) > CERTS_MAX)
+	if (!json_is_array(v) || json_array_size(v) > DISCOVERY_CERTS_MAX)
 		return refuse(k, "certificates", "required: an array of at most 5000 certificates");
 	v = json_object_get(body, "errors");
-	if (v && !json_is_null(v) && (!json_is_array(v) || json_array_size(v) > ERRORS_MAX))
+	if (v && !json_is_null(v) && (!json_is_array(v) || json_array_size(v) > DISCOVERY_ERRORS_MAX))
 		return refuse(k, "errors", "an array of at most 1000 entries");
 	if (!(kept = json_array()))
 		return refuse(k, "", "out of memory");
 	json_array_foreach(json_is_array(v) ? v : NULL, i, e) {
-		if (!text(e, 1, ERROR_MAX)) {
+		if (!text(e, 1, DISCOVERY_ERROR_MAX)) {
 			json_decref(kept);
 			return refuse(k, "errors", "each entry: 1 to 1024 bytes of text");
 		}
