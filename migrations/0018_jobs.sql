@@ -1,0 +1,2 @@
+-- 0018_jobs: filled in by its issue's work
+SELECT 1;
