@@ -120,7 +120,12 @@ static int store_init(struct worker *w, const struct cfg *section)
 	store_ops_cache_init(&S);
 	S.migrate_on_start = cfg_bool(section, "store", "migrate_on_start");
 	S.pool = pg_pool_start(worker_loop(w), &o);
-	if (!S.pool) {
+	o.size = 1;
+	o.max_queued = 4;
+	o.listen = NULL;
+	o.on_notify = NULL;
+	S.lock_pool = S.pool ? pg_pool_start(worker_loop(w), &o) : NULL;
+	if (!S.pool || !S.lock_pool) {
 		log_error("cannot start the postgresql pool");
 		return -1;
 	}
@@ -179,6 +184,8 @@ static void store_stop(struct worker *w)
 	/* fails the calls in flight: their callers get an answer, not a timeout */
 	pg_pool_stop(S.pool);
 	S.pool = NULL;
+	pg_pool_stop(S.lock_pool);
+	S.lock_pool = NULL;
 	cache_free(S.cache);
 	S.cache = NULL;
 	callers_close(&S.callers);

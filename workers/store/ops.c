@@ -40,6 +40,9 @@ static const struct store_op store_ops[] = {
 
 #define NOPS (sizeof store_ops / sizeof store_ops[0])
 
+/* runs on the store's lock connection (store.h lock_pool), never batched */
+#define LEADER_OP "scheduler.leader"
+
 /* the cache's table masks of the operations: what a read reads (0: not
  * cached), what a write writes (0: everything) */
 static uint64_t op_tables[NOPS];
@@ -553,7 +556,7 @@ static void start_call(struct call *c)
 			return;
 		}
 	}
-	rc = pg_pool_acquire(s->pool, on_lease, c);
+	rc = pg_pool_acquire(strcmp(c->op->name, LEADER_OP) == 0 ? s->lock_pool : s->pool, on_lease, c);
 	if (rc != 0)
 		not_leased(c, rc);
 }

@@ -20,6 +20,9 @@ enum schema_state {
 struct store {
 	struct worker *w;
 	struct pg_pool *pool;
+	/* one connection for the scheduler lock alone (scheduler.leader): the
+	 * session advisory lock lives as long as this connection */
+	struct pg_pool *lock_pool;
 	struct callers callers;
 	struct store_cache *cache; /* read results (cache.h) */
 	enum schema_state schema;
