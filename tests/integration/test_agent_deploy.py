@@ -215,7 +215,8 @@ def enrol():
     team = adm("POST", "/api/v1/teams", {"name": "edge"})[1]["id"]
     owner = adm("POST", "/api/v1/owners", {"name": "edge", "email": "edge@example.com", "team_id": team})[1]["id"]
     iss = adm("POST", "/api/v1/issuers", {"name": "edge-local", "type": "Local"})[1]["id"]
-    rp = adm("POST", "/api/v1/renewal-policies", {"name": "edge-rp", "max_retries": 3})[1]["id"]
+    # no retries: a failed deployment is final at once (a retry would wait for the policy's backoff)
+    rp = adm("POST", "/api/v1/renewal-policies", {"name": "edge-rp", "max_retries": 0})[1]["id"]
     prof = adm("POST", "/api/v1/profiles", {"name": "edge-web", "allowed_ekus": ["serverAuth"],
                                             "allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 256}]})[1]["id"]
     S["t_nginx"] = adm("POST", "/api/v1/targets", {"name": "web", "type": "NGINX", "agent_id": S["agent_id"]})[1]["id"]

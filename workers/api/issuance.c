@@ -20,8 +20,8 @@
 #include "store_wire.h"
 #include "util.h"
 #include "worker.h"
+#include "x509pem.h"
 
-#define CSR_PEM_MAX 16384
 /* what the api assumes for the default validity when it checks ahead;
  * the signer decides with its own signer.default_validity */
 #define API_DEFAULT_VALIDITY_S (90 * 86400)
@@ -104,24 +104,7 @@ static bool failed(struct issuance *is, const struct store_outcome *o)
 
 char *issuance_der_to_pem(const uint8_t *der, size_t len, bool req)
 {
-	const uint8_t *p = der;
-	X509 *x = req ? NULL : d2i_X509(NULL, &p, (long)len);
-	X509_REQ *r = req ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
-	BIO *bio = BIO_new(BIO_s_mem());
-	const uint8_t *out;
-	size_t n;
-	char *s = NULL;
-
-	if ((x || r) && bio && (x ? PEM_write_bio_X509(bio, x) : PEM_write_bio_X509_REQ(bio, r)) &&
-	    BIO_mem_contents(bio, &out, &n) && (s = malloc(n + 1))) {
-		memcpy(s, out, n);
-		s[n] = '\0';
-	}
-	X509_free(x);
-	X509_REQ_free(r);
-	BIO_free(bio);
-	ERR_clear_error();
-	return s;
+	return x509pem_from_der(der, len, req);
 }
 
 /* KEYGEN_SIGNED: the CSR made, the key sealed (for the store) and in
@@ -157,9 +140,6 @@ static int take_key(struct issuance *is, struct ipc_msg *m)
 static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 {
 	struct issuance *is = arg;
-	uint8_t md[SHA256_DIGEST_LENGTH];
-	char *pem;
-	size_t plen, clen;
 
 	if (fd >= 0)
 		close(fd);
@@ -184,25 +164,14 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 					: "the signer is unavailable");
 		return;
 	}
-	SHA256(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, md);
-	hex_encode(md, sizeof md, is->fingerprint);
 	snprintf(is->serial, sizeof is->serial, "%s", m->u.cert_signed.serial);
 	snprintf(is->not_before, sizeof is->not_before, "%llu", (unsigned long long)m->u.cert_signed.not_before);
 	snprintf(is->not_after, sizeof is->not_after, "%llu", (unsigned long long)m->u.cert_signed.not_after);
-	pem = issuance_der_to_pem(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, false);
-	clen = m->u.cert_signed.chain_pem.len;
-	plen = pem ? strlen(pem) : 0;
-	is->pem_chain = pem ? malloc(plen + clen + 1) : NULL;
-	if (!is->pem_chain) {
-		free(pem);
+	if (x509pem_signed(m->u.cert_signed.der.ptr, m->u.cert_signed.der.len, m->u.cert_signed.chain_pem.ptr,
+			   m->u.cert_signed.chain_pem.len, is->fingerprint, &is->pem_chain) != 0) {
 		unavailable(is, "out of memory");
 		return;
 	}
-	/* the certificate, then the CA chain */
-	memcpy(is->pem_chain, pem, plen);
-	memcpy(is->pem_chain + plen, m->u.cert_signed.chain_pem.ptr, clen);
-	is->pem_chain[plen + clen] = '\0';
-	free(pem);
 	record(is);
 }
 
@@ -407,36 +376,7 @@ static void fetch_profile(struct issuance *is)
 /* The CSR (PEM) read into is; else answered (400) and -1. */
 int issuance_csr_der(const char *csr_pem, uint8_t **der, size_t *len, const char **why)
 {
-	BIO *bio;
-	X509_REQ *req = NULL;
-	uint8_t *out = NULL;
-	int n;
-
-	*der = NULL;
-	if (strlen(csr_pem) > CSR_PEM_MAX) {
-		*why = "csr_pem: longer than 16384 characters";
-		return -1;
-	}
-	bio = BIO_new_mem_buf(csr_pem, (ssize_t)strlen(csr_pem));
-	if (bio)
-		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	n = req ? i2d_X509_REQ(req, &out) : -1;
-	X509_REQ_free(req);
-	ERR_clear_error();
-	if (n <= 0) {
-		*why = "csr_pem: not a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)";
-		return -1;
-	}
-	if (!(*der = malloc((size_t)n))) {
-		OPENSSL_free(out);
-		*why = NULL;
-		return -2;
-	}
-	memcpy(*der, out, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(out);
-	return 0;
+	return x509pem_csr_der(csr_pem, der, len, why);
 }
 
 static int read_csr(struct issuance *is, const char *csr_pem)

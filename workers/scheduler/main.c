@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "crl.h"
 #include "harden.h"
+#include "jobs.h"
 #include "log.h"
 #include "loops.h"
 #include "store_client.h"
@@ -57,6 +58,8 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		log_error("scheduler loops: out of memory");
 		return -1;
 	}
+	if (jobs_start(w, section) != 0)
+		return -1;
 	if (loops_start(w, section) != 0)
 		return -1;
 	crl_loop_start(w, section);
@@ -67,12 +70,14 @@ static void scheduler_metrics(struct worker *w, struct strbuf *out)
 {
 	(void)w;
 	loops_metrics(out);
+	jobs_metrics(out);
 	crl_loop_metrics(out);
 }
 
 static void scheduler_stop(struct worker *w)
 {
 	(void)w;
+	jobs_stop();
 	loops_stop();
 	crl_loop_stop();
 }

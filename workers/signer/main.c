@@ -396,6 +396,13 @@ static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
 		       q->sans.len, &key, &p->csr, &p->csr_len, why, sizeof why) != 0 ||
 	    keygen_export(key, &p->key_pem, &p->key_pem_len, p->sealed, 16384, &p->sealed_len, why, sizeof why) != 0)
 		goto refused;
+	/* the clear key goes to the api alone (for its client, once); a renewal
+	 * the scheduler asks for keeps it sealed only */
+	if (ipc_channel_peer_role(from) != IPC_ROLE_API) {
+		keygen_wipe(p->key_pem, p->key_pem_len);
+		p->key_pem = NULL;
+		p->key_pem_len = 0;
+	}
 	rq.csr = p->csr;
 	rq.csr_len = p->csr_len;
 	rc = issue_sign(ca, signer.ledger, &rq, &p->res, why, sizeof why);
