@@ -13,6 +13,7 @@
 #include "discovery.h"
 #include "intermediates.h"
 #include "log.h"
+#include "notify.h"
 #include "revocation.h"
 #include "rest.h"
 #include "util.h"
@@ -43,6 +44,7 @@ void routes_init(void)
 	intermediates_routes_init();
 	agents_routes_init();
 	discovery_routes_init();
+	notify_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
