@@ -318,10 +318,15 @@ EXPECTED = {
     ("POST", "/api/v1/discovered-certificates/{id}/claim"): MANAGE,
     ("POST", "/api/v1/discovered-certificates/{id}/dismiss"): MANAGE,
     ("GET", "/api/v1/discovery-scans"): READ, ("GET", "/api/v1/discovery-summary"): READ,
+    ("GET", "/api/v1/notification-channels"): READ, ("GET", "/api/v1/notification-channels/{id}"): READ,
+    ("POST", "/api/v1/notification-channels"): ADMIN, ("PUT", "/api/v1/notification-channels/{id}"): ADMIN,
+    ("DELETE", "/api/v1/notification-channels/{id}"): ADMIN,
+    ("POST", "/api/v1/notifications/{id}/requeue"): MANAGE,
+    ("GET", "/api/v1/digest/preview"): READ, ("POST", "/api/v1/digest/send"): MANAGE,
 }
 for res, writers in (("teams", ADMIN), ("owners", ADMIN), ("issuers", ADMIN), ("profiles", ADMIN),
                      ("renewal-policies", ADMIN), ("certificates", MANAGE), ("targets", MANAGE),
-                     ("agent-groups", ADMIN), ("policies", ADMIN)):
+                     ("agent-groups", ADMIN), ("policies", ADMIN), ("notification-rules", ADMIN)):
     EXPECTED[("GET", "/api/v1/" + res)] = READ
     EXPECTED[("GET", "/api/v1/%s/{id}" % res)] = READ
     for m, p in (("POST", ""), ("PUT", "/{id}"), ("DELETE", "/{id}")):
