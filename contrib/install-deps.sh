@@ -9,7 +9,7 @@ libuv1-dev android-libboringssl-dev libpq-dev libnghttp2-dev
 libhttp-parser-dev libjansson-dev libyaml-dev libseccomp-dev
 libcriterion-dev libfuzzer-14-dev libclang-rt-14-dev
 postgresql postgresql-contrib openssl curl procps psmisc util-linux
-python3 python3-yaml prometheus
+python3 python3-yaml python3-aiosmtpd prometheus
 nginx haproxy
 "
 

@@ -19,9 +19,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-/* Raw bytes read at most: the head, the body, and chunked framing around it. */
-#define HTTP_MAX_RAW ((size_t)HTTP_MAX_HEAD + 2 * (size_t)HTTP_MAX_BODY)
-
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -185,7 +182,7 @@ fail: {
 }
 }
 
-static enum http_err tcp_connect(const struct url *u, int64_t deadline, int *fdp, char *err,
+static enum http_err tcp_connect(const struct url *u, int64_t deadline, int cli_hints, int *fdp, char *err,
 				 size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
@@ -214,7 +211,7 @@ static enum http_err tcp_connect(const struct url *u, int64_t deadline, int *fdp
 		return HTTP_E_TIMEOUT;
 	}
 	seterr(err, errlen, "cannot connect to %s port %s: %s%s", u->host, u->port, strerror(e),
-	       e == ECONNREFUSED ? " (is certwardd running, and is this its api.listen?)" : "");
+	       e == ECONNREFUSED && cli_hints ? " (is certwardd running, and is this its api.listen?)" : "");
 	return HTTP_E_CONNECT;
 }
 
@@ -271,7 +268,7 @@ static void ssl_reason(char *out, size_t outlen)
 	ERR_clear_error();
 }
 
-static SSL_CTX *make_ctx(const struct http_client *c, char *err, size_t errlen)
+static SSL_CTX *make_ctx(const struct http_client *c, int alpn_http, char *err, size_t errlen)
 {
 	const char *ca = c->cacert && *c->cacert ? c->cacert : HTTP_SYSTEM_CA_FILE;
 	static const unsigned char alpn[] = "\x08http/1.1";
@@ -282,7 +279,7 @@ static SSL_CTX *make_ctx(const struct http_client *c, char *err, size_t errlen)
 		return NULL;
 	}
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
+	    (alpn_http && SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0)) {
 		seterr(err, errlen, "cannot set up TLS");
 		goto fail;
 	}
@@ -328,8 +325,24 @@ fail:
 	return NULL;
 }
 
+/* The name the server's certificate must carry, also sent as SNI. */
+static int set_peer_name(SSL *ssl, const struct url *u, char *err, size_t errlen)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+	int ok = u->is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, u->host)
+			  : X509_VERIFY_PARAM_set1_host(vp, u->host, strlen(u->host));
+
+	if (!u->is_ip)
+		ok = ok && SSL_set_tlsext_host_name(ssl, u->host);
+	if (!ok) {
+		seterr(err, errlen, "cannot set up TLS name checks for %s", u->host);
+		return -1;
+	}
+	return 0;
+}
+
 static enum http_err tls_handshake(SSL *ssl, int fd, const struct url *u, const char *cacert,
-				   int64_t deadline, char *err, size_t errlen)
+				   int64_t deadline, int hints, char *err, size_t errlen)
 {
 	int timed_out = 0;
 	long vr;
@@ -345,7 +358,11 @@ static enum http_err tls_handshake(SSL *ssl, int fd, const struct url *u, const 
 	vr = SSL_get_verify_result(ssl);
 	if (vr != X509_V_OK) {
 		ERR_clear_error();
-		if (cacert && *cacert)
+		if (!hints)
+			seterr(err, errlen, "certificate of %s port %s not trusted: %s (checked against %s)",
+			       u->host, u->port, X509_verify_cert_error_string(vr),
+			       cacert && *cacert ? cacert : HTTP_SYSTEM_CA_FILE);
+		else if (cacert && *cacert)
 			seterr(err, errlen,
 			       "certificate of %s port %s not trusted: %s (checked against --cacert %s; "
 			       "pass the server's certificate, e.g. <state_dir>/tls/api.crt)",
@@ -659,8 +676,11 @@ static char *build_request(const struct http_client *c, const struct url *u, con
 		c->user_agent && *c->user_agent ? c->user_agent : "certward-cli");
 	if (c->api_key && *c->api_key)
 		fprintf(f, "Authorization: Bearer %s\r\n", c->api_key);
+	for (const char *const *h = c->headers; h && *h; h++)
+		fprintf(f, "%s\r\n", *h);
 	if (has_body)
-		fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+		fprintf(f, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+			c->content_type && *c->content_type ? c->content_type : "application/json", body_len);
 	else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
 		fprintf(f, "Content-Length: 0\r\n");
 	fprintf(f, "\r\n");
@@ -673,9 +693,10 @@ static char *build_request(const struct http_client *c, const struct url *u, con
 }
 
 static enum http_err exchange(SSL *ssl, int fd, const struct url *u, const char *req, size_t reqlen,
-			      const char *body, size_t body_len, int head_only, int64_t deadline,
-			      struct http_response *out, char *err, size_t errlen)
+			      const char *body, size_t body_len, int head_only, size_t max_body,
+			      int64_t deadline, struct http_response *out, char *err, size_t errlen)
 {
+	const size_t max_raw = (size_t)HTTP_MAX_HEAD + 2 * max_body;
 	size_t cap = 16384, len = 0;
 	char *buf;
 	int timed_out = 0;
@@ -712,12 +733,12 @@ static enum http_err exchange(SSL *ssl, int fd, const struct url *u, const char 
 		if (cap - len < 4096) {
 			char *nb;
 
-			if (cap >= HTTP_MAX_RAW) {
+			if (cap >= max_raw) {
 				free(buf);
-				seterr(err, errlen, "response larger than %zu bytes", HTTP_MAX_RAW);
+				seterr(err, errlen, "response larger than %zu bytes", max_raw);
 				return HTTP_E_PROTOCOL;
 			}
-			cap = cap * 2 > HTTP_MAX_RAW ? HTTP_MAX_RAW : cap * 2;
+			cap = cap * 2 > max_raw ? max_raw : cap * 2;
 			nb = realloc(buf, cap);
 			if (!nb) {
 				free(buf);
@@ -741,6 +762,11 @@ static enum http_err exchange(SSL *ssl, int fd, const struct url *u, const char 
 			eof = 1;
 		}
 		pr = http_parse_response(buf, len, eof, head_only, out, err, errlen);
+		if (pr > 0 && out->body_len > max_body) {
+			http_response_free(out);
+			seterr(err, errlen, "response body larger than %zu bytes", max_body);
+			pr = -1;
+		}
 		if (pr != 0) {
 			free(buf);
 			return pr > 0 ? HTTP_OK : HTTP_E_PROTOCOL;
@@ -777,7 +803,16 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 		seterr(err, errlen, "the User-Agent contains a line break");
 		return HTTP_E_USAGE;
 	}
-	ctx = make_ctx(c, err, errlen);
+	if (c->content_type && strcspn(c->content_type, "\r\n") != strlen(c->content_type)) {
+		seterr(err, errlen, "the Content-Type contains a line break");
+		return HTTP_E_USAGE;
+	}
+	for (const char *const *h = c->headers; h && *h; h++)
+		if (strcspn(*h, "\r\n") != strlen(*h) || !strchr(*h, ':')) {
+			seterr(err, errlen, "a header line is malformed or contains a line break");
+			return HTTP_E_USAGE;
+		}
+	ctx = make_ctx(c, 1, err, errlen);
 	if (!ctx)
 		return HTTP_E_RESOURCE;
 	req = build_request(c, &u, method, path, body_len, body != NULL, &reqlen);
@@ -786,7 +821,7 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 		seterr(err, errlen, "out of memory");
 		goto done;
 	}
-	rc = tcp_connect(&u, deadline, &fd, err, errlen);
+	rc = tcp_connect(&u, deadline, !c->no_hints, &fd, err, errlen);
 	if (rc != HTTP_OK)
 		goto done;
 	ssl = SSL_new(ctx);
@@ -795,24 +830,16 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 		seterr(err, errlen, "cannot set up TLS");
 		goto done;
 	}
-	{
-		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-		int ok = u.is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, u.host)
-				 : X509_VERIFY_PARAM_set1_host(vp, u.host, strlen(u.host));
-
-		if (!u.is_ip)
-			ok = ok && SSL_set_tlsext_host_name(ssl, u.host);
-		if (!ok) {
-			rc = HTTP_E_RESOURCE;
-			seterr(err, errlen, "cannot set up TLS name checks for %s", u.host);
-			goto done;
-		}
+	if (set_peer_name(ssl, &u, err, errlen) != 0) {
+		rc = HTTP_E_RESOURCE;
+		goto done;
 	}
-	rc = tls_handshake(ssl, fd, &u, c->cacert, deadline, err, errlen);
+	rc = tls_handshake(ssl, fd, &u, c->cacert, deadline, !c->no_hints, err, errlen);
 	if (rc != HTTP_OK)
 		goto done;
 	rc = exchange(ssl, fd, &u, req, reqlen, body, body_len, strcmp(method, "HEAD") == 0,
-		      deadline, out, err, errlen);
+		      c->max_body && c->max_body < HTTP_MAX_BODY ? c->max_body : HTTP_MAX_BODY, deadline, out,
+		      err, errlen);
 done:
 	if (req) {
 		/* the request holds the API key */
@@ -825,4 +852,148 @@ done:
 		close(fd);
 	ERR_clear_error();
 	return rc;
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+static void stream_url(const struct http_stream *s, struct url *u)
+{
+	memset(u, 0, sizeof *u);
+	snprintf(u->host, sizeof u->host, "%s", s->host);
+	snprintf(u->port, sizeof u->port, "%s", s->port);
+	u->is_ip = s->is_ip;
+}
+
+enum http_err http_stream_open(struct http_stream *s, const char *host, unsigned port, int timeout_s,
+			       char *err, size_t errlen)
+{
+	unsigned char buf[16];
+	struct url u;
+	enum http_err rc;
+
+	memset(s, 0, sizeof *s);
+	s->fd = -1;
+	if (!host || !*host || strlen(host) >= sizeof s->host || port == 0 || port > 65535 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%") != strlen(host)) {
+		seterr(err, errlen, "bad server name or port");
+		return HTTP_E_USAGE;
+	}
+	snprintf(s->host, sizeof s->host, "%s", host);
+	snprintf(s->port, sizeof s->port, "%u", port);
+	s->is_ip = inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+	s->deadline_ms = now_ms() + (int64_t)(timeout_s > 0 ? timeout_s : HTTP_DEFAULT_TIMEOUT_S) * 1000;
+	stream_url(s, &u);
+	rc = tcp_connect(&u, s->deadline_ms, 0, &s->fd, err, errlen);
+	if (rc != HTTP_OK)
+		s->fd = -1;
+	return rc;
+}
+
+enum http_err http_stream_tls(struct http_stream *s, const char *cacert, char *err, size_t errlen)
+{
+	struct http_client c = {.cacert = cacert};
+	struct url u;
+	SSL *ssl;
+	enum http_err rc;
+
+	if (s->fd < 0 || s->ssl) {
+		seterr(err, errlen, "TLS already on or no connection");
+		return HTTP_E_USAGE;
+	}
+	s->ctx = make_ctx(&c, 0, err, errlen);
+	if (!s->ctx)
+		return HTTP_E_RESOURCE;
+	ssl = SSL_new(s->ctx);
+	if (!ssl || !SSL_set_fd(ssl, s->fd)) {
+		SSL_free(ssl);
+		seterr(err, errlen, "cannot set up TLS");
+		return HTTP_E_RESOURCE;
+	}
+	s->ssl = ssl;
+	stream_url(s, &u);
+	if (set_peer_name(ssl, &u, err, errlen) != 0)
+		return HTTP_E_RESOURCE;
+	rc = tls_handshake(ssl, s->fd, &u, cacert, s->deadline_ms, 0, err, errlen);
+	ERR_clear_error();
+	return rc;
+}
+
+long http_stream_read(struct http_stream *s, void *buf, size_t n, char *err, size_t errlen)
+{
+	int timed_out = 0;
+
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	if (s->ssl) {
+		int r = ssl_drive(s->ssl, s->fd, s->deadline_ms, &timed_out, op_read, buf, (int)n);
+
+		if (r > 0)
+			return r;
+		ERR_clear_error();
+		if (timed_out) {
+			seterr(err, errlen, "no answer from %s port %s: timed out", s->host, s->port);
+			return -1;
+		}
+		return 0;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (wait_fd(s->fd, POLLIN, s->deadline_ms) != 0) {
+			seterr(err, errlen, "no answer from %s port %s: %s", s->host, s->port,
+			       errno == ETIMEDOUT ? "timed out" : strerror(errno));
+			return -1;
+		}
+		r = recv(s->fd, buf, n, 0);
+		if (r >= 0)
+			return (long)r;
+		if (errno != EAGAIN && errno != EINTR) {
+			seterr(err, errlen, "reading from %s port %s failed: %s", s->host, s->port,
+			       strerror(errno));
+			return -1;
+		}
+	}
+}
+
+enum http_err http_stream_write(struct http_stream *s, const void *buf, size_t n, char *err, size_t errlen)
+{
+	const char *p = buf;
+	int timed_out = 0;
+
+	while (n > 0) {
+		size_t chunk = n > 65536 ? 65536 : n;
+		long w;
+
+		if (s->ssl) {
+			w = ssl_drive(s->ssl, s->fd, s->deadline_ms, &timed_out, op_write, (void *)p, (int)chunk);
+			if (w <= 0)
+				ERR_clear_error();
+		} else if (wait_fd(s->fd, POLLOUT, s->deadline_ms) != 0) {
+			timed_out = errno == ETIMEDOUT;
+			w = -1;
+		} else {
+			w = send(s->fd, p, chunk, MSG_NOSIGNAL);
+			if (w < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+		}
+		if (w <= 0) {
+			seterr(err, errlen, "sending to %s port %s %s", s->host, s->port,
+			       timed_out ? "timed out" : "failed: connection closed");
+			return timed_out ? HTTP_E_TIMEOUT : HTTP_E_CONNECT;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return HTTP_OK;
+}
+
+void http_stream_close(struct http_stream *s)
+{
+	SSL_free(s->ssl);
+	SSL_CTX_free(s->ctx);
+	if (s->fd >= 0)
+		close(s->fd);
+	ERR_clear_error();
+	s->ssl = s->ctx = NULL;
+	s->fd = -1;
 }

@@ -1,8 +1,10 @@
-/* A small blocking HTTPS/1.1 client for the certward CLI and the agent: one
- * request per connection (Connection: close), TLS 1.2+ over BoringSSL, the
- * server's certificate verified against a pinned PEM file or the system
- * store, an optional client certificate (mTLS), and strict, bounded parsing
- * of the response. */
+/* A small blocking HTTPS/1.1 client for the certward CLI, the agent and
+ * certward-notifier: one request per connection (Connection: close), TLS
+ * 1.2+ over BoringSSL, the server's certificate verified against a pinned
+ * PEM file or the system store, an optional client certificate (mTLS), and
+ * strict, bounded parsing of the response. Also a TLS stream (plain first
+ * when asked, then upgraded: SMTP's STARTTLS) on the same connect and
+ * verification code. */
 #ifndef CERTWARD_HTTPS_CLIENT_H
 #define CERTWARD_HTTPS_CLIENT_H
 
@@ -35,6 +37,15 @@ struct http_client {
 	const char *client_cert;
 	const char *client_key;
 	const char *user_agent; /* NULL for "certward-cli" */
+	/* The body's Content-Type; NULL for application/json. */
+	const char *content_type;
+	/* Extra header lines ("Name: value"), NULL-terminated, or NULL. They
+	 * may hold credentials: they never reach an error message. */
+	const char *const *headers;
+	/* Largest response body accepted; 0 for HTTP_MAX_BODY. */
+	size_t max_body;
+	/* Error messages without the CLI's advice (--cacert, is certwardd running). */
+	int no_hints;
 };
 
 struct http_response {
@@ -52,6 +63,29 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 			   size_t errlen);
 
 void http_response_free(struct http_response *r);
+
+/* A byte stream to HOST:PORT, plain until http_stream_tls() (or from the
+ * start), each call bounded by the deadline set at open. */
+struct http_stream {
+	int fd;
+	void *ctx, *ssl; /* SSL_CTX, SSL once TLS is on */
+	long long deadline_ms; /* CLOCK_MONOTONIC */
+	char host[256], port[8];
+	int is_ip;
+};
+
+/* Connects; the whole conversation must end within timeout_s. */
+enum http_err http_stream_open(struct http_stream *s, const char *host, unsigned port, int timeout_s,
+			       char *err, size_t errlen);
+/* TLS handshake on the stream, the server's certificate verified for its
+ * host against CACERT (NULL or "": HTTP_SYSTEM_CA_FILE). */
+enum http_err http_stream_tls(struct http_stream *s, const char *cacert, char *err, size_t errlen);
+/* Up to n bytes: their count, 0 at the end of the stream, -1 on error or
+ * timeout (ERR set). */
+long http_stream_read(struct http_stream *s, void *buf, size_t n, char *err, size_t errlen);
+/* All n bytes, or an error (ERR set; never the bytes). */
+enum http_err http_stream_write(struct http_stream *s, const void *buf, size_t n, char *err, size_t errlen);
+void http_stream_close(struct http_stream *s);
 
 /* Parses a complete response held in BUF (exposed for tests): returns
  * 1 when complete, 0 when more bytes are needed (EOF says none will come),

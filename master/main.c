@@ -143,6 +143,12 @@ static int prepare(void)
 	signer_dir(c, "cert_dir", key_dir, sizeof key_dir);
 	if (make_dir(key_dir, 0755, M.signer_uid, M.signer_gid, M.as_root) != 0)
 		return -1;
+	/* the notifier's key pair, unless it is kept elsewhere */
+	if (!cfg_is_set(c, "notifier", "key_file")) {
+		snprintf(key_dir, sizeof key_dir, "%s/notifier", cfg_str(c, "master", "state_dir"));
+		if (make_dir(key_dir, 0700, M.uid, M.gid, M.as_root) != 0)
+			return -1;
+	}
 	snprintf(run_dir, sizeof run_dir, "%s", cfg_str(c, "master", "control_socket"));
 	slash = strrchr(run_dir, '/');
 	if (slash && slash != run_dir) {

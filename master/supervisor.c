@@ -130,6 +130,13 @@ char *section_for(const struct cfg *cfg, unsigned role, size_t *len)
 		signer_dir(cfg, "cert_dir", dir, sizeof dir);
 		text = section_set(text, len, "cert_dir", dir);
 	}
+	if (role == IPC_ROLE_NOTIFIER && text && !cfg_is_set(cfg, "notifier", "key_file")) {
+		/* nor does the notifier: its key's default place */
+		char file[1100];
+
+		snprintf(file, sizeof file, "%s/notifier/notifier.key", cfg_str(cfg, "master", "state_dir"));
+		text = section_set(text, len, "key_file", file);
+	}
 	return text;
 }
 
