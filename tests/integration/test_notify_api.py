@@ -293,9 +293,9 @@ def requeue():
 
 def digest():
     """The preview is the HTML the digest would hold now (values escaped);
-    send asks the notifier for it, 503 while no rule collects a digest."""
+    send asks the notifier for it, 409 while no rule collects a digest."""
     sql("UPDATE notification_rules SET digest = false")
-    check(call("POST", "/api/v1/digest/send", "operator")[0] == 503, "no digest rule")
+    check(call("POST", "/api/v1/digest/send", "operator")[0] == 409, "no digest rule")
     sql("INSERT INTO notifications (id, type, channel, channel_id, recipient, message, status, digest, subject) "
         "VALUES ('notif-held', 'ExpirationWarning', 'Slack', '%s', 'slack', 'm', 'pending', true, "
         "'<script>alert(1)</script> expires')" % CHANNELS["slack"]["id"])

@@ -7,7 +7,7 @@
  *   DELETE /api/v1/notification-channels/{id}         204 / 409 (admin)
  *   POST   /api/v1/notifications/{id}/requeue         200 / 409
  *   GET    /api/v1/digest/preview                     200 text/html
- *   POST   /api/v1/digest/send                        200 / 503
+ *   POST   /api/v1/digest/send                        200 / 409
  *
  * Channels are listed and read through the generated REST routes
  * (schema/resources.json). A channel's config mixes what may be shown
@@ -640,8 +640,8 @@ static void on_action(const struct store_outcome *o, void *arg)
 							     "certward-notifier sends the pending digests at its next pass",
 							     "requested_at", at));
 		else
-			route_problem(c, 503, "Service Unavailable",
-				      "no enabled notification rule collects a digest (digest: true)", NULL);
+			route_problem(c, 409, "Conflict", "no enabled notification rule collects a digest (digest: true)",
+				      NULL);
 	} else if (!state) {
 		log_event(LOG_ERROR, c->req.reqid, NULL, "%s: an answer without a state", action_ops[a]);
 		route_problem(c, 500, "Internal Server Error", NULL, NULL);
