@@ -8,6 +8,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "loops.h"
+#include "renewal.h"
 #include "store_client.h"
 #include "worker.h"
 
@@ -54,7 +55,7 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		 (unsigned long long)(cfg_duration_ms(section, "scheduler", "agent_offline_after") / 1000));
 
 	sched.agent_offline = loop_register(&agent_offline);
-	if (!sched.agent_offline) {
+	if (!sched.agent_offline || renewal_loops_register(w, section) != 0) {
 		log_error("scheduler loops: out of memory");
 		return -1;
 	}
