@@ -3,9 +3,10 @@
 -- agent's reports, the scheduler); retries with backoff; the outcome's
 -- events.
 --
--- claimed_by: the scheduler (node) that took the job to run it, while it
--- runs; a job Running for longer than scheduler.job_timeout is failed by
--- the timeout loop of any node, so a dead node's claims come back.
+-- claimed_by: the scheduler (node and process) that took the job to run
+-- it, kept once the job ends (who ran it) and cleared when it waits again;
+-- a job Running for longer than scheduler.job_timeout is failed by the
+-- timeout loop, so a dead node's claims come back.
 ALTER TABLE jobs ADD COLUMN claimed_by text CHECK (char_length(claimed_by) BETWEEN 1 AND 128);
 
 -- what dispatch looks for: due Pending jobs
@@ -78,7 +79,7 @@ CREATE TRIGGER jobs_inserted BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION
 -- (SQLSTATE 23514, like the status column's CHECK). A job set Failed with
 -- attempts left is retried instead: back to Pending (or AwaitingCSR for an
 -- agent's renewal) at now + backoff, its error kept in last_error. Final
--- statuses get completed_at; a job leaving Running loses its claim.
+-- statuses get completed_at; a job waiting again loses its claim.
 CREATE FUNCTION cw_job_transition() RETURNS trigger
 	LANGUAGE plpgsql
 AS $$
@@ -103,7 +104,7 @@ BEGIN
 	ELSIF NEW.status IN ('Completed', 'Failed', 'Cancelled') THEN
 		NEW.completed_at := coalesce(NEW.completed_at, now());
 	END IF;
-	IF NEW.status <> 'Running' THEN
+	IF NEW.status IN ('Pending', 'AwaitingCSR', 'AwaitingApproval') THEN
 		NEW.claimed_by := NULL;
 	END IF;
 	RETURN NEW;
