@@ -71,7 +71,7 @@ static struct notifier {
 	size_t max_body;
 	struct chan *chans;
 	unsigned inflight;
-	bool routing, listing, synced, syncing, published, publishing, depth_asked, digest_all;
+	bool routing, listing, synced, syncing, published, publishing, depth_asked, digest_all, request_asked;
 	uint64_t ticks;
 	uint8_t priv[NOTIFIER_SEAL_KEY_BYTES], pub[NOTIFIER_SEAL_KEY_BYTES];
 	char key_id[NOTIFIER_SEAL_KEY_ID_LEN + 1];
@@ -642,6 +642,34 @@ static void digests(bool now)
 	}
 }
 
+static void on_digest_taken(const struct store_outcome *o, void *arg)
+{
+	(void)arg;
+	if (o->error)
+		log_warn("taking the digest request failed: %s", o->message);
+}
+
+/* POST /api/v1/digest/send leaves its request in a setting: every
+ * channel's digest is made at the next poll, and the request taken. */
+static void on_digest_request(const struct store_outcome *o, void *arg)
+{
+	json_t *v;
+	const char *p[1];
+
+	(void)arg;
+	N.request_asked = false;
+	if (o->error || o->status == STORE_NO_ROW)
+		return;
+	v = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	p[0] = json_string_value(json_object_get(v, "value"));
+	if (p[0]) {
+		log_info("digests requested at %.40s", p[0]);
+		N.digest_all = true;
+		store_call(N.w, "notifier.digest_take", p, 1, on_digest_taken, NULL);
+	}
+	json_decref(v);
+}
+
 static void on_depth(const struct store_outcome *o, void *arg)
 {
 	json_t *v;
@@ -681,6 +709,11 @@ static void on_tick(uv_timer_t *t)
 		N.listing = store_call(N.w, "notifier.channels", NULL, 0, on_channels, NULL) == 0;
 	if (!N.depth_asked)
 		N.depth_asked = store_call(N.w, "notifier.depth", NULL, 0, on_depth, NULL) == 0;
+	if (!N.request_asked && N.ticks % 5 == 0) {
+		const char *p[1] = {"notifier.digest_requested_at"};
+
+		N.request_asked = store_call(N.w, "settings.get", p, 1, on_digest_request, NULL) == 0;
+	}
 	/* a digest is due at most once a day: asking every 30 polls is plenty */
 	if (N.digest_all || N.ticks % 30 == 0) {
 		digests(N.digest_all);
