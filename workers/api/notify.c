@@ -316,7 +316,7 @@ struct channel_call {
 	json_t *body; /* the request (its config holds secrets: wiped when freed) */
 	const struct channel_type *type;
 	char id[NOTIFIER_SEAL_MAX_CHANNEL_ID + 1];
-	char row_version[16];
+	char row_version[24];
 	char key_id[NOTIFIER_SEAL_KEY_ID_LEN + 1];
 	struct config_check cc;
 	bool create, config_sent;
