@@ -138,8 +138,10 @@ def every_resource():
     psql(pg, "INSERT INTO jobs (id, type, certificate_id) VALUES ('job-1', 'Renewal', '%s')" % c["id"])
     psql(pg, "INSERT INTO notifications (id, type, certificate_id, channel, recipient, message) VALUES "
          "('notif-1', 'ExpirationWarning', '%s', 'Email', 'ops@example.com', 'expires soon')" % c["id"])
-    check(call("GET", "/api/v1/jobs?status=Pending&type=Renewal", "viewer")[1]["data"][0]["id"] == "job-1", "jobs list")
-    check(call("GET", "/api/v1/jobs/job-1", "viewer")[1]["status"] == "Pending", "job get")
+    # (the certificate's profile requires approval: the job waits for it)
+    check(call("GET", "/api/v1/jobs?status=AwaitingApproval&type=Renewal", "viewer")[1]["data"][0]["id"] == "job-1",
+          "jobs list")
+    check(call("GET", "/api/v1/jobs/job-1", "viewer")[1]["status"] == "AwaitingApproval", "job get")
     check(call("PUT", "/api/v1/jobs/job-1", "admin", {"status": "Completed"})[0] == 405, "jobs are not written")
     check(call("GET", "/api/v1/notifications?status=pending")[1]["total"] == 1, "notifications list")
     check(call("GET", "/api/v1/notifications/notif-1", "viewer")[1]["recipient"] == "ops@example.com", "notification")
@@ -323,6 +325,9 @@ EXPECTED = {
     ("DELETE", "/api/v1/notification-channels/{id}"): ADMIN,
     ("POST", "/api/v1/notifications/{id}/requeue"): MANAGE,
     ("GET", "/api/v1/digest/preview"): READ, ("POST", "/api/v1/digest/send"): MANAGE,
+    ("GET", "/api/v1/approvals"): READ, ("GET", "/api/v1/approvals/{id}"): READ,
+    ("POST", "/api/v1/approvals/{id}/approve"): MANAGE, ("POST", "/api/v1/approvals/{id}/reject"): MANAGE,
+    ("POST", "/api/v1/jobs/{id}/approve"): MANAGE, ("POST", "/api/v1/jobs/{id}/reject"): MANAGE,
 }
 for res, writers in (("teams", ADMIN), ("owners", ADMIN), ("issuers", ADMIN), ("profiles", ADMIN),
                      ("renewal-policies", ADMIN), ("certificates", MANAGE), ("targets", MANAGE),

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "actions.h"
+#include "approvals.h"
 #include "audit.h"
 #include "agents.h"
 #include "discovery.h"
@@ -45,6 +46,7 @@ void routes_init(void)
 	agents_routes_init();
 	discovery_routes_init();
 	notify_routes_init();
+	approvals_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
@@ -237,7 +239,8 @@ static void record_refusal(struct route_call *c, int status)
 	char type[64], details[192];
 	size_t n;
 
-	if (status < 400 || status == 401 || status == 429 || !c->who.role[0] || (!change && status != 403))
+	if (status < 400 || status == 401 || status == 429 || !c->who.role[0] || (!change && status != 403) ||
+	    c->refusal_audited)
 		return;
 	if (id && (c->bad_param || !valid_resource_id(id, 128)))
 		id = NULL; /* not an id: not worth keeping, and maybe not text */

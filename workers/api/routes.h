@@ -66,6 +66,7 @@ struct route_call {
 	struct auth_result who; /* the caller; role "" on a public route */
 	char body_sha256[65];   /* hex of SHA-256 of the body, for the audit trail */
 	void *data;             /* the handler's */
+	bool refusal_audited;   /* the handler's change wrote its refusal's audit event */
 	/* the router's own */
 	respond_fn respond;
 	void *ctx;
