@@ -15,8 +15,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import AS_ROOT, Api, Cases, Certward, Postgres, check, free_port, log, make_key, make_root, psql, \
-    teardown, wait_for
+from harness import AS_ROOT, Api, Cases, Certward, Postgres, check, enrol_agent, free_port, log, make_key, make_root, \
+    psql, teardown, wait_for
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -55,11 +55,11 @@ def post(path, body):
     return obj
 
 
-def csr_of(name):
+def csr_of(name, key_spec=("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")):
     d = os.path.join(root, "csr")
     os.makedirs(d, exist_ok=True)
     key = os.path.join(d, name + ".key")
-    pem = openssl("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key,
+    pem = openssl("req", "-new", "-nodes", *key_spec, "-keyout", key,
                   "-subj", "/CN=%s.example.com" % name, "-addext", "subjectAltName=DNS:%s.example.com" % name)
     return key, pem
 
@@ -305,6 +305,44 @@ def timeouts():
               % (job_id, aj)) == "2", "timeouts audited")
 
 
+def agent_failures_follow_the_retry_rule():
+    """An agent's renewal job under the same rule: a CSR the signer refuses
+    sends the job back to AwaitingCSR after the backoff (not in the agent's
+    work until then); the agent's own failure report at the last attempt
+    ends it Failed with a RenewalFailure event."""
+    agent_id, crt, key, _ = enrol_agent(api, S["admin"], "jobs-web", os.path.join(root, "csr"))
+    me = Api(cw, identity=(crt, key))
+    rp = post("/api/v1/renewal-policies", {"name": "jobs-agent", "max_retries": 1, "retry_interval_seconds": 60})["id"]
+    tgt = post("/api/v1/targets", {"name": "jobs-nginx", "type": "NGINX", "agent_id": agent_id,
+                                   "config": {"cert_path": "/etc/nginx/certs/web.crt"}})["id"]
+    cert = certificate("agentweb", policy=rp, target_ids=[tgt])
+    job_id = renew(cert["id"])
+    check(job(job_id)["status"] == "AwaitingCSR" and job(job_id)["max_attempts"] == 2, "job: %r" % job(job_id))
+    work = lambda: [w["id"] for w in me.call("GET", "/api/v1/agents/%s/work" % agent_id)[1]["jobs"]]
+    check(work() == [job_id], "work: %r" % work())
+    _, bad = csr_of("agentweb-rsa", ("-newkey", "rsa:2048"))  # a key the profile does not allow
+    code, _ = me.call("POST", "/api/v1/agents/%s/csr" % agent_id, None,
+                      {"job_id": job_id, "certificate_id": cert["id"], "csr_pem": bad})
+    check(code == 400, "a refused CSR: %d" % code)
+    j = job(job_id)
+    check(j["status"] == "AwaitingCSR" and j["attempts"] == 1 and epoch(j["scheduled_at"]) > epoch(j["updated_at"]) + 40,
+          "after the refused CSR: %r" % j)
+    check(work() == [], "a job waiting for its retry is in the agent's work")
+    psql(pg, "UPDATE jobs SET scheduled_at = now() WHERE id = '%s'" % job_id)
+    check(work() == [job_id], "the retry is not in the agent's work")
+    _, good = csr_of("agentweb")
+    code, _ = me.call("POST", "/api/v1/agents/%s/csr" % agent_id, None,
+                      {"job_id": job_id, "certificate_id": cert["id"], "csr_pem": good})
+    check(code == 202 and job(job_id)["status"] == "Running" and job(job_id)["attempts"] == 2, "second CSR: %d" % code)
+    code, _ = me.call("POST", "/api/v1/agents/%s/jobs/%s/status" % (agent_id, job_id), None,
+                      {"status": "Failed", "error": "nginx -t failed"})
+    check(code == 200, "report: %d" % code)
+    j = job(job_id)
+    check(j["status"] == "Failed" and j["last_error"] == "nginx -t failed", "job: %r" % j)
+    check(len(events(job_id, "RenewalFailure")) == 1, "RenewalFailure event")
+    check(adm("GET", "/api/v1/certificates/" + cert["id"])[1]["status"] != "RenewalInProgress", "certificate status")
+
+
 def illegal_transitions_refused():
     """The state machine in PostgreSQL: a final job does not move again,
     a Pending job is not Completed without running; SQLSTATE 23514."""
@@ -342,6 +380,7 @@ def main():
         case(retries_then_failure)
         case(unsupported_issuer_fails_at_once)
         case(timeouts)
+        case(agent_failures_follow_the_retry_rule)
         case(illegal_transitions_refused)
         RUN.stop_clean(cw)
     finally:
