@@ -22,7 +22,7 @@ S = {}
 AGENT = os.path.join(BUILD, "certward-agent")
 LOCK = "classid = 1667592820 AND objid = 2 AND objsubid = 2"
 SCHEDULER = ("scheduler:\n  tick: 1s\n  leader_check: 300ms\n  renewal_scan_interval: 1s\n"
-             "  expiry_marking_interval: 1s\n  expiry_notify_interval: 500ms\n")
+             "  expiry_marking_interval: 1s\n  expiry_notify_interval: 500ms\n  ocsp_rotation_interval: 1s\n")
 
 
 def adm(method, path, body=None):
@@ -181,6 +181,24 @@ def expiry_warnings_once_per_version_and_threshold():
     wait_for("the new version's warning", lambda: len(events(twenty)) == 2, timeout=30)
     check(events(twenty)[1].startswith("ExpirationWarning expiry:") and events(twenty)[1].endswith(":7 critical"),
           "the new version: %r" % events(twenty))
+
+
+def every_loop_runs():
+    """Each loop has run, none failed; the OCSP responders' rotation asks
+    the signer (OCSP_RESPONDERS_RENEW) on its own interval."""
+    for name in ("renewal_scan", "expiry_marking", "expiry_notify", "agent_offline", "crl", "ocsp_rotation",
+                 "job_dispatch"):
+        wait_for("a run of " + name, lambda: loop_runs(name) > 0, timeout=30)
+    # (a run before the store had applied the migrations may have failed)
+    before = {k: v for k, v in cw.metrics("scheduler").items() if k.startswith("scheduler_loop_errors_total")}
+    runs_more("ocsp_rotation", 2)
+    runs_more("crl", 2)
+    m = cw.metrics("scheduler")
+    errors = {k: v for k, v in m.items() if k.startswith("scheduler_loop_errors_total") and v != before.get(k, 0)}
+    check(not errors, "loops failed: %r (before: %r)" % (errors, before))
+    check(m.get('scheduler_loop_duration_seconds_count{loop="renewal_scan"}', 0) > 0, "no duration histogram")
+    check("loop renewal_scan: 2 renewal job(s) created" in open(os.path.join(cw.logs, "scheduler.log")).read(),
+          "the scan's run was not logged")
 
 
 def lock_holder():
@@ -360,6 +378,7 @@ if __name__ == "__main__":
         case(renewal_time_follows_the_policy)
         case(expiry_marking)
         case(expiry_warnings_once_per_version_and_threshold)
+        case(every_loop_runs)
         case(the_scheduler_lock)
         case(agent_renews_through_nginx_unasked)
         RUN.stop_clean(cw)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loops.h"
 #include "store_client.h"
 #include "util.h"
 
@@ -26,9 +27,9 @@
 
 static struct {
 	struct worker *w;
-	uv_timer_t timer;
-	bool timer_on, busy;
-	uint64_t check_ms, validity_s, refresh_s;
+	struct loop *loop;
+	uint64_t validity_s, refresh_s;
+	uint64_t published; /* CRLs published by the run in progress */
 	/* the run in progress: issuers left, then the one being signed */
 	char due[DUE_MAX][65];
 	size_t ndue, next;
@@ -81,7 +82,8 @@ static void failed(const char *step, const char *why)
 	run.pause_ms = run.pause_ms ? (run.pause_ms * 2 > 60000 ? 60000 : run.pause_ms * 2) : 1000;
 	run.pause_until_ms = now_ms() + run.pause_ms;
 	run_reset();
-	run.busy = false; /* the rest of this run waits for the next check */
+	/* the rest of this run waits for the next check */
+	loop_done(run.loop, run.published, "CRL(s) published", why);
 }
 
 /* ---- 5. publish ---- */
@@ -106,6 +108,7 @@ static void on_published(const struct store_outcome *o, void *arg)
 		return;
 	} else {
 		run.generated++;
+		run.published++;
 		run.last_ms = now_ms() - run.t0_ms;
 		run.last_entries = run.entries;
 		run.last_bytes = run.der_len;
@@ -354,7 +357,7 @@ static void next_issuer(void)
 	const char *p[1];
 
 	if (run.next == run.ndue) {
-		run.busy = false;
+		loop_done(run.loop, run.published, "CRL(s) published", NULL);
 		return;
 	}
 	snprintf(run.issuer, sizeof run.issuer, "%s", run.due[run.next++]);
@@ -370,7 +373,8 @@ static void on_due(const struct store_outcome *o, void *arg)
 	size_t i;
 
 	if (o->error) {
-		run.busy = false; /* asked again at the next check */
+		/* asked again at the next check */
+		loop_done(run.loop, 0, NULL, o->message && *o->message ? o->message : "the store is unavailable");
 		return;
 	}
 	v = json_loadb((const char *)o->json, o->json_len, 0, NULL);
@@ -383,38 +387,43 @@ static void on_due(const struct store_outcome *o, void *arg)
 	next_issuer();
 }
 
-static void on_check(uv_timer_t *t)
+static void on_check(struct loop *l, void *arg)
 {
 	char margin[24];
 	const char *p[1] = {margin};
 
-	if (run.busy || now_ms() < run.pause_until_ms)
+	(void)arg;
+	run.published = 0;
+	if (now_ms() < run.pause_until_ms) {
+		loop_done(l, 0, NULL, NULL);
 		return;
+	}
 	snprintf(margin, sizeof margin, "%llu", (unsigned long long)run.refresh_s);
-	if (store_call(run.w, "crl.due", p, 1, on_due, NULL) == 0)
-		run.busy = true;
+	if (store_call(run.w, "crl.due", p, 1, on_due, NULL) != 0)
+		loop_done(l, 0, NULL, "the store is unavailable");
 }
 
-void crl_loop_start(struct worker *w, const struct cfg *section)
+int crl_loop_start(struct worker *w, const struct cfg *section)
 {
+	/* every node: each CRL number is leased in the database */
+	static const struct loop_def def = {
+		.name = "crl",
+		.interval_key = "crl_check",
+		.leader_only = false,
+		.run = on_check,
+	};
+
 	run.w = w;
-	run.check_ms = cfg_duration_ms(section, "scheduler", "crl_check");
 	run.validity_s = cfg_duration_ms(section, "scheduler", "crl_validity") / 1000;
 	run.refresh_s = cfg_duration_ms(section, "scheduler", "crl_refresh") / 1000;
 	if (run.refresh_s >= run.validity_s)
 		run.refresh_s = run.validity_s / 2;
-	uv_timer_init(worker_loop(w), &run.timer);
-	uv_timer_start(&run.timer, on_check, run.check_ms, run.check_ms);
-	run.timer_on = true;
+	run.loop = loop_register(&def);
+	return run.loop ? 0 : -1;
 }
 
 void crl_loop_stop(void)
 {
-	if (!run.timer_on)
-		return;
-	uv_timer_stop(&run.timer);
-	uv_close((uv_handle_t *)&run.timer, NULL);
-	run.timer_on = false;
 	run_reset();
 }
 

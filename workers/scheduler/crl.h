@@ -1,4 +1,4 @@
-/* The CRL loop: every scheduler.crl_check the scheduler asks the store which
+/* The CRL loop, on every node: every scheduler.crl_check the scheduler asks the store which
  * Local issuers' CRLs are due (missing, behind a revocation, or within
  * scheduler.crl_refresh of their nextUpdate) and, one issuer after the
  * other, takes the next CRL number, reads the revoked serials a page at a
@@ -13,7 +13,8 @@
 #include "metrics.h"
 #include "worker.h"
 
-void crl_loop_start(struct worker *w, const struct cfg *section);
+/* Registers the loop "crl" (loops.h); 0, or -1 when out of memory. */
+int crl_loop_start(struct worker *w, const struct cfg *section);
 void crl_loop_stop(void);
 void crl_loop_metrics(struct strbuf *out);
 

@@ -8,6 +8,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "loops.h"
+#include "ocsp_rotation.h"
 #include "renewal.h"
 #include "store_client.h"
 #include "worker.h"
@@ -55,7 +56,8 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		 (unsigned long long)(cfg_duration_ms(section, "scheduler", "agent_offline_after") / 1000));
 
 	sched.agent_offline = loop_register(&agent_offline);
-	if (!sched.agent_offline || renewal_loops_register(w, section) != 0) {
+	if (!sched.agent_offline || renewal_loops_register(w, section) != 0 || crl_loop_start(w, section) != 0 ||
+	    ocsp_rotation_start(w) != 0) {
 		log_error("scheduler loops: out of memory");
 		return -1;
 	}
@@ -63,7 +65,6 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		return -1;
 	if (loops_start(w, section) != 0)
 		return -1;
-	crl_loop_start(w, section);
 	return 0;
 }
 

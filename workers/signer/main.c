@@ -602,6 +602,19 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 	case IPC_T_AGENT_ID_SIGN:
 		agent_id_sign(from, m);
 		return;
+	case IPC_T_OCSP_RESPONDERS_RENEW: {
+		char why[300] = "";
+
+		r.type = IPC_T_OCSP_RESPONDERS_RENEWED;
+		if (responders_renew_due(signer.responders, &r.u.ocsp_responders_renewed.renewed,
+					 &r.u.ocsp_responders_renewed.responders, why, sizeof why) != 0) {
+			log_warn("OCSP responder renewal: %s", why);
+			ipc_reply_error(from, m, EIO, why);
+			return;
+		}
+		ipc_reply(from, m, &r);
+		return;
+	}
 	default:
 		ipc_reply_error(from, m, ENOTSUP, "the signer does not handle this message");
 	}

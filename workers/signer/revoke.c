@@ -164,7 +164,7 @@ void revoke_crl_free(struct revoke_crl *c)
 
 struct responder {
 	char issuer_id[65];
-	const struct ca *ca; /* the CA its certificate is from */
+	struct ca *ca; /* the CA its certificate is from */
 	EVP_PKEY *key;
 	X509 *cert;
 	uint8_t *cert_der; /* OPENSSL_malloc'd */
@@ -388,6 +388,26 @@ static struct responder *responder_get(struct responders *rs, struct ca *signing
 	if (x == &rs->r[rs->n])
 		rs->n++;
 	return x;
+}
+
+int responders_renew_due(struct responders *rs, uint32_t *renewed, uint32_t *held, char *why, size_t whylen)
+{
+	int64_t now = (int64_t)time(NULL);
+	int rc = 0;
+
+	*renewed = 0;
+	*held = (uint32_t)rs->n;
+	for (size_t i = 0; i < rs->n; i++) {
+		struct responder *x = &rs->r[i];
+
+		if (!x->cert || !x->ca || now < x->renew_at)
+			continue;
+		if (responder_get(rs, x->ca, x->issuer_id, why, whylen))
+			(*renewed)++;
+		else
+			rc = -1;
+	}
+	return rc;
 }
 
 int revoke_ocsp_sign(struct responders *rs, struct ca *signing, const struct ipc_ocsp_sign *m, struct revoke_ocsp *out,

@@ -50,6 +50,9 @@ struct responders;
 struct responders *responders_open(const struct cfg *section, const char *key_dir, struct ledger *ledger);
 void responders_free(struct responders *r);
 uint64_t responders_rotations(const struct responders *r);
+/* Renews every responder held that is due (OCSP_RESPONDERS_RENEW): 0 or -1
+ * (why) when one could not be made; *renewed and *held say how many. */
+int responders_renew_due(struct responders *r, uint32_t *renewed, uint32_t *held, char *why, size_t whylen);
 
 /* Signs the response OCSP_SIGN asks for with issuer_id's responder (made or
  * renewed first when needed) and stages its ledger line. 0; -1 with why (a

@@ -124,6 +124,7 @@ static int store_init(struct worker *w, const struct cfg *section)
 	o.max_queued = 4;
 	o.listen = NULL;
 	o.on_notify = NULL;
+	o.name = "lock";
 	S.lock_pool = S.pool ? pg_pool_start(worker_loop(w), &o) : NULL;
 	if (!S.pool || !S.lock_pool) {
 		log_error("cannot start the postgresql pool");

@@ -59,6 +59,7 @@ struct pg_pool {
 	char *listen;
 	void (*on_notify)(const char *payload, void *arg);
 	void *notify_arg;
+	char kv[24]; /* "pool=NAME" for a named pool's log lines, or "" */
 	int listening;
 	unsigned nconns;    /* size, plus the listener when there is one */
 	unsigned connected; /* idle + leased (the listener not counted) */
@@ -217,12 +218,13 @@ static void conn_fail(struct pg_conn *c, const char *why)
 	struct pg_pool *p = c->pool;
 	pg_result_cb cb = c->q_cb;
 	void *arg = c->q_arg;
-	char kv[64], err[320];
+	char kv[96], err[320];
 
 	/* libpq's message names host and database but never the password */
 	snprintf(p->last_error, sizeof p->last_error, "%s", c->conn ? PQerrorMessage(c->conn) : "");
 	p->last_error[strcspn(p->last_error, "\n")] = '\0';
-	snprintf(kv, sizeof kv, "conn=%u retry_ms=%llu", c->index, (unsigned long long)c->retry_ms);
+	snprintf(kv, sizeof kv, "%s%sconn=%u retry_ms=%llu", p->kv, *p->kv ? " " : "", c->index,
+		 (unsigned long long)c->retry_ms);
 	log_event(LOG_WARN, NULL, kv, "postgresql %s: %s", why, p->last_error);
 	if (c->state == CONN_IDLE || c->state == CONN_LEASED)
 		p->lost++;
@@ -237,7 +239,8 @@ static void conn_fail(struct pg_conn *c, const char *why)
 		 p->last_error);
 	if (p->connected == 0 && !p->stopping && !c->listener) {
 		if (!p->unreachable)
-			log_warn("postgresql unreachable: calls fail at once until a connection is back");
+			log_event(LOG_WARN, NULL, *p->kv ? p->kv : NULL,
+				  "postgresql unreachable: calls fail at once until a connection is back");
 		p->unreachable = 1;
 		queue_fail(p, err);
 	}
@@ -279,11 +282,11 @@ static void connect_poll(struct pg_conn *c)
 	watch(c, UV_READABLE);
 	if (p->unreachable) {
 		p->unreachable = 0;
-		log_info("postgresql reachable again");
+		log_event(LOG_INFO, NULL, *p->kv ? p->kv : NULL, "postgresql reachable again");
 	}
 	if (p->connected == p->size)
-		log_info("connected to postgresql (%u connections, server %d)", p->size,
-			 PQserverVersion(c->conn));
+		log_event(LOG_INFO, NULL, *p->kv ? p->kv : NULL, "connected to postgresql (%u connections, server %d)",
+			  p->size, PQserverVersion(c->conn));
 	dispatch(p);
 }
 
@@ -648,6 +651,8 @@ struct pg_pool *pg_pool_start(uv_loop_t *loop, const struct pg_pool_options *o)
 	}
 	p->on_notify = o->on_notify;
 	p->notify_arg = o->notify_arg;
+	if (o->name)
+		snprintf(p->kv, sizeof p->kv, "pool=%s", o->name);
 	p->nconns = n;
 	p->loop = loop;
 	p->size = o->size;

@@ -38,6 +38,8 @@ struct pg_pool_options {
 	const char *listen;
 	void (*on_notify)(const char *payload, void *arg);
 	void *notify_arg;
+	/* a word for its log lines (pool=NAME), or NULL: the main pool */
+	const char *name;
 };
 
 struct pg_pool *pg_pool_start(uv_loop_t *loop, const struct pg_pool_options *o);
