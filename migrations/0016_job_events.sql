@@ -49,3 +49,6 @@ $$;
 -- the renewals the scheduler starts by itself. The two-person rule of approvals compares it
 -- with the approver.
 ALTER TABLE jobs ADD COLUMN requested_by text CHECK (char_length(requested_by) BETWEEN 1 AND 255);
+
+CREATE TRIGGER cw_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notification_events
+	FOR EACH STATEMENT EXECUTE FUNCTION cw_table_changed();

@@ -83,3 +83,10 @@ CREATE UNIQUE INDEX notifications_event_channel ON notifications (event_id, chan
 	WHERE event_id IS NOT NULL;
 CREATE INDEX notifications_channel_due ON notifications (channel_id, next_retry_at)
 	WHERE status IN ('pending', 'failed');
+
+CREATE TRIGGER cw_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notification_channels
+	FOR EACH STATEMENT EXECUTE FUNCTION cw_table_changed();
+CREATE TRIGGER cw_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notifier_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION cw_table_changed();
+CREATE TRIGGER cw_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notification_rules
+	FOR EACH STATEMENT EXECUTE FUNCTION cw_table_changed();
