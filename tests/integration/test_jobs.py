@@ -11,6 +11,7 @@ not allow is refused by PostgreSQL."""
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -343,6 +344,30 @@ def agent_failures_follow_the_retry_rule():
     check(adm("GET", "/api/v1/certificates/" + cert["id"])[1]["status"] != "RenewalInProgress", "certificate status")
 
 
+def store_lost_while_recording():
+    """The store killed while a signed renewal waits to be recorded: the
+    scheduler sends the record again once the store is back (signing again
+    would put a second signature in the ledger): one new version, the job
+    Completed at its first attempt."""
+    _, pem = csr_of("storekill")
+    cert = certificate("storekill", csr_pem=pem)
+    signer, store = cw.status()["signer"]["pid"], cw.status()["store"]["pid"]
+    before = cw.metrics("signer").get("certificates_signed_total", 0)
+    os.kill(signer, signal.SIGSTOP)  # the job waits for its signature
+    try:
+        job_id = renew(cert["id"])
+        wait_for("claimed", lambda: one("SELECT status FROM jobs WHERE id = '%s'" % job_id) == "Running", timeout=30)
+        os.kill(store, signal.SIGKILL)
+    finally:
+        os.kill(signer, signal.SIGCONT)
+    wait_for("store back", lambda: cw.status()["store"]["pid"] not in (None, store) and
+             cw.status()["store"]["state"] == "running", timeout=30)
+    j = wait_job(job_id, ("Completed", "Failed"), timeout=60)
+    check(j["status"] == "Completed" and j["attempts"] == 1, "job: %r" % j)
+    check(len(versions(cert["id"])) == 2, "versions: %d" % len(versions(cert["id"])))
+    check(cw.metrics("signer").get("certificates_signed_total", 0) == before + 1, "signed more than once")
+
+
 def illegal_transitions_refused():
     """The state machine in PostgreSQL: a final job does not move again,
     a Pending job is not Completed without running; SQLSTATE 23514."""
@@ -381,6 +406,7 @@ def main():
         case(unsupported_issuer_fails_at_once)
         case(timeouts)
         case(agent_failures_follow_the_retry_rule)
+        case(store_lost_while_recording)
         case(illegal_transitions_refused)
         RUN.stop_clean(cw)
     finally:

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "codec.h"
 #include "log.h"
 #include "loops.h"
@@ -33,7 +34,17 @@ struct run {
 	char serial[68], not_before[24], not_after[24], fingerprint[65];
 	char *pem_chain;
 	char *sealed_hex; /* the key the signer made, sealed; NULL when the client keeps its key */
+	/* a record the store could not take just now (busy, restarting) is
+	 * sent again: signing again would put a second signature in the ledger */
+	struct backoff again;
+	uv_timer_t timer;
+	bool timer_on;
 };
+
+/* what the record of a signed certificate waits for before it gives up */
+#define RECORD_TRIES 8
+#define RECORD_DELAY_FIRST_MS 100
+#define RECORD_DELAY_MAX_MS 5000
 
 static struct {
 	struct worker *w;
@@ -45,8 +56,21 @@ static struct {
 	uint64_t claimed, handed, completed, retried, failed, lost;
 } J;
 
+static void run_free(struct run *r);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	run_free(h->data);
+}
+
 static void run_free(struct run *r)
 {
+	if (r->timer_on) {
+		/* freed by on_timer_closed */
+		r->timer_on = false;
+		uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+		return;
+	}
 	free(r->profile);
 	free(r->csr_pem);
 	free(r->csr_der);
@@ -110,12 +134,38 @@ static void run_fail(struct run *r, bool retryable, const char *fmt, ...)
 	}
 }
 
+static void record(struct run *r);
+
+static void on_record_again(uv_timer_t *t)
+{
+	record(t->data);
+}
+
+/* The store could not take the record just now: again after a while
+ * (true), or not (false: the job fails). */
+static bool record_later(struct run *r, int error)
+{
+	if (J.stopping || r->again.consecutive >= RECORD_TRIES ||
+	    (error != EBUSY && error != ETIMEDOUT && error != ENOTCONN && error != EAGAIN))
+		return false;
+	if (!r->timer_on) {
+		backoff_init(&r->again, RECORD_DELAY_FIRST_MS, RECORD_DELAY_MAX_MS, UINT64_MAX);
+		uv_timer_init(worker_loop(J.w), &r->timer);
+		r->timer.data = r;
+		r->timer_on = true;
+	}
+	uv_timer_start(&r->timer, on_record_again, backoff_on_exit(&r->again, 0), 0);
+	return true;
+}
+
 static void on_recorded(const struct store_outcome *o, void *arg)
 {
 	struct run *r = arg;
 	json_t *j;
 	const char *state;
 
+	if (o->error && record_later(r, o->error))
+		return;
 	if (o->error) {
 		/* signed (in the ledger) but not recorded: another attempt makes another */
 		run_fail(r, true, "the certificate was signed (serial %s) but could not be recorded: %s", r->serial,
@@ -147,7 +197,9 @@ static void record(struct run *r)
 		r->sealed_hex ? "false" : "true",
 	};
 
-	if (store_call(J.w, "jobs.renewed", p, 13, on_recorded, r) != 0)
+	int rc = store_call(J.w, "jobs.renewed", p, 13, on_recorded, r);
+
+	if (rc != 0 && !record_later(r, -rc))
 		run_fail(r, true, "the certificate was signed (serial %s) but could not be recorded: store unavailable",
 			 r->serial);
 }
