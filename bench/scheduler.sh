@@ -18,6 +18,9 @@
 #                 certificate has its job), the cost of a run that finds
 #                 nothing while DUE renewals are under way
 #
+# and then, through certwardd, the DUE renewal jobs dispatched and run by
+# its scheduler ("jobs dispatched per second" below).
+#
 # BENCH_ROUNDS times each (the jobs are removed between rounds), and prints
 # the medians; then the goal: the scan under 1 s. A missed goal does not
 # change the exit status (0).
@@ -27,6 +30,7 @@
 #   BENCH_BUILD_DIR  build directory (default build-bench/, created with
 #                    meson setup --buildtype=release -Dtests=false)
 #   BENCH_REV        build this git revision instead of the working tree
+#   BENCH_JOB_CONCURRENCY  scheduler.job_concurrency of the dispatch part (default 32)
 set -eu
 
 prog=scheduler.sh
@@ -159,4 +163,41 @@ else
 	echo "goal: the scan under $goal_ms ms: not met"
 fi
 
-# ---- jobs dispatched per second: to be added here (the jobs' dispatch loop) ----
+# ---- jobs dispatched per second ----
+# The scan's last round left DUE Renewal jobs Pending. Each due certificate
+# gets a newest version with a CSR (one P-256 key for all, made by openssl),
+# so that the scheduler renews it itself (the CSR signed again by the
+# signer, the version recorded, the job Completed: docs/renewal.md "Jobs");
+# certwardd starts again with its dispatch every 50 ms and
+# BENCH_JOB_CONCURRENCY (default 32) jobs at once. Timed from the first
+# claim to the last completion (jobs.started_at, jobs.completed_at).
+job_concurrency=${BENCH_JOB_CONCURRENCY:-32}
+csr=$(openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout /dev/null \
+	-subj /CN=bench.example.internal 2>/dev/null) || die "openssl req failed"
+sql <<EOF
+INSERT INTO certificate_versions (certificate_id, serial_number, not_before, not_after, fingerprint_sha256, pem_chain,
+	csr_pem, key_algorithm, key_size)
+SELECT j.certificate_id, 'b' || to_hex(row_number() OVER ()), now() - interval '80 days', now() + interval '10 days',
+	md5(j.certificate_id || 'csr') || md5(j.certificate_id || 'y'), 'bench', '$csr', 'ECDSA', 256
+FROM jobs j WHERE j.status = 'Pending';
+VACUUM ANALYZE certificate_versions;
+EOF
+pending=$(sql -c "SELECT count(*) FROM jobs WHERE status = 'Pending'")
+[ "$pending" -eq "$due" ] || die "$pending jobs Pending, not $due"
+printf 'scheduler:\n  dispatch_interval: 50ms\n  job_concurrency: %s\n' "$job_concurrency" >>"$tmp/certward.yml"
+say "starting certwardd again: $due renewals to dispatch, $job_concurrency at once"
+"${pin_server[@]}" "$build/certwardd" -c "$tmp/certward.yml" </dev/null >"$tmp/certwardd.out" 2>&1 &
+cw_pid=$!
+i=0
+while [ "$(sql -c "SELECT count(*) FROM jobs WHERE status IN ('Pending', 'Running')")" -gt 0 ]; do
+	kill -0 "$cw_pid" 2>/dev/null || { log_tail "$tmp/certwardd.out" "$tmp"/log/*.log; die "certwardd exited"; }
+	i=$((i + 1))
+	[ "$i" -le 3000 ] || die "the jobs are not done after 10 minutes"
+	sleep 0.2
+done
+read -r completed failed secs <<<"$(sql -F ' ' -c "SELECT count(*) FILTER (WHERE status = 'Completed'),
+	count(*) FILTER (WHERE status = 'Failed'), round(extract(epoch FROM max(completed_at) - min(started_at))::numeric, 2)
+	FROM jobs")"
+[ "$completed" -eq "$due" ] || die "$completed jobs Completed, $failed Failed, of $due"
+echo "jobs dispatched: $due renewals (signed, recorded, Completed) in $secs s, $job_concurrency at once:" \
+	"$(awk -v n="$due" -v s="$secs" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 0.001) }') jobs/s"
