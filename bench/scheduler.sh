@@ -82,19 +82,23 @@ INSERT INTO teams (name) VALUES ('bench');
 INSERT INTO owners (name, email, team_id) SELECT 'bench', 'bench@example.com', id FROM teams;
 INSERT INTO issuers (name, type) VALUES ('bench-local', 'Local');
 INSERT INTO renewal_policies (name, max_retries) VALUES ('bench', 2);
-INSERT INTO managed_certificates (name, common_name, owner_id, team_id, issuer_id, renewal_policy_id, status)
-SELECT 'c' || i, 'c' || i || '.example.internal', o.id, o.team_id, s.id, p.id, 'Active'
-FROM generate_series(1, $total) i, owners o, issuers s, renewal_policies p;
--- one UPDATE of renew_at below instead of the trigger's one per version
+-- one transaction (one now()); expires_at and renew_at written with the
+-- rows, as the versions' trigger (disabled meanwhile) would set them
+BEGIN;
+INSERT INTO managed_certificates (name, common_name, owner_id, team_id, issuer_id, renewal_policy_id, status,
+	expires_at, renew_at)
+SELECT 'c' || i, 'c' || i || '.example.internal', o.id, o.team_id, s.id, p.id, 'Active', t.na,
+	cw_renew_at(t.nb, t.na, p.renewal_window_days)
+FROM generate_series(1, $total) i, owners o, issuers s, renewal_policies p,
+	LATERAL (SELECT now() - interval '80 days' AS nb,
+		now() + CASE WHEN i <= $due THEN interval '10 days' ELSE interval '60 days' END AS na) t;
 ALTER TABLE certificate_versions DISABLE TRIGGER certificate_versions_renew_at;
 INSERT INTO certificate_versions (certificate_id, serial_number, not_before, not_after, fingerprint_sha256, pem_chain)
-SELECT m.id, to_hex(n), now() - interval '80 days',
-	now() + CASE WHEN n <= $due THEN interval '10 days' ELSE interval '60 days' END,
-	md5(m.id) || md5(m.id || 'x'), 'bench'
-FROM (SELECT id, row_number() OVER () AS n FROM managed_certificates) m;
+SELECT m.id, to_hex(row_number() OVER ()), now() - interval '80 days', m.expires_at, md5(m.id) || md5(m.id || 'x'),
+	'bench'
+FROM managed_certificates m;
 ALTER TABLE certificate_versions ENABLE TRIGGER certificate_versions_renew_at;
-UPDATE managed_certificates m SET expires_at = v.not_after, renew_at = cw_renew_at(v.not_before, v.not_after, 30)
-FROM certificate_versions v WHERE v.certificate_id = m.id;
+COMMIT;
 VACUUM ANALYZE managed_certificates;
 VACUUM ANALYZE certificate_versions;
 EOF
