@@ -18,3 +18,9 @@ CREATE INDEX notifications_digest_id ON notifications (digest_id) WHERE digest_i
 CREATE FUNCTION cw_severity_rank(p_severity text) RETURNS integer LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE p_severity WHEN 'info' THEN 0 WHEN 'warning' THEN 1 WHEN 'critical' THEN 2 END
 $$;
+
+-- text made safe for HTML element content and attribute values (the digest)
+CREATE FUNCTION cw_html(p text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+	SELECT replace(replace(replace(replace(replace(p, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
+		'"', '&quot;'), '''', '&#39;')
+$$;
