@@ -404,3 +404,69 @@ def enrol_agent(api, admin_key, name, directory):
     with open(crt, "w") as f:
         f.write(ans["certificate_pem"])
     return ans["agent_id"], crt, key, ans
+
+
+# ---- TLS servers the agent deploys to ----
+
+def self_signed(path_crt, path_key, cn):
+    """A self-signed P-256 certificate (two days) and its key (0600)."""
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", path_key, "-out", path_crt, "-subj", "/CN=" + cn, "-days", "2"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, r.stderr)
+    os.chmod(path_key, 0o600)
+
+
+def served_serial(port, name):
+    """The serial (lower-case hex, no leading zeros) of the certificate a
+    TLS server on 127.0.0.1:port presents for name; None when it presents none."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", name],
+                       input="", capture_output=True, text=True, timeout=30)
+    pem = r.stdout[r.stdout.find("-----BEGIN CERTIFICATE-----"):r.stdout.find("-----END CERTIFICATE-----") + 25]
+    if "BEGIN" not in pem:
+        return None
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, text=True,
+                         timeout=30).stdout.strip()
+    return out.split("=", 1)[1].lower().lstrip("0") if "=" in out else None
+
+
+class Nginx:
+    """A real nginx under directory d serving web.example.internal on a free
+    loopback port from d/certs/web.crt and web.key (a self-signed pair at
+    first). conf is its configuration file, prefix its -p directory, text
+    the configuration as written."""
+
+    NAME = "web.example.internal"
+
+    def __init__(self, d):
+        for sub in ("nginx", "nginx/tmp", "certs"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        self.cert, self.key = os.path.join(d, "certs", "web.crt"), os.path.join(d, "certs", "web.key")
+        self_signed(self.cert, self.key, "old.example.internal")
+        self.port = free_port()
+        self.conf = os.path.join(d, "nginx.conf")
+        self.prefix = os.path.join(d, "nginx")
+        self.text = (
+            "pid %(d)s/nginx/nginx.pid;\nerror_log %(d)s/nginx/error.log;\nevents {}\nhttp {\n"
+            "  access_log off;\n  client_body_temp_path %(d)s/nginx/tmp;\n  proxy_temp_path %(d)s/nginx/tmp;\n"
+            "  fastcgi_temp_path %(d)s/nginx/tmp;\n  uwsgi_temp_path %(d)s/nginx/tmp;\n"
+            "  scgi_temp_path %(d)s/nginx/tmp;\n"
+            "  server {\n    listen 127.0.0.1:%(p)d ssl;\n    server_name %(n)s;\n"
+            "    ssl_certificate %(c)s;\n    ssl_certificate_key %(k)s;\n"
+            "    return 200 \"ok\\n\";\n  }\n}\n" % {"d": d, "p": self.port, "n": self.NAME, "c": self.cert,
+                                                   "k": self.key})
+        with open(self.conf, "w") as f:
+            f.write(self.text)
+        r = subprocess.run(["nginx", "-c", self.conf, "-p", self.prefix], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "nginx: %s" % r.stderr)
+        self.running = True
+        wait_for("nginx serving", lambda: self.serial(), timeout=20)
+
+    def serial(self):
+        return served_serial(self.port, self.NAME)
+
+    def stop(self):
+        if self.running:
+            subprocess.run(["nginx", "-c", self.conf, "-p", self.prefix, "-s", "stop"], capture_output=True,
+                           timeout=30)
+            self.running = False

@@ -18,8 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Api, Cases, Certward, Postgres, agent_token, check, free_port, log, make_key,
-                     make_root, psql, teardown, wait_for)
+from harness import (BUILD, Api, Cases, Certward, Nginx, Postgres, agent_token, check, free_port, log, make_key,
+                     make_root, psql, self_signed, served_serial, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -32,22 +32,6 @@ def openssl(*args, stdin=None):
     return subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60, input=stdin)
 
 
-def self_signed(path_crt, path_key, cn):
-    r = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                path_key, "-out", path_crt, "-subj", "/CN=" + cn, "-days", "2")
-    check(r.returncode == 0, r.stderr)
-
-
-def served_serial(port, name):
-    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", name],
-                       input="", capture_output=True, text=True, timeout=30)
-    pem = r.stdout[r.stdout.find("-----BEGIN CERTIFICATE-----"):r.stdout.find("-----END CERTIFICATE-----") + 25]
-    if "BEGIN" not in pem:
-        return None
-    out = openssl("x509", "-noout", "-serial", stdin=pem).stdout.strip()
-    return out.split("=", 1)[1].lower().lstrip("0") if "=" in out else None
-
-
 def norm(serial):
     return (serial or "").lower().lstrip("0")
 
@@ -57,27 +41,8 @@ def adm(method, path, body=None):
 
 
 def start_nginx():
-    d = S["dir"]
-    conf = os.path.join(d, "nginx.conf")
-    for sub in ("nginx", "nginx/tmp", "certs"):
-        os.makedirs(os.path.join(d, sub), exist_ok=True)
-    self_signed(os.path.join(d, "certs", "web.crt"), os.path.join(d, "certs", "web.key"), "old.example.internal")
-    os.chmod(os.path.join(d, "certs", "web.key"), 0o600)
-    S["nginx_port"] = free_port()
-    S["nginx_conf_text"] = (
-        "pid %(d)s/nginx/nginx.pid;\nerror_log %(d)s/nginx/error.log;\nevents {}\nhttp {\n"
-        "  access_log off;\n  client_body_temp_path %(d)s/nginx/tmp;\n  proxy_temp_path %(d)s/nginx/tmp;\n"
-        "  fastcgi_temp_path %(d)s/nginx/tmp;\n  uwsgi_temp_path %(d)s/nginx/tmp;\n  scgi_temp_path %(d)s/nginx/tmp;\n"
-        "  server {\n    listen 127.0.0.1:%(p)d ssl;\n    server_name web.example.internal;\n"
-        "    ssl_certificate %(d)s/certs/web.crt;\n    ssl_certificate_key %(d)s/certs/web.key;\n"
-        "    return 200 \"ok\\n\";\n  }\n}\n" % {"d": d, "p": S["nginx_port"]})
-    with open(conf, "w") as f:
-        f.write(S["nginx_conf_text"])
-    S["nginx_conf"] = conf
-    r = subprocess.run(["nginx", "-c", conf, "-p", os.path.join(d, "nginx")], capture_output=True, text=True,
-                       timeout=30)
-    check(r.returncode == 0, "nginx: %s" % r.stderr)
-    wait_for("nginx serving", lambda: served_serial(S["nginx_port"], "web.example.internal"), timeout=20)
+    S["nginx"] = n = Nginx(S["dir"])
+    S["nginx_port"], S["nginx_conf"], S["nginx_conf_text"] = n.port, n.conf, n.text
 
 
 def start_haproxy():
@@ -105,9 +70,8 @@ def stop_servers():
     d = S.get("dir")
     if not d:
         return
-    if S.get("nginx_conf"):
-        subprocess.run(["nginx", "-c", S["nginx_conf"], "-p", os.path.join(d, "nginx"), "-s", "stop"],
-                       capture_output=True, timeout=30)
+    if S.get("nginx"):
+        S["nginx"].stop()
     pidfile = os.path.join(d, "haproxy.pid")
     if os.path.exists(pidfile):
         subprocess.run(["pkill", "-TERM", "-F", pidfile], capture_output=True, timeout=30)

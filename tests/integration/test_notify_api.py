@@ -63,6 +63,9 @@ def make_channel(name, type_, config, **extra):
 def no_key_yet():
     """Before any notifier published a key, a channel with secrets cannot be
     sealed: 503 with a clear message, and nothing is stored."""
+    # the running notifier publishes its key once, soon after it starts:
+    # wait for that, so the key is gone for good once deleted
+    wait_for("the notifier's key", lambda: sql("SELECT count(*) FROM notifier_keys").strip() != "0")
     sql("DELETE FROM notifier_keys")
     code, r = call("POST", CH, body={"name": "early", "type": "Slack",
                                      "config": {"webhook_url": "https://hooks.example/" + secret("slack")}})

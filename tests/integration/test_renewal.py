@@ -13,8 +13,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Postgres, agent_token, check, free_port, log,
-                     make_key, make_root, psql, teardown, wait_for)
+from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Nginx, Postgres, agent_token, check, free_port, log,
+                     make_key, make_root, psql, served_serial, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -244,46 +244,9 @@ def the_scheduler_lock():
 
 # ---- the headline: agent + nginx, renewed by the scheduler alone ----
 
-def served_serial(port, name):
-    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", name],
-                       input="", capture_output=True, text=True, timeout=30)
-    pem = r.stdout[r.stdout.find("-----BEGIN CERTIFICATE-----"):r.stdout.find("-----END CERTIFICATE-----") + 25]
-    if "BEGIN" not in pem:
-        return None
-    out = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, text=True,
-                         timeout=30).stdout.strip()
-    return out.split("=", 1)[1].lower().lstrip("0") if "=" in out else None
-
-
-def start_nginx(d):
-    for sub in ("nginx", "nginx/tmp", "certs"):
-        os.makedirs(os.path.join(d, sub), exist_ok=True)
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", os.path.join(d, "certs", "web.key"), "-out", os.path.join(d, "certs", "web.crt"),
-                        "-subj", "/CN=old.example.internal", "-days", "2"], capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, r.stderr)
-    S["nginx_port"] = free_port()
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("pid %(d)s/nginx/nginx.pid;\nerror_log %(d)s/nginx/error.log;\nevents {}\nhttp {\n"
-                "  access_log off;\n  client_body_temp_path %(d)s/nginx/tmp;\n  proxy_temp_path %(d)s/nginx/tmp;\n"
-                "  fastcgi_temp_path %(d)s/nginx/tmp;\n  uwsgi_temp_path %(d)s/nginx/tmp;\n"
-                "  scgi_temp_path %(d)s/nginx/tmp;\n"
-                "  server {\n    listen 127.0.0.1:%(p)d ssl;\n    server_name web.example.internal;\n"
-                "    ssl_certificate %(d)s/certs/web.crt;\n    ssl_certificate_key %(d)s/certs/web.key;\n"
-                "    return 200 \"ok\\n\";\n  }\n}\n" % {"d": d, "p": S["nginx_port"]})
-    S["nginx_conf"] = conf
-    r = subprocess.run(["nginx", "-c", conf, "-p", os.path.join(d, "nginx")], capture_output=True, text=True,
-                       timeout=30)
-    check(r.returncode == 0, "nginx: %s" % r.stderr)
-    wait_for("nginx serving", lambda: served_serial(S["nginx_port"], "web.example.internal"), timeout=20)
-
-
 def stop_servers():
-    if S.get("nginx_conf"):
-        d = os.path.dirname(S["nginx_conf"])
-        subprocess.run(["nginx", "-c", S["nginx_conf"], "-p", os.path.join(d, "nginx"), "-s", "stop"],
-                       capture_output=True, timeout=30)
+    if S.get("nginx"):
+        S["nginx"].stop()
     p = S.get("agent")
     if p and p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -305,7 +268,8 @@ def agent_renews_through_nginx_unasked():
     d = S["dir"] = os.path.join(cw.root, "host")
     state = os.path.join(d, "agent-state")
     os.makedirs(d, exist_ok=True)
-    start_nginx(d)
+    S["nginx"] = nginx = Nginx(d)
+    S["nginx_port"], S["nginx_conf"] = nginx.port, nginx.conf
     tok = agent_token(api, S["admin"], "web01.example.internal")
     token_file = os.path.join(d, "web01.token")
     with open(token_file, "w") as f:

@@ -41,8 +41,10 @@ struct run {
 	bool timer_on;
 };
 
-/* what the record of a signed certificate waits for before it gives up */
-#define RECORD_TRIES 8
+/* what the record of a signed certificate waits for before it gives up:
+ * about two minutes of a store restarting (each try at most 5 s apart), so
+ * a signature in the ledger is not thrown away for a short outage */
+#define RECORD_TRIES 30
 #define RECORD_DELAY_FIRST_MS 100
 #define RECORD_DELAY_MAX_MS 5000
 
@@ -142,11 +144,13 @@ static void on_record_again(uv_timer_t *t)
 }
 
 /* The store could not take the record just now: again after a while
- * (true), or not (false: the job fails). */
+ * (true), or not (false: the job fails). A store that went away before
+ * answering (ECONNRESET) may have committed it: jobs.renewed sent again
+ * then answers done without recording twice. */
 static bool record_later(struct run *r, int error)
 {
 	if (J.stopping || r->again.consecutive >= RECORD_TRIES ||
-	    (error != EBUSY && error != ETIMEDOUT && error != ENOTCONN && error != EAGAIN))
+	    (error != EBUSY && error != ETIMEDOUT && error != ENOTCONN && error != EAGAIN && error != ECONNRESET))
 		return false;
 	if (!r->timer_on) {
 		backoff_init(&r->again, RECORD_DELAY_FIRST_MS, RECORD_DELAY_MAX_MS, UINT64_MAX);
