@@ -308,6 +308,58 @@ def main():
             rows = sorted(r for r in rows if r)
             check(rows == [crit + " Webhook"], "only the webhook (min_severity warning, every type): %r" % rows)
 
+        def test_api_channel_routed_by_team_and_owner():
+            """A webhook channel made through the API (its URL and HMAC key
+            sealed by the api to the notifier's key, opened only here) gets
+            the events of its rule's team and no other; an e-mail rule with
+            to_owner writes to the certificate owner's address."""
+            def made(path, body):
+                st, r = api.call("POST", path, key=admin, body=body)
+                check(st == 201, "POST %s: %d %r" % (path, st, r))
+                return r["id"]
+            team_a = made("/api/v1/teams", {"name": "payments"})
+            team_b = made("/api/v1/teams", {"name": "search"})
+            owner = made("/api/v1/owners", {"name": "Carol", "email": "carol@example.test", "team_id": team_a})
+            issuer = made("/api/v1/issuers", {"name": "local", "type": "Local"})
+            policy = made("/api/v1/renewal-policies", {"name": "rp", "max_retries": 1})
+
+            def cert(name, team):
+                return made("/api/v1/certificates", {"name": name, "common_name": name + ".example.test",
+                                                     "owner_id": owner, "team_id": team, "issuer_id": issuer,
+                                                     "renewal_policy_id": policy})
+            cert_a, cert_b = cert("pay", team_a), cert("find", team_b)
+            api_key = "api-hmac-" + os.urandom(12).hex()
+            SECRETS.append(api_key)
+            chan = made("/api/v1/notification-channels", {"name": "api-hook", "type": "Webhook", "config": {
+                "url": sink.url("/apihook/" + os.urandom(8).hex()), "hmac_key": api_key}})
+            made("/api/v1/notification-rules", {"name": "payments-hook", "channel_id": chan,
+                                                "event_types": ["RenewalFailure"], "team_id": team_a})
+            made("/api/v1/notification-rules", {"name": "owner-mail", "channel_id": ids["config-email"],
+                                                "event_types": ["RenewalFailure"], "team_id": team_a,
+                                                "to_owner": True})
+            mails_before = len(box.messages)
+            ev_a = psql(pg, "SELECT cw_notify('RenewalFailure', 'warning', '%s', NULL, 't-api-a', "
+                            "'Renewal of pay.example.test failed', 'a')" % cert_a).strip()
+            ev_b = psql(pg, "SELECT cw_notify('RenewalFailure', 'warning', '%s', NULL, 't-api-b', "
+                            "'Renewal of find.example.test failed', 'b')" % cert_b).strip()
+            got = wait_for("the API channel's webhook", lambda: sink.got("/apihook/"), timeout=30)
+            r = got[0]
+            doc = json.loads(r["body"])
+            check(doc["event_id"] == ev_a, "the payments event only: %r" % doc)
+            ts, sig = r["headers"].get("x-certward-timestamp"), r["headers"].get("x-certward-signature")
+            want = hmac.new(api_key.encode(), ts.encode() + b"." + r["body"], hashlib.sha256).hexdigest()
+            check(sig == "sha256=" + want, "signed with the key given to the API")
+            mail = wait_for("the owner's e-mail", lambda: [m for m in box.messages[mails_before:]
+                                                           if m["to"] == ["carol@example.test"]], timeout=30)
+            msg = email.message_from_bytes(mail[0]["data"], policy=email.policy.default)
+            check(msg["Subject"] == "Renewal of pay.example.test failed", "subject %r" % msg["Subject"])
+            wait_for("routed", lambda: psql(pg, "SELECT count(*) FROM notification_events WHERE routed_at IS NULL")
+                     .strip() == "0", timeout=20)
+            check(psql(pg, "SELECT count(*) FROM notifications WHERE event_id = '%s' AND (channel_id = '%s' OR "
+                           "recipient = 'carol@example.test')" % (ev_b, chan)).strip() == "0",
+                  "the other team's event reached the payments rules")
+            check(len(sink.got("/apihook/")) == 1, "one delivery: %d" % len(sink.got("/apihook/")))
+
         def test_dead_after_max_attempts():
             chan = psql(pg, "INSERT INTO notification_channels (name, type, config) VALUES ('failing', 'Webhook', "
                             "'{\"url\": \"%s\"}') RETURNING id" % sink.url("/fail")).strip().split("\n")[0]
@@ -355,7 +407,8 @@ def main():
 
         for fn in (test_key_published, test_hanging_channel_does_not_delay_others, test_webhook_signature,
                    test_email_over_starttls, test_chat_and_paging_shapes, test_retries_then_exactly_once,
-                   test_routing_by_type_and_severity, test_dead_after_max_attempts, test_digest,
+                   test_routing_by_type_and_severity, test_api_channel_routed_by_team_and_owner,
+                   test_dead_after_max_attempts, test_digest,
                    test_no_secret_in_logs):
             cases.case(fn)
         m = cw.metrics("notifier")
