@@ -157,7 +157,7 @@ def notifications(api, key, **q):
 
 def main():
     root = make_root("cw-notifier-")
-    pg = cw = sink = smtp = None
+    pg = cw = sink = smtp = smtps = None
     cases = Cases(lambda: cw)
     try:
         ca, cert, key = make_pki(root)
@@ -169,6 +169,11 @@ def main():
         smtp = Controller(box, hostname="127.0.0.1", port=smtp_port, tls_context=tls, require_starttls=True,
                           auth_required=True, auth_require_tls=True, authenticator=authenticator(box))
         smtp.start()
+        box_tls = Mailbox()
+        smtps_port = free_port()
+        smtps = Controller(box_tls, hostname="127.0.0.1", port=smtps_port, ssl_context=tls, auth_required=True,
+                           auth_require_tls=False, authenticator=authenticator(box_tls))
+        smtps.start()
         pg = Postgres(root, free_port())
         # the daily digest at a time of day still ahead (the database's
         # clock), so only the test's digest-now makes one
@@ -367,6 +372,25 @@ def main():
                   "the other team's event reached the payments rules")
             check(len(sink.got("/apihook/")) == 1, "one delivery: %d" % len(sink.got("/apihook/")))
 
+        def test_email_over_implicit_tls():
+            """An Email channel made through the API with implicit TLS (TLS
+            from the first byte, port-465 style) and AUTH: the message
+            arrives at a server that speaks only TLS."""
+            st, c = api.call("POST", "/api/v1/notification-channels", key=admin, body={
+                "name": "implicit-mail", "type": "Email", "config": {
+                    "host": "127.0.0.1", "port": smtps_port, "tls": "implicit", "from": "certward@example.test",
+                    "to": ["tls@example.test"], "username": SMTP_USER, "password": SMTP_PASSWORD}})
+            check(st == 201, "channel: %d %r" % (st, c))
+            st, r = api.call("POST", "/api/v1/notification-rules", key=admin, body={
+                "name": "to-implicit", "channel_id": c["id"], "event_types": ["PolicyViolation"]})
+            check(st == 201, "rule: %d %r" % (st, r))
+            event("PolicyViolation", "warning", "t-pv-1", "Policy violated by api.example.test", "details")
+            m = wait_for("the e-mail over implicit TLS", lambda: box_tls.messages, timeout=30)[0]
+            check(m["to"] == ["tls@example.test"] and box_tls.auth and box_tls.auth[0][1], "delivery %r, auth %r"
+                  % (m["to"], box_tls.auth))
+            msg = email.message_from_bytes(m["data"], policy=email.policy.default)
+            check(msg["Subject"] == "Policy violated by api.example.test", "subject %r" % msg["Subject"])
+
         def test_dead_after_max_attempts():
             chan = psql(pg, "INSERT INTO notification_channels (name, type, config) VALUES ('failing', 'Webhook', "
                             "'{\"url\": \"%s\"}') RETURNING id" % sink.url("/fail")).strip().split("\n")[0]
@@ -415,6 +439,7 @@ def main():
         for fn in (test_key_published, test_hanging_channel_does_not_delay_others, test_webhook_signature,
                    test_email_over_starttls, test_chat_and_paging_shapes, test_retries_then_exactly_once,
                    test_routing_by_type_and_severity, test_api_channel_routed_by_team_and_owner,
+                   test_email_over_implicit_tls,
                    test_dead_after_max_attempts, test_digest,
                    test_no_secret_in_logs):
             cases.case(fn)
@@ -426,6 +451,8 @@ def main():
             sink.stop()
         if smtp:
             smtp.stop()
+        if smtps:
+            smtps.stop()
         teardown(cw, pg, root)
     cases.finish()
 
