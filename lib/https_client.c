@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/mem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -843,7 +844,7 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 done:
 	if (req) {
 		/* the request holds the API key */
-		memset(req, 0, reqlen);
+		OPENSSL_cleanse(req, reqlen);
 		free(req);
 	}
 	SSL_free(ssl);

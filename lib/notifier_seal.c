@@ -139,3 +139,13 @@ long notifier_seal_open(const uint8_t priv[NOTIFIER_SEAL_KEY_BYTES], const char 
 	}
 	return (long)pt_len;
 }
+
+void notifier_seal_wipe_json(json_t *obj)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v)
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+}

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define NOTIFIER_SEAL_KEY_BYTES 32 /* both the public and the private key */
 #define NOTIFIER_SEAL_KEY_ID_LEN 64 /* hex digits, without the NUL */
 #define NOTIFIER_SEAL_HEADER_BYTES 4
@@ -67,5 +69,10 @@ long notifier_seal(const uint8_t pub[NOTIFIER_SEAL_KEY_BYTES], const char *chann
  * wipes the plaintext once it is done with it. */
 long notifier_seal_open(const uint8_t priv[NOTIFIER_SEAL_KEY_BYTES], const char *channel_id, const uint8_t *in,
 			size_t len, uint8_t *out, size_t cap);
+
+/* Wipes every string member of a JSON object of secrets in jansson's own
+ * buffers (before it is sealed, or after it was opened and used); NULL or
+ * a non-object does nothing. */
+void notifier_seal_wipe_json(json_t *obj);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 
 static bool is_alpha(char c)
 {
@@ -223,6 +224,57 @@ bool json_depth_ok(const char *text, size_t len, unsigned max_depth)
 				depth--;
 			break;
 		}
+	}
+	return true;
+}
+
+bool valid_https_url(const char *s, size_t max)
+{
+	const char *host = s + 8, *end, *rest;
+	char h[256];
+	size_t n;
+
+	if (strlen(s) > max || strncasecmp(s, "https://", 8) != 0)
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return false;
+	end = host + strcspn(host, "/?#");
+	if (memchr(host, '@', (size_t)(end - host)))
+		return false;
+	if (*host == '[') {
+		const char *close = memchr(host, ']', (size_t)(end - host));
+
+		if (!close || (n = (size_t)(close - host - 1)) == 0 || n >= sizeof h)
+			return false;
+		memcpy(h, host + 1, n);
+		h[n] = '\0';
+		if (!strchr(h, ':') || !valid_ip_address(h))
+			return false;
+		rest = close + 1;
+	} else {
+		const char *colon = memchr(host, ':', (size_t)(end - host));
+
+		rest = colon ? colon : end;
+		if ((n = (size_t)(rest - host)) == 0 || n >= sizeof h)
+			return false;
+		memcpy(h, host, n);
+		h[n] = '\0';
+		if (!valid_dns_name(h, false) && !valid_ip_address(h))
+			return false;
+	}
+	if (rest < end) {
+		long port = 0;
+
+		if (*rest != ':' || end - rest < 2 || end - rest > 6)
+			return false;
+		for (const char *p = rest + 1; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return false;
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return false;
 	}
 	return true;
 }

@@ -20,6 +20,11 @@ bool valid_dns_name(const char *s, bool allow_wildcard);
 
 /* An IPv4 or IPv6 address in its textual form. */
 bool valid_ip_address(const char *s);
+
+/* https://host[:port][/path][?query][#fragment], at most max bytes:
+ * printable ASCII, no user info (credentials belong elsewhere), a DNS name
+ * or an IP address ([v6] in brackets), a port 1-65535. */
+bool valid_https_url(const char *s, size_t max);
 /* An IP network: address/prefix (prefix at most 32 or 128, no leading
  * zeros), with no bits set beyond the prefix ("10.0.0.0/8", not
  * "10.0.0.1/8"), as PostgreSQL's cidr wants. */

@@ -132,6 +132,9 @@ def validation():
     bad = [
         ({"name": "x", "type": "Fax", "config": {}}, "type"),
         ({"name": "x", "type": "Slack", "config": {"webhook_url": "http://h.example/x"}}, "config.webhook_url"),
+        ({"name": "x", "type": "Email", "config": {"host": "smtp.example.com", "tls": "none", "from": "a@example.com",
+                                                   "to": ["b@example.com"], "username": "u", "password": "pw"}},
+         "config.tls"),
         ({"name": "x", "type": "Slack", "config": {"webhook_url": "https://user:pw@h.example/x"}}, "config.webhook_url"),
         ({"name": "x", "type": "Slack", "config": {"webhook_url": "https://h.example/a b"}}, "config.webhook_url"),
         ({"name": "x", "type": "Slack", "config": {"webhook_url": "https://h.example:99999/"}}, "config.webhook_url"),

@@ -92,6 +92,24 @@ Test(mail, quoted_printable)
 	free(qp);
 }
 
+/* text almost all encoded, then a run of line ends: the buffer grows in
+ * time on every path (AddressSanitizer sees an overflow otherwise) */
+Test(mail, quoted_printable_room)
+{
+	char text[410];
+	size_t n;
+	char *qp;
+
+	memset(text, '=', 400);
+	memset(text + 400, '\n', 10);
+	qp = qp_encode(text, sizeof text, &n);
+	cr_assert_not_null(qp);
+	cr_assert_eq(n, strlen(qp));
+	cr_assert(strstr(qp, "=3D=3D") != NULL);
+	cr_assert_eq(n, 400 * 3 + 15 * 3 + 10 * 2);
+	free(qp);
+}
+
 Test(mail, subject_encoding)
 {
 	char *s = mail_subject("Plain subject");

@@ -113,59 +113,6 @@ static const struct member *member_of(const struct channel_type *t, const char *
 	return NULL;
 }
 
-/* https://host[:port][/path][?query]: printable ASCII, no user info, a
- * DNS name or an IP address ([v6] in brackets) */
-static bool https_url_ok(const char *s)
-{
-	const char *host = s + 8, *end, *rest;
-	char h[256];
-	size_t n;
-
-	if (strlen(s) > URL_MAX || strncasecmp(s, "https://", 8) != 0)
-		return false;
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return false;
-	end = host + strcspn(host, "/?#");
-	if (memchr(host, '@', (size_t)(end - host)))
-		return false;
-	if (*host == '[') {
-		const char *close = memchr(host, ']', (size_t)(end - host));
-
-		if (!close || (n = (size_t)(close - host - 1)) == 0 || n >= sizeof h)
-			return false;
-		memcpy(h, host + 1, n);
-		h[n] = '\0';
-		if (!strchr(h, ':') || !valid_ip_address(h))
-			return false;
-		rest = close + 1;
-	} else {
-		const char *colon = memchr(host, ':', (size_t)(end - host));
-
-		rest = colon ? colon : end;
-		if ((n = (size_t)(rest - host)) == 0 || n >= sizeof h)
-			return false;
-		memcpy(h, host, n);
-		h[n] = '\0';
-		if (!valid_dns_name(h, false) && !valid_ip_address(h))
-			return false;
-	}
-	if (rest < end) {
-		long port = 0;
-
-		if (*rest != ':' || end - rest < 2 || end - rest > 6)
-			return false;
-		for (const char *p = rest + 1; p < end; p++) {
-			if (*p < '0' || *p > '9')
-				return false;
-			port = port * 10 + (*p - '0');
-		}
-		if (port < 1 || port > 65535)
-			return false;
-	}
-	return true;
-}
-
 /* NULL when v is a good value of m, else what is wrong (never the value) */
 static const char *member_problem(const struct member *m, json_t *v)
 {
@@ -207,22 +154,10 @@ static const char *member_problem(const struct member *m, json_t *v)
 		return NULL;
 	}
 	case K_URL:
-		return s && https_url_ok(s) ? NULL
+		return s && valid_https_url(s, URL_MAX) ? NULL
 					    : "must be an https URL (https://host[:port]/path, at most 2048 characters)";
 	}
 	return "is not allowed";
-}
-
-/* Clears every string member of a config object in jansson's own buffers
- * (some are secrets) before it is freed. */
-static void wipe_strings(json_t *obj)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(obj, k, v)
-		if (json_is_string(v))
-			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 }
 
 struct config_check {
@@ -299,6 +234,10 @@ static bool check_config(const struct channel_type *t, json_t *config, json_t *o
 	}
 	if (json_object_get(cc->shown, "password") && !json_object_get(cc->shown, "username"))
 		return config_refuse(cc, "username", "required with a password");
+	if (json_object_get(cc->shown, "username") && json_is_string(json_object_get(cc->shown, "tls")) &&
+	    strcmp(json_string_value(json_object_get(cc->shown, "tls")), "none") == 0)
+		return config_refuse(cc, "tls", "starttls or implicit when a username is given: AUTH sends the "
+						"password, never in clear");
 	return true;
 }
 
@@ -327,7 +266,7 @@ static void channel_call_free(struct channel_call *cc)
 	json_t *config = json_object_get(cc->body, "config");
 
 	if (json_is_object(config))
-		wipe_strings(config);
+		notifier_seal_wipe_json(config);
 	config_check_free(&cc->cc);
 	json_decref(cc->body);
 	free(cc);
@@ -505,7 +444,7 @@ static struct channel_call *channel_call_new(struct route_call *c, bool create)
 		json_t *config = json_object_get(body, "config");
 
 		if (json_is_object(config))
-			wipe_strings(config);
+			notifier_seal_wipe_json(config);
 		json_decref(body);
 		route_problem(c, 503, "Service Unavailable", "out of memory", NULL);
 		return NULL;

@@ -11,6 +11,7 @@
 
 #include "format.h"
 #include "https_client.h"
+#include "validate.h"
 #include "util.h"
 
 static const char *const type_names[CH_NTYPES] = {"Email", "Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie"};
@@ -106,11 +107,29 @@ int channel_cfg_fill(struct channel_cfg *c, const json_t *config, const json_t *
 	default:
 		break;
 	}
-	if (c->type != CH_EMAIL && (!c->url || strncasecmp(c->url, "https://", 8) != 0)) {
-		snprintf(why, whylen, "a %s channel needs an https URL", channel_type_name(c->type));
+	if (c->type != CH_EMAIL && (!c->url || !valid_https_url(c->url, 2048))) {
+		snprintf(why, whylen, "a %s channel needs an https URL (https://host[:port]/path, no user info)",
+			 channel_type_name(c->type));
 		return -1;
 	}
 	return 0;
+}
+
+/* Whether text holds one of c's secrets, or a part of its URL past the
+ * host (where tokens live). */
+static bool echoes_secret(const struct channel_cfg *c, const char *text)
+{
+	const char *const secrets[] = {c->hmac_key, c->routing_key, c->api_key, c->password};
+	const char *path = c->url ? strpbrk(c->url + 8, "/?#") : NULL;
+
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+		if (secrets[i] && *secrets[i] && strstr(text, secrets[i]))
+			return true;
+	/* 8 characters of the path are enough to give a token away */
+	for (; path && strlen(path) >= 8; path++)
+		if (memmem(text, strlen(text), path, 8))
+			return true;
+	return false;
 }
 
 /* POSTs body to c->url with the extra header lines given. */
@@ -142,7 +161,14 @@ static int post(const struct channel_cfg *c, const char *body, const char *const
 	hc.headers = headers;
 	hc.max_body = c->max_body;
 	hc.no_hints = 1;
-	if (http_request(&hc, "POST", path, body, strlen(body), &resp, why, sizeof why) != HTTP_OK) {
+	switch (http_request(&hc, "POST", path, body, strlen(body), &resp, why, sizeof why)) {
+	case HTTP_OK:
+		break;
+	case HTTP_E_USAGE:
+		/* the client's words may quote the URL, which may hold a token */
+		snprintf(err, errlen, "the channel's URL is malformed");
+		return -1;
+	default:
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
@@ -157,6 +183,9 @@ static int post(const struct channel_cfg *c, const char *body, const char *const
 					       ? ' '
 					       : resp.body[i];
 		excerpt[n] = 0;
+		/* a receiver that echoes the request would echo a key it carries */
+		if (echoes_secret(c, excerpt))
+			snprintf(excerpt, sizeof excerpt, "(the answer is not kept: it repeats a secret of the channel)");
 		snprintf(err, errlen, "HTTP %d from %s%s%s", resp.status, origin + 8, n ? ": " : "", excerpt);
 	}
 	http_response_free(&resp);

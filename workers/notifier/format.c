@@ -270,6 +270,19 @@ char *qp_encode(const char *text, size_t len, size_t *outlen)
 		int encode;
 		size_t need;
 
+		/* one step writes at most 6 bytes (a soft break, then "=XX"), and
+		 * the end 1 more: room first, whatever the step */
+		if (n + 8 > cap) {
+			char *nb;
+
+			cap *= 2;
+			nb = realloc(out, cap);
+			if (!nb) {
+				free(out);
+				return NULL;
+			}
+			out = nb;
+		}
 		if (line_end) {
 			if (c == '\r')
 				i++;
@@ -295,17 +308,6 @@ char *qp_encode(const char *text, size_t len, size_t *outlen)
 			out[n++] = (char)c;
 		}
 		col += need;
-		if (n + 8 > cap) {
-			char *nb;
-
-			cap *= 2;
-			nb = realloc(out, cap);
-			if (!nb) {
-				free(out);
-				return NULL;
-			}
-			out = nb;
-		}
 	}
 	out[n] = 0;
 	*outlen = n;

@@ -286,6 +286,13 @@ static void chcfg_free(struct channel_cfg *c)
 	}
 }
 
+/* The opened secrets freed with their values wiped in jansson's buffers. */
+static void secrets_free(json_t *secrets)
+{
+	notifier_seal_wipe_json(secrets);
+	json_decref(secrets);
+}
+
 /* The configuration a listed channel is delivered with, or NULL (why logged). */
 static struct channel_cfg *channel_from_row(const json_t *row)
 {
@@ -341,11 +348,11 @@ static struct channel_cfg *channel_from_row(const json_t *row)
 	}
 	if (*why || channel_cfg_fill(c, json_object_get(row, "config"), secrets, why, sizeof why) != 0) {
 		log_warn("channel %.128s (%.255s) is not usable: %s", id, name, why);
-		json_decref(secrets);
+		secrets_free(secrets);
 		chcfg_free(c);
 		return NULL;
 	}
-	json_decref(secrets);
+	secrets_free(secrets);
 done:
 	snprintf(c->id, sizeof c->id, "%s", id);
 	snprintf(c->name, sizeof c->name, "%s", name);
@@ -777,6 +784,12 @@ static int notifier_init(struct worker *w, const struct cfg *sec)
 	N.timeout_s = (int)((cfg_duration_ms(sec, "notifier", "timeout") + 999) / 1000);
 	N.max_body = (size_t)cfg_size(sec, "notifier", "response_max");
 	snprintf(N.cacert, sizeof N.cacert, "%s", cfg_str(sec, "notifier", "ca_file"));
+	if (cfg_duration_ms(sec, "notifier", "lease") <= cfg_duration_ms(sec, "notifier", "timeout") +
+								cfg_duration_ms(sec, "notifier", "poll")) {
+		/* a delivery still under way when its lease ran out would be sent again by another lane */
+		log_error("notifier.lease must be longer than notifier.timeout + notifier.poll");
+		return -1;
+	}
 	if (sscanf(dt, "%2u:%2u%c", &hh, &mm, &tail) != 2 || hh > 23 || mm > 59) {
 		log_error("notifier.digest_time \"%s\": want HH:MM", dt);
 		return -1;

@@ -256,6 +256,11 @@ int smtp_send(const struct smtp_server *srv, const char *from, const char *to, c
 		if (ehlo(s, srv, &caps) != 0)
 			goto out;
 	}
+	if (srv->user && *srv->user && srv->tls == SMTP_PLAIN) {
+		/* AUTH PLAIN and LOGIN would send the password in clear */
+		snprintf(err, errlen, "SMTP AUTH needs TLS (tls: starttls or implicit)");
+		goto out;
+	}
 	if (srv->user && *srv->user && authenticate(s, srv, &caps) != 0)
 		goto out;
 	snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>", from);
