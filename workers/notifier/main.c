@@ -559,7 +559,9 @@ static void on_claimed(const struct store_outcome *o, void *arg)
 	struct chan *c = s->ch;
 	const char *id;
 
-	if (o->error || o->status == STORE_NO_ROW || !c->cfg) {
+	/* a row claimed for a channel that became unusable meanwhile fails
+	 * now (send_work), rather than waiting out its lease */
+	if (o->error || o->status == STORE_NO_ROW) {
 		if (o->error)
 			log_warn("claiming a delivery of channel %s failed: %s", c->id, o->message);
 		free(s);
