@@ -11,6 +11,7 @@ libcriterion-dev libfuzzer-14-dev libclang-rt-14-dev
 postgresql postgresql-contrib openssl curl procps psmisc util-linux
 python3 python3-yaml python3-aiosmtpd prometheus
 nginx haproxy
+softhsm2 opensc libp11-kit-dev
 "
 
 missing=""

@@ -3,22 +3,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/bn.h>
-#include <openssl/bytestring.h>
-#include <openssl/ec.h>
-#include <openssl/ec_key.h>
-#include <openssl/ecdsa.h>
-#include <openssl/engine.h>
-#include <openssl/err.h>
-#include <openssl/mem.h>
-#include <openssl/nid.h>
-#include <openssl/rand.h>
-#include <openssl/rsa.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,7 +184,7 @@ static int parse_id(const char *s, uint8_t *id, size_t *len)
 static void pin_free(struct p11_token *t)
 {
 	if (t->env_pin) {
-		OPENSSL_cleanse(t->env_pin, t->env_pin_map);
+		explicit_bzero(t->env_pin, t->env_pin_map);
 		munmap(t->env_pin, t->env_pin_map);
 		t->env_pin = NULL;
 	}
@@ -290,12 +280,10 @@ struct p11_token *p11_token_new(const struct p11_config *c, char *why, size_t wh
 		(void)mlock(t->env_pin, t->env_pin_map);
 		(void)madvise(t->env_pin, t->env_pin_map, MADV_DONTDUMP);
 		memcpy(t->env_pin, v, n);
-		OPENSSL_cleanse(v, n);
+		explicit_bzero(v, n);
 		unsetenv(c->pin_env);
 	}
-	/* a namespace of its own: modules linked against OpenSSL's libcrypto
-	 * would otherwise bind to BoringSSL's functions of the same names */
-	t->dl = dlmopen(LM_ID_NEWLM, t->module, RTLD_NOW | RTLD_LOCAL);
+	t->dl = dlopen(t->module, RTLD_NOW | RTLD_LOCAL);
 	if (!t->dl) {
 		const char *e = dlerror();
 
@@ -399,13 +387,13 @@ static int read_pin(struct p11_token *t, char *pin, size_t pinlen, struct stat *
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (!*buf || strlen(buf) > PIN_MAX || strlen(buf) >= pinlen) {
-		OPENSSL_cleanse(buf, sizeof buf);
+		explicit_bzero(buf, sizeof buf);
 		snprintf(why, whylen, "pkcs11_pin_file %s: %s", t->pin_file,
 			 *buf ? "the PIN is too long" : "no PIN on its first line");
 		return -1;
 	}
 	memcpy(pin, buf, strlen(buf) + 1);
-	OPENSSL_cleanse(buf, sizeof buf);
+	explicit_bzero(buf, sizeof buf);
 	return 0;
 }
 
@@ -496,11 +484,7 @@ static const char *key_name(const struct p11_token *t, char *buf, size_t len)
 	return buf;
 }
 
-static int sign_locked(struct p11_token *t, CK_SESSION_HANDLE s, enum p11_mech mech, const EVP_MD *md,
-		       const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen, CK_RV *rvout, char *why,
-		       size_t whylen);
-
-int p11_connect(struct p11_token *t, unsigned flags, EVP_PKEY *expect, char *why, size_t whylen)
+int p11_connect(struct p11_token *t, unsigned flags, char *why, size_t whylen)
 {
 	char pin[PIN_MAX + 1], kn[120];
 	struct stat st = {0};
@@ -544,7 +528,7 @@ int p11_connect(struct p11_token *t, unsigned flags, EVP_PKEY *expect, char *why
 	if (read_pin(t, pin, sizeof pin, &st, why, whylen) != 0)
 		goto out;
 	rv = t->f->C_Login(t->s[0].h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
-	OPENSSL_cleanse(pin, sizeof pin);
+	explicit_bzero(pin, sizeof pin);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 		fail_rv(why, whylen, "C_Login", rv);
 		if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_INVALID ||
@@ -584,47 +568,6 @@ int p11_connect(struct p11_token *t, unsigned flags, EVP_PKEY *expect, char *why
 		}
 		if (t->key_type != CKK_EC && t->key_type != CKK_RSA) {
 			snprintf(why, whylen, "the private key %s is neither EC nor RSA", key_name(t, kn, sizeof kn));
-			goto out;
-		}
-	}
-	if (expect) {
-		/* one signature, checked with the certificate's key */
-		uint8_t digest[32], sig[1024];
-		size_t siglen = sizeof sig;
-		int type = EVP_PKEY_id(expect), ok = 0;
-
-		RAND_bytes(digest, sizeof digest);
-		if ((type == EVP_PKEY_EC) != (t->key_type == CKK_EC) || (type != EVP_PKEY_EC && type != EVP_PKEY_RSA)) {
-			snprintf(why, whylen, "the private key %s is not of the certificate's key type",
-				 key_name(t, kn, sizeof kn));
-			goto out;
-		}
-		if (type == EVP_PKEY_EC) {
-			if (sign_locked(t, t->s[0].h, P11_ECDSA, NULL, digest, sizeof digest, sig, &siglen, &rv, why,
-					whylen) != 0)
-				goto out;
-			ok = ECDSA_verify(0, digest, sizeof digest, sig, siglen, EVP_PKEY_get0_EC_KEY(expect)) == 1;
-		} else {
-			uint8_t *di = NULL;
-			size_t dilen;
-			int alloced = 0;
-
-			if (!RSA_add_pkcs1_prefix(&di, &dilen, &alloced, NID_sha256, digest, sizeof digest)) {
-				snprintf(why, whylen, "out of memory");
-				goto out;
-			}
-			rc = sign_locked(t, t->s[0].h, P11_RSA_PKCS, NULL, di, dilen, sig, &siglen, &rv, why, whylen);
-			if (alloced)
-				OPENSSL_free(di);
-			if (rc != 0)
-				goto out;
-			rc = -1;
-			ok = RSA_verify(NID_sha256, digest, sizeof digest, sig, siglen, EVP_PKEY_get0_RSA(expect)) == 1;
-		}
-		ERR_clear_error();
-		if (!ok) {
-			snprintf(why, whylen, "the private key %s on the token does not match the CA certificate",
-				 key_name(t, kn, sizeof kn));
 			goto out;
 		}
 	}
@@ -698,16 +641,16 @@ void p11_bind_thread(struct p11_token *t, int i)
 
 /* ---- signing ---- */
 
-static CK_MECHANISM_TYPE md_mech(const EVP_MD *md, CK_RSA_PKCS_MGF_TYPE *mgf)
+static CK_MECHANISM_TYPE md_mech(int bits, CK_RSA_PKCS_MGF_TYPE *mgf)
 {
-	switch (EVP_MD_type(md)) {
-	case NID_sha256:
+	switch (bits) {
+	case 256:
 		*mgf = CKG_MGF1_SHA256;
 		return CKM_SHA256;
-	case NID_sha384:
+	case 384:
 		*mgf = CKG_MGF1_SHA384;
 		return CKM_SHA384;
-	case NID_sha512:
+	case 512:
 		*mgf = CKG_MGF1_SHA512;
 		return CKM_SHA512;
 	default:
@@ -715,14 +658,13 @@ static CK_MECHANISM_TYPE md_mech(const EVP_MD *md, CK_RSA_PKCS_MGF_TYPE *mgf)
 	}
 }
 
-static int sign_locked(struct p11_token *t, CK_SESSION_HANDLE s, enum p11_mech mech, const EVP_MD *md,
+static int sign_locked(struct p11_token *t, CK_SESSION_HANDLE s, enum p11_mech mech, int md_bits,
 		       const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen, CK_RV *rvout, char *why,
 		       size_t whylen)
 {
 	CK_RSA_PKCS_PSS_PARAMS pss;
 	CK_MECHANISM m = {0};
-	uint8_t raw[1024];
-	CK_ULONG rawlen = sizeof raw;
+	CK_ULONG len = *outlen;
 	CK_RV rv;
 
 	*rvout = CKR_OK;
@@ -737,16 +679,18 @@ static int sign_locked(struct p11_token *t, CK_SESSION_HANDLE s, enum p11_mech m
 		m.mechanism = CKM_RSA_X_509;
 		break;
 	case P11_RSA_PSS:
-		if (!md || (pss.hashAlg = md_mech(md, &pss.mgf)) == CKM_VENDOR_DEFINED ||
-		    inlen != EVP_MD_size(md)) {
-			snprintf(why, whylen, "RSA-PSS: SHA-256, SHA-384 or SHA-512 digests only");
+		if ((pss.hashAlg = md_mech(md_bits, &pss.mgf)) == CKM_VENDOR_DEFINED || inlen * 8 != (size_t)md_bits) {
+			snprintf(why, whylen, "RSA-PSS: a SHA-256, SHA-384 or SHA-512 digest only");
 			return -1;
 		}
-		pss.sLen = EVP_MD_size(md);
+		pss.sLen = inlen;
 		m.mechanism = CKM_RSA_PKCS_PSS;
 		m.pParameter = &pss;
 		m.ulParameterLen = sizeof pss;
 		break;
+	default:
+		snprintf(why, whylen, "unknown mechanism");
+		return -1;
 	}
 	if ((mech == P11_ECDSA) != (t->key_type == CKK_EC)) {
 		snprintf(why, whylen, "the token's key is of another type");
@@ -756,56 +700,27 @@ static int sign_locked(struct p11_token *t, CK_SESSION_HANDLE s, enum p11_mech m
 		*rvout = rv;
 		return fail_rv(why, whylen, "C_SignInit", rv);
 	}
-	/* the buffer fits RSA-8192: never CKR_BUFFER_TOO_SMALL, which would
-	 * leave the operation active */
-	if ((rv = t->f->C_Sign(s, (CK_BYTE_PTR)in, inlen, raw, &rawlen)) != CKR_OK) {
+	/* out fits RSA-8192: never CKR_BUFFER_TOO_SMALL, which would leave the
+	 * operation active */
+	if ((rv = t->f->C_Sign(s, (CK_BYTE_PTR)in, inlen, out, &len)) != CKR_OK) {
 		*rvout = rv;
 		return fail_rv(why, whylen, "C_Sign", rv);
 	}
-	if (mech != P11_ECDSA) {
-		if (rawlen > *outlen) {
-			snprintf(why, whylen, "the signature is longer than expected");
-			return -1;
-		}
-		memcpy(out, raw, rawlen);
-		*outlen = rawlen;
-		return 0;
-	}
-	{
-		/* PKCS#11 gives r||s, each as long as the group order; X.509 wants DER */
-		ECDSA_SIG *sig = ECDSA_SIG_new();
-		BIGNUM *r = BN_bin2bn(raw, rawlen / 2, NULL), *sv = BN_bin2bn(raw + rawlen / 2, rawlen / 2, NULL);
-		uint8_t *der = NULL;
-		size_t derlen = 0;
-		int ok = sig && r && sv && rawlen % 2 == 0 && rawlen > 0 && ECDSA_SIG_set0(sig, r, sv);
-
-		if (ok)
-			r = sv = NULL;
-		ok = ok && ECDSA_SIG_to_bytes(&der, &derlen, sig) && derlen <= *outlen;
-		if (ok) {
-			memcpy(out, der, derlen);
-			*outlen = derlen;
-		}
-		OPENSSL_free(der);
-		BN_free(r);
-		BN_free(sv);
-		ECDSA_SIG_free(sig);
-		ERR_clear_error();
-		if (!ok) {
-			snprintf(why, whylen, "the token's ECDSA signature cannot be encoded");
-			return -1;
-		}
-		return 0;
-	}
+	*outlen = len;
+	return 0;
 }
 
-int p11_sign(struct p11_token *t, enum p11_mech mech, const EVP_MD *md, const uint8_t *in, size_t inlen,
-	     uint8_t *out, size_t *outlen, char *why, size_t whylen)
+int p11_sign(struct p11_token *t, enum p11_mech mech, int md_bits, const uint8_t *in, size_t inlen, uint8_t *out,
+	     size_t *outlen, char *why, size_t whylen)
 {
 	struct p11_session *s = NULL;
 	CK_RV rv = CKR_OK;
 	int rc = -1;
 
+	if (*outlen < P11_SIG_MAX) {
+		snprintf(why, whylen, "signature buffer too small");
+		return -1;
+	}
 	pthread_rwlock_rdlock(&t->state);
 	if (!t->ready || t->key == CK_INVALID_HANDLE) {
 		pthread_rwlock_unlock(&t->state);
@@ -831,7 +746,7 @@ int p11_sign(struct p11_token *t, enum p11_mech mech, const EVP_MD *md, const ui
 			pthread_mutex_lock(&s->mu);
 		}
 	}
-	rc = sign_locked(t, s->h, mech, md, in, inlen, out, outlen, &rv, why, whylen);
+	rc = sign_locked(t, s->h, mech, md_bits, in, inlen, out, outlen, &rv, why, whylen);
 	pthread_mutex_unlock(&s->mu);
 	pthread_rwlock_unlock(&t->state);
 	pthread_mutex_lock(&t->count_mu);
@@ -852,49 +767,28 @@ int p11_sign(struct p11_token *t, enum p11_mech mech, const EVP_MD *md, const ui
 	return rc;
 }
 
-/* ---- the public key ---- */
-
-static EVP_PKEY *ec_public(const uint8_t *params, size_t plen, const uint8_t *point, size_t ptlen)
+int p11_key_type(struct p11_token *t)
 {
-	static const uint8_t p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
-	static const uint8_t p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
-	int nid = plen == sizeof p256 && !memcmp(params, p256, plen)   ? NID_X9_62_prime256v1
-		  : plen == sizeof p384 && !memcmp(params, p384, plen) ? NID_secp384r1
-								       : NID_undef;
-	EC_KEY *ec = nid != NID_undef ? EC_KEY_new_by_curve_name(nid) : NULL;
-	EC_POINT *pt = ec ? EC_POINT_new(EC_KEY_get0_group(ec)) : NULL;
-	EVP_PKEY *pk = NULL;
-	CBS cbs, inner;
+	int type;
 
-	/* CKA_EC_POINT is a DER OCTET STRING; some modules give the bare point */
-	CBS_init(&cbs, point, ptlen);
-	if (CBS_get_asn1(&cbs, &inner, CBS_ASN1_OCTETSTRING) && CBS_len(&cbs) == 0) {
-		point = CBS_data(&inner);
-		ptlen = CBS_len(&inner);
-	}
-	if (pt && EC_POINT_oct2point(EC_KEY_get0_group(ec), pt, point, ptlen, NULL) &&
-	    EC_KEY_set_public_key(ec, pt) && (pk = EVP_PKEY_new()) && !EVP_PKEY_assign_EC_KEY(pk, ec)) {
-		EVP_PKEY_free(pk);
-		pk = NULL;
-	}
-	if (pk)
-		ec = NULL;
-	EC_POINT_free(pt);
-	EC_KEY_free(ec);
-	ERR_clear_error();
-	return pk;
+	pthread_rwlock_rdlock(&t->state);
+	type = t->key == CK_INVALID_HANDLE ? 0 : t->key_type == CKK_EC ? P11_KEY_EC : P11_KEY_RSA;
+	pthread_rwlock_unlock(&t->state);
+	return type;
 }
 
-EVP_PKEY *p11_public_key(struct p11_token *t, char *why, size_t whylen)
+/* ---- the public key ---- */
+
+int p11_public_key(struct p11_token *t, int *type, uint8_t *a1, size_t *l1, uint8_t *a2, size_t *l2, char *why,
+		   size_t whylen)
 {
 	CK_OBJECT_HANDLE h[2];
 	CK_ULONG n;
 	CK_KEY_TYPE kt;
 	CK_RV rv;
-	EVP_PKEY *pk = NULL;
 	char kn[120];
-	uint8_t a1[1024], a2[1024];
-	CK_ATTRIBUTE attrs[3] = {{CKA_KEY_TYPE, &kt, sizeof kt}};
+	CK_ATTRIBUTE attrs[2] = {{CKA_KEY_TYPE, &kt, sizeof kt}};
+	int rc = -1;
 
 	pthread_rwlock_rdlock(&t->state);
 	if (!t->ready) {
@@ -909,42 +803,24 @@ EVP_PKEY *p11_public_key(struct p11_token *t, char *why, size_t whylen)
 			 key_name(t, kn, sizeof kn));
 	} else if ((rv = t->f->C_GetAttributeValue(t->s[0].h, h[0], attrs, 1)) != CKR_OK) {
 		fail_rv(why, whylen, "C_GetAttributeValue", rv);
+	} else if (kt != CKK_EC && kt != CKK_RSA) {
+		snprintf(why, whylen, "the public key is neither EC nor RSA");
 	} else {
-		int ec = kt == CKK_EC;
-
-		attrs[0] = (CK_ATTRIBUTE){ec ? CKA_EC_PARAMS : CKA_MODULUS, a1, sizeof a1};
-		attrs[1] = (CK_ATTRIBUTE){ec ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a2, sizeof a2};
-		if (kt != CKK_EC && kt != CKK_RSA)
-			snprintf(why, whylen, "the public key is neither EC nor RSA");
-		else if ((rv = t->f->C_GetAttributeValue(t->s[0].h, h[0], attrs, 2)) != CKR_OK)
+		*type = kt == CKK_EC ? P11_KEY_EC : P11_KEY_RSA;
+		attrs[0] = (CK_ATTRIBUTE){kt == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a1, *l1};
+		attrs[1] = (CK_ATTRIBUTE){kt == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a2, *l2};
+		if ((rv = t->f->C_GetAttributeValue(t->s[0].h, h[0], attrs, 2)) != CKR_OK) {
 			fail_rv(why, whylen, "C_GetAttributeValue", rv);
-		else if (ec)
-			pk = ec_public(a1, attrs[0].ulValueLen, a2, attrs[1].ulValueLen);
-		else {
-			RSA *rsa = RSA_new();
-			BIGNUM *nn = BN_bin2bn(a1, attrs[0].ulValueLen, NULL), *e = BN_bin2bn(a2, attrs[1].ulValueLen, NULL);
-
-			if (rsa && nn && e && RSA_set0_key(rsa, nn, e, NULL)) {
-				nn = e = NULL;
-				if ((pk = EVP_PKEY_new()) && EVP_PKEY_assign_RSA(pk, rsa))
-					rsa = NULL;
-				else {
-					EVP_PKEY_free(pk);
-					pk = NULL;
-				}
-			}
-			BN_free(nn);
-			BN_free(e);
-			RSA_free(rsa);
+		} else {
+			*l1 = attrs[0].ulValueLen;
+			*l2 = attrs[1].ulValueLen;
+			rc = 0;
 		}
-		if (!pk && !*why)
-			snprintf(why, whylen, "the token's public key cannot be read");
 	}
 	pthread_mutex_unlock(&t->s[0].mu);
 out:
 	pthread_rwlock_unlock(&t->state);
-	ERR_clear_error();
-	return pk;
+	return rc;
 }
 
 /* ---- making a key pair ---- */
@@ -984,8 +860,11 @@ int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen)
 		memcpy(id, t->key_id, t->key_id_len);
 		idlen = t->key_id_len;
 	} else {
-		RAND_bytes(id, 16);
 		idlen = 16;
+		if (getrandom(id, idlen, 0) != (ssize_t)idlen) {
+			snprintf(why, whylen, "getrandom: %s", strerror(errno));
+			return -1;
+		}
 	}
 	pt[npt++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof yes};
 	pt[npt++] = (CK_ATTRIBUTE){CKA_VERIFY, &yes, sizeof yes};
@@ -1031,155 +910,4 @@ int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen)
 out:
 	pthread_rwlock_unlock(&t->state);
 	return rc;
-}
-
-/* ---- EVP_PKEY whose private half is on the token ---- */
-
-static pthread_once_t wrap_once = PTHREAD_ONCE_INIT;
-static int ec_index = -1, rsa_index = -1;
-static ENGINE *engine;
-
-static size_t ec_order_size(const EC_KEY *key)
-{
-	return (size_t)BN_num_bytes(EC_GROUP_get0_order(EC_KEY_get0_group(key)));
-}
-
-static int ec_sign(const uint8_t *digest, size_t digest_len, uint8_t *sig, unsigned int *sig_len, EC_KEY *key)
-{
-	struct p11_token *t = EC_KEY_get_ex_data(key, ec_index);
-	size_t len = ECDSA_size(key);
-	char why[300];
-
-	if (!t || p11_sign(t, P11_ECDSA, NULL, digest, digest_len, sig, &len, why, sizeof why) != 0) {
-		OPENSSL_PUT_ERROR(ENGINE, ENGINE_R_OPERATION_NOT_SUPPORTED);
-		return 0;
-	}
-	*sig_len = (unsigned)len;
-	return 1;
-}
-
-static int rsa_sign(int type, const uint8_t *m, unsigned int m_len, uint8_t *sigret, unsigned int *siglen,
-		    const RSA *rsa)
-{
-	struct p11_token *t = RSA_get_ex_data(rsa, rsa_index);
-	uint8_t *di = NULL;
-	size_t dilen, len = RSA_size(rsa);
-	int alloced = 0, rc;
-	char why[300];
-
-	if (!t || !RSA_add_pkcs1_prefix(&di, &dilen, &alloced, type, m, m_len))
-		return 0;
-	rc = p11_sign(t, P11_RSA_PKCS, NULL, di, dilen, sigret, &len, why, sizeof why);
-	if (alloced)
-		OPENSSL_free(di);
-	if (rc != 0) {
-		OPENSSL_PUT_ERROR(ENGINE, ENGINE_R_OPERATION_NOT_SUPPORTED);
-		return 0;
-	}
-	*siglen = (unsigned)len;
-	return 1;
-}
-
-/* RSA_NO_PADDING: the block EVP padded (PSS) signed as is; PKCS#1 padding:
- * in is a DigestInfo */
-static int rsa_sign_raw(RSA *rsa, size_t *out_len, uint8_t *out, size_t max_out, const uint8_t *in, size_t in_len,
-			int padding)
-{
-	struct p11_token *t = RSA_get_ex_data(rsa, rsa_index);
-	size_t len = max_out;
-	char why[300];
-
-	if (!t || (padding != RSA_NO_PADDING && padding != RSA_PKCS1_PADDING) ||
-	    p11_sign(t, padding == RSA_NO_PADDING ? P11_RSA_RAW : P11_RSA_PKCS, NULL, in, in_len, out, &len, why,
-		     sizeof why) != 0) {
-		OPENSSL_PUT_ERROR(ENGINE, ENGINE_R_OPERATION_NOT_SUPPORTED);
-		return 0;
-	}
-	*out_len = len;
-	return 1;
-}
-
-static size_t rsa_size(const RSA *rsa)
-{
-	return (size_t)BN_num_bytes(RSA_get0_n(rsa));
-}
-
-static ECDSA_METHOD ec_method = {
-	.common = {.is_static = 1},
-	.group_order_size = ec_order_size,
-	.sign = ec_sign,
-	.flags = ECDSA_FLAG_OPAQUE,
-};
-
-static RSA_METHOD rsa_method = {
-	.common = {.is_static = 1},
-	.size = rsa_size,
-	.sign = rsa_sign,
-	.sign_raw = rsa_sign_raw,
-	.flags = RSA_FLAG_OPAQUE,
-};
-
-static void wrap_init(void)
-{
-	ec_index = EC_KEY_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	rsa_index = RSA_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	engine = ENGINE_new();
-	if (engine && (!ENGINE_set_ECDSA_method(engine, &ec_method, sizeof ec_method) ||
-		       !ENGINE_set_RSA_method(engine, &rsa_method, sizeof rsa_method))) {
-		ENGINE_free(engine);
-		engine = NULL;
-	}
-}
-
-EVP_PKEY *p11_wrap(struct p11_token *t, EVP_PKEY *pub)
-{
-	EVP_PKEY *pk = NULL;
-
-	pthread_once(&wrap_once, wrap_init);
-	if (!engine || ec_index < 0 || rsa_index < 0)
-		return NULL;
-	if (EVP_PKEY_id(pub) == EVP_PKEY_EC) {
-		const EC_KEY *src = EVP_PKEY_get0_EC_KEY(pub);
-		EC_KEY *ec = EC_KEY_new_method(engine);
-
-		if (ec && EC_KEY_set_group(ec, EC_KEY_get0_group(src)) &&
-		    EC_KEY_set_public_key(ec, EC_KEY_get0_public_key(src)) && EC_KEY_set_ex_data(ec, ec_index, t) &&
-		    (pk = EVP_PKEY_new()) && EVP_PKEY_assign_EC_KEY(pk, ec))
-			ec = NULL;
-		else {
-			EVP_PKEY_free(pk);
-			pk = NULL;
-		}
-		EC_KEY_free(ec);
-	} else if (EVP_PKEY_id(pub) == EVP_PKEY_RSA) {
-		const RSA *src = EVP_PKEY_get0_RSA(pub);
-		RSA *rsa = RSA_new_method(engine);
-		BIGNUM *n = BN_dup(RSA_get0_n(src)), *e = BN_dup(RSA_get0_e(src));
-
-		if (rsa && n && e && RSA_set0_key(rsa, n, e, NULL)) {
-			n = e = NULL;
-			if (RSA_set_ex_data(rsa, rsa_index, t) && (pk = EVP_PKEY_new()) && EVP_PKEY_assign_RSA(pk, rsa))
-				rsa = NULL;
-			else {
-				EVP_PKEY_free(pk);
-				pk = NULL;
-			}
-		}
-		BN_free(n);
-		BN_free(e);
-		RSA_free(rsa);
-	}
-	ERR_clear_error();
-	return pk;
-}
-
-struct p11_token *p11_key_token(const EVP_PKEY *key)
-{
-	if (ec_index < 0 || !key)
-		return NULL;
-	if (EVP_PKEY_id(key) == EVP_PKEY_EC)
-		return EC_KEY_get_ex_data(EVP_PKEY_get0_EC_KEY(key), ec_index);
-	if (EVP_PKEY_id(key) == EVP_PKEY_RSA)
-		return RSA_get_ex_data(EVP_PKEY_get0_RSA(key), rsa_index);
-	return NULL;
 }

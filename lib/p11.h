@@ -1,10 +1,11 @@
 /*
- * A CA key on a PKCS#11 token: the module loaded with dlopen, the token
+ * A CA key on a PKCS#11 token, as certward-p11 (the process that loads the
+ * module) holds it: the module loaded with dlopen, the token
  * found by label or slot, a fixed number of sessions logged in as the user,
  * the key pair found by label and/or id, and every private-key operation
  * done on the token with C_Sign. The key never leaves the token.
  *
- * Thread safety: p11_sign and the keys of p11_wrap may be used from several
+ * Thread safety: p11_sign may be called from several
  * threads at once; each signature holds one session for its duration (the
  * thread's own after p11_bind_thread, else the first free one). p11_connect
  * and p11_disconnect wait until no signature is under way.
@@ -12,11 +13,13 @@
 #ifndef CERTWARD_P11_H
 #define CERTWARD_P11_H
 
-#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define P11_SESSIONS_MAX 16
+#define P11_SIG_MAX 1024 /* room for any signature (RSA-8192) */
+#define P11_KEY_EC 1
+#define P11_KEY_RSA 2
 
 struct p11_config {
 	const char *module;      /* absolute path of the PKCS#11 module */
@@ -38,64 +41,56 @@ struct p11_token *p11_token_new(const struct p11_config *c, char *why, size_t wh
 void p11_token_free(struct p11_token *t);
 
 /*
- * Finds the token, opens the sessions, logs in and
- * finds the private key; with expect, one signature made and verified with
- * expect proves that the key is the one of its certificate. Sessions open
- * before are closed first. When the token cannot be found and the module
- * was in use, the module is finalised and initialised again once (some
- * modules see a token that came back only then). 0 with the token ready;
- * -1 with why (kept for p11_ready). A wrong or locked PIN is remembered:
- * p11_retry_due says no until the PIN file changes.
+ * Finds the token, opens the sessions, logs in and finds the private key.
+ * Sessions open before are closed first. When the token cannot be found
+ * and the module was in use, the module is finalised and initialised again
+ * once (some modules see a token that came back only then). 0 with the
+ * token ready; -1 with why (kept for p11_ready). A wrong or locked PIN is
+ * remembered: p11_retry_due says no until the PIN file changes.
  */
 #define P11_RW 1u     /* read-write sessions (to make keys) */
 #define P11_NO_KEY 2u /* the key may be missing (before p11_generate) */
-int p11_connect(struct p11_token *t, unsigned flags, EVP_PKEY *expect, char *why, size_t whylen);
+int p11_connect(struct p11_token *t, unsigned flags, char *why, size_t whylen);
 /* Closes the sessions; the token is not ready afterwards. */
 void p11_disconnect(struct p11_token *t, const char *why);
 
-/* 1 when ready; else 0 with why ("" never). */
+/* 1 when ready; else 0 with why. */
 int p11_ready(struct p11_token *t, char *why, size_t whylen);
 /* 1 when a p11_connect now might succeed: not ready, and not refused a PIN
  * that has not changed since. */
 int p11_retry_due(struct p11_token *t);
-/* Counters for metrics: signatures made, signatures failed, connects made. */
+/* signatures made, signatures failed, connects made */
 void p11_counters(struct p11_token *t, uint64_t *signatures, uint64_t *failures, uint64_t *connects);
 int p11_sessions(const struct p11_token *t);
-
 /* The calling thread signs on session i (0..sessions-1) from now on; -1
  * undoes it. */
 void p11_bind_thread(struct p11_token *t, int i);
+/* P11_KEY_EC, P11_KEY_RSA, or 0 (no key found) */
+int p11_key_type(struct p11_token *t);
 
-/* Mechanisms p11_sign takes. */
 enum p11_mech {
-	P11_ECDSA,    /* in: a digest; out: DER ECDSA-Sig-Value (the token's r||s converted) */
-	P11_RSA_PKCS, /* in: a DigestInfo; out: the signature */
-	P11_RSA_PSS,  /* in: a digest of md; MGF1 with md, salt as long as the digest */
-	P11_RSA_RAW,  /* in: a block as long as the modulus (CKM_RSA_X_509) */
+	P11_ECDSA = 1, /* in: a digest; out: r||s, each as long as the group order */
+	P11_RSA_PKCS,  /* in: a DigestInfo */
+	P11_RSA_PSS,   /* in: a digest of md_bits (256/384/512); MGF1 with the same hash, salt as long */
+	P11_RSA_RAW,   /* in: a block as long as the modulus (CKM_RSA_X_509) */
 };
-/* One C_Sign. md: for P11_RSA_PSS (SHA-256/384/512). 0 with *outlen; -1
+/* One C_Sign into out (*outlen at least P11_SIG_MAX). 0 with *outlen; -1
  * with why. An error that means the token or session is gone (removed,
  * device error, logged out, ...) makes the token not ready. */
-int p11_sign(struct p11_token *t, enum p11_mech mech, const EVP_MD *md, const uint8_t *in, size_t inlen,
-	     uint8_t *out, size_t *outlen, char *why, size_t whylen);
+int p11_sign(struct p11_token *t, enum p11_mech mech, int md_bits, const uint8_t *in, size_t inlen, uint8_t *out,
+	     size_t *outlen, char *why, size_t whylen);
 
-/* The public key object of the key pair. NULL with why. */
-EVP_PKEY *p11_public_key(struct p11_token *t, char *why, size_t whylen);
+/* The public key object of the key pair: EC (a1 CKA_EC_PARAMS, a2
+ * CKA_EC_POINT) or RSA (a1 modulus, a2 public exponent); *l1, *l2 the
+ * room in, the lengths out. 0; -1 with why. */
+int p11_public_key(struct p11_token *t, int *type, uint8_t *a1, size_t *l1, uint8_t *a2, size_t *l2, char *why,
+		   size_t whylen);
 /* A key pair of alg ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072",
  * "rsa-4096") made on the token under the configured label and id: the
  * private key sensitive, not extractable, signing only. Refused when a key
- * with that label or id exists. Needs a read-write p11_connect (which finds
- * no key yet: with P11_RW | P11_NO_KEY).
+ * with that label or id exists. Needs p11_connect with P11_RW | P11_NO_KEY.
  * 0; -1 with why. */
 int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen);
-
-/* An EVP_PKEY with pub's public key whose signatures are made on the token
- * (EC: ECDSA; RSA: PKCS#1 v1.5, and PSS through a raw RSA signature).
- * X509_sign, EVP_DigestSign and X509_check_private_key work with it. NULL
- * when pub is neither EC nor RSA. */
-EVP_PKEY *p11_wrap(struct p11_token *t, EVP_PKEY *pub);
-/* The token behind a key of p11_wrap, or NULL for any other key. */
-struct p11_token *p11_key_token(const EVP_PKEY *key);
 
 /* CKR_* name of a return value ("CKR_PIN_INCORRECT"), or "CKR_0x..". */
 const char *p11_rv_name(unsigned long rv, char *buf, size_t len);
