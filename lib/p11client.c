@@ -257,7 +257,7 @@ fail:
 	return NULL;
 }
 
-void p11c_close(struct p11c *c)
+static void release(struct p11c *c, int reap)
 {
 	if (!c)
 		return;
@@ -266,10 +266,20 @@ void p11c_close(struct p11c *c)
 			close(c->fd[i]);
 		pthread_mutex_destroy(&c->mu[i]);
 	}
-	if (c->pid > 0)
+	if (reap && c->pid > 0)
 		waitpid(c->pid, NULL, 0);
 	pthread_mutex_destroy(&c->err_mu);
 	free(c);
+}
+
+void p11c_close(struct p11c *c)
+{
+	release(c, 1);
+}
+
+void p11c_abandon(struct p11c *c)
+{
+	release(c, 0);
 }
 
 /* ---- control ---- */

@@ -31,6 +31,8 @@ struct p11c;
 struct p11c *p11c_open(const struct p11_config *c, const char *helper, char *const *env, char *why, size_t whylen);
 /* Closes the channels (the helper then ends) and reaps the helper. */
 void p11c_close(struct p11c *c);
+/* The same without waiting for the helper (a process that may not wait(2)). */
+void p11c_abandon(struct p11c *c);
 
 /* p11_connect in the helper; with expect (the CA certificate's key), one
  * signature made and verified proves that the token's key is that key. 0;
@@ -52,9 +54,9 @@ int p11c_sign(struct p11c *c, enum p11_mech mech, int md_bits, const uint8_t *in
 	      size_t *outlen, char *why, size_t whylen);
 
 /* An EVP_PKEY with pub's public key whose signatures the token makes (EC:
- * ECDSA; RSA: PKCS#1 v1.5, and PSS through CKM_RSA_PKCS_PSS when signed
- * with p11c_sign_pss, or a raw RSA block from EVP). NULL when pub is
- * neither EC nor RSA. */
+ * ECDSA; RSA: PKCS#1 v1.5, and PSS as EVP pads it, signed with
+ * CKM_RSA_X_509; p11c_sign with P11_RSA_PSS uses CKM_RSA_PKCS_PSS). NULL
+ * when pub is neither EC nor RSA. */
 EVP_PKEY *p11c_wrap(struct p11c *c, EVP_PKEY *pub);
 /* The token of a key of p11c_wrap; NULL for any other key. */
 struct p11c *p11c_key_token(const EVP_PKEY *key);

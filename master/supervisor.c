@@ -296,7 +296,7 @@ static const char *const passthrough_env[] = {
 static int spawn(struct slot *s)
 {
 	char path[1100], fds_spec[2048], name_env[64], fds_env[2100];
-	char *env[16];
+	char *env[16], *pin_env = NULL;
 	size_t nenv = 0;
 	uv_stdio_container_t stdio[3 + 1 + MAX_SLOTS];
 	int nstdio = 0;
@@ -365,6 +365,16 @@ static int spawn(struct slot *s)
 			env[nenv++] = bufs[e - passthrough_env];
 		}
 	}
+	/* the PKCS#11 PIN's variable, to the signer alone (which hands it to
+	 * certward-p11 and wipes its copy) */
+	if (s->role == IPC_ROLE_SIGNER && *cfg_str(M.cfg, "signer", "pkcs11_pin_env") && nenv < 15) {
+		const char *name = cfg_str(M.cfg, "signer", "pkcs11_pin_env"), *v = getenv(name);
+
+		if (v && asprintf(&pin_env, "%s=%s", name, v) > 0)
+			env[nenv++] = pin_env;
+		else
+			pin_env = NULL;
+	}
 	env[nenv] = NULL;
 
 	args[0] = path;
@@ -386,6 +396,10 @@ static int spawn(struct slot *s)
 	}
 	s->proc.data = s;
 	rc = uv_spawn(M.loop, &s->proc, &o);
+	if (pin_env) {
+		explicit_bzero(pin_env, strlen(pin_env));
+		free(pin_env);
+	}
 	close(logpipe[1]);
 	close(ctl[1]);
 	for (int i = 4; i < nstdio; i++)

@@ -26,6 +26,7 @@ struct pending {
 	int workers_failed;
 	int store_failed;
 	unsigned store_up, store_size, schema_ready;
+	char *ca_text; /* the signer's CA_STATUS: CAs on tokens */
 	/* /metrics */
 	char *metrics;
 	size_t metrics_len;
@@ -34,6 +35,7 @@ struct pending {
 static void pending_free(struct pending *r)
 {
 	free(r->workers_text);
+	free(r->ca_text);
 	free(r->metrics);
 	free(r);
 }
@@ -57,8 +59,8 @@ void respond_problem(respond_fn respond, void *ctx, int status, const char *titl
 	json_decref(p);
 }
 
-/* /ready: 200 when every worker runs and the store reaches PostgreSQL,
- * else 503 naming what is not ready. */
+/* /ready: 200 when every worker runs, the store reaches PostgreSQL and
+ * every CA can sign, else 503 naming what is not ready. */
 static void ready_finish(struct pending *r)
 {
 	struct strbuf items, out;
@@ -86,6 +88,27 @@ static void ready_finish(struct pending *r)
 	else if (!r->schema_ready)
 		strbuf_printf(&items, "%s{\"component\":\"database schema\",\"state\":\"migrations pending\"}",
 			      items.len ? "," : "");
+	if (r->ca_text) {
+		char *save = NULL, *line;
+
+		/* "<ca> not-ready <why>": a CA whose key is on a token it cannot use now */
+		for (line = strtok_r(r->ca_text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char *sp = strchr(line, ' '), state[400];
+			json_t *item;
+			char *text;
+
+			if (!sp || strncmp(sp + 1, "not-ready ", 10) != 0)
+				continue;
+			*sp = '\0';
+			snprintf(state, sizeof state, "not ready: %s", sp + 11);
+			item = json_pack("{s:s+,s:s}", "component", "ca ", line, "state", state);
+			text = item ? json_dumps(item, JSON_COMPACT) : NULL;
+			if (text)
+				strbuf_printf(&items, "%s%s", items.len ? "," : "", text);
+			free(text);
+			json_decref(item);
+		}
+	}
 	strbuf_init(&out, 16500);
 	strbuf_printf(&out, "{\"status\":\"%s\",\"not_ready\":[%s]}\n",
 		      items.len ? "not ready" : "ready", items.p ? items.p : "");
@@ -139,6 +162,18 @@ static void on_store(int status, struct ipc_msg *m, int fd, void *arg)
 	finish_one(r);
 }
 
+static void on_ca(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct pending *r = arg;
+
+	if (fd >= 0)
+		close(fd);
+	/* a signer that does not answer is already named by the master's list */
+	if (status == 0 && m->type == IPC_T_CA_STATUS)
+		r->ca_text = strndup((const char *)m->u.ca_status.text.ptr, m->u.ca_status.text.len);
+	finish_one(r);
+}
+
 static void on_metrics(int status, struct ipc_msg *m, int fd, void *arg)
 {
 	struct pending *r = arg;
@@ -184,6 +219,7 @@ static void gather(struct route_call *c, int is_metrics)
 	} else {
 		ask(r, worker_control(c->w), IPC_T_WORKERS_GET, on_workers, &r->workers_failed);
 		ask(r, worker_peer(c->w, IPC_ROLE_STORE), IPC_T_STORE_HEALTH_GET, on_store, &r->store_failed);
+		ask(r, worker_peer(c->w, IPC_ROLE_SIGNER), IPC_T_CA_STATUS_GET, on_ca, NULL);
 	}
 	finish_one(r);
 }

@@ -79,7 +79,7 @@ static void record(struct issuance *is);
 
 static void unavailable(struct issuance *is, const char *what)
 {
-	char detail[160];
+	char detail[480];
 
 	snprintf(detail, sizeof detail, "%s: nothing was issued or recorded; the request can be sent again", what);
 	give_up(is, 503, "Service Unavailable", detail, NULL);
@@ -158,6 +158,13 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 			unavailable(is, "out of memory");
 			return;
 		}
+	} else if (status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EAGAIN) {
+		char what[320];
+
+		/* the CA's key cannot sign now (its token): the signer says why */
+		snprintf(what, sizeof what, "%.300s", m->u.error.message);
+		unavailable(is, what);
+		return;
 	} else if (status != 0 || !m || m->type != IPC_T_CERT_SIGNED) {
 		unavailable(is, status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EIO
 					? "the signer cannot write its ledger"

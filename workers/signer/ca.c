@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "p11client.h"
 #include "pki.h"
 #include "validate.h"
 
@@ -31,6 +32,8 @@ struct ca {
 	int nup;
 	struct ca *root;     /* self_signed: the root, which signs intermediates */
 	char id[65];         /* "" for the issuing CA, else the intermediate's id */
+	struct p11c *p11;    /* the key is on a token (ca_backend pkcs11) */
+	int p11_ready;       /* as last seen: for the log lines of changes */
 };
 
 /* intermediates loaded so far (ca_intermediate), owned here */
@@ -59,6 +62,8 @@ static void ca_free_one(struct ca *ca)
 	if (!ca)
 		return;
 	EVP_PKEY_free(ca->key);
+	/* the helper ends when its channels close; the signer may not wait(2) */
+	p11c_abandon(ca->p11);
 	X509_free(ca->cert);
 	free(ca->chain_pem);
 	for (int i = 0; i < ca->nup; i++)
@@ -405,16 +410,13 @@ static int load_chain(const char *path, X509 **certs)
 	return n;
 }
 
-static int subordinate(struct ca *ca, const struct cfg *section, const char *pass, X509 **chain, int *nchain)
+/* signer.ca_cert_file: the issuing CA, then the certificates above it,
+ * each signed by the next; a CA with keyCertSign, valid now. */
+static int load_ca_chain(const struct cfg *section, X509 **chain, int *nchain)
 {
 	const char *cert_file = cfg_str(section, "signer", "ca_cert_file");
-	const char *key_file = cfg_str(section, "signer", "ca_key_file");
 	X509 *c;
 
-	if (!*cert_file || !*key_file) {
-		log_error("signer.ca_mode subordinate needs signer.ca_cert_file and signer.ca_key_file");
-		return -1;
-	}
 	*nchain = load_chain(cert_file, chain);
 	if (*nchain == -2) {
 		*nchain = 0;
@@ -449,14 +451,6 @@ static int subordinate(struct ca *ca, const struct cfg *section, const char *pas
 			  cert_file);
 		return -1;
 	}
-	ca->key = pki_key_load(key_file, pass, "signer.ca_key_file");
-	if (!ca->key)
-		return -1;
-	if (X509_check_private_key(c, ca->key) != 1) {
-		ERR_clear_error();
-		log_error("signer.ca_key_file %s does not match the CA certificate in %s", key_file, cert_file);
-		return -1;
-	}
 	for (int i = 0; i + 1 < *nchain; i++) {
 		if (!signed_by(chain[i], chain[i + 1])) {
 			log_error("signer.ca_cert_file %s: certificate %d is not signed by the one after it; "
@@ -464,8 +458,180 @@ static int subordinate(struct ca *ca, const struct cfg *section, const char *pas
 			return -1;
 		}
 	}
-	ca->cert = X509_dup(c);
+	return 0;
+}
+
+static int subordinate(struct ca *ca, const struct cfg *section, const char *pass, X509 **chain, int *nchain)
+{
+	const char *cert_file = cfg_str(section, "signer", "ca_cert_file");
+	const char *key_file = cfg_str(section, "signer", "ca_key_file");
+
+	if (!*cert_file || !*key_file) {
+		log_error("signer.ca_mode subordinate needs signer.ca_cert_file and signer.ca_key_file");
+		return -1;
+	}
+	if (load_ca_chain(section, chain, nchain) != 0)
+		return -1;
+	ca->key = pki_key_load(key_file, pass, "signer.ca_key_file");
+	if (!ca->key)
+		return -1;
+	if (X509_check_private_key(chain[0], ca->key) != 1) {
+		ERR_clear_error();
+		log_error("signer.ca_key_file %s does not match the CA certificate in %s", key_file, cert_file);
+		return -1;
+	}
+	ca->cert = X509_dup(chain[0]);
 	return ca->cert ? 0 : -1;
+}
+
+/* ---- the issuing CA's key on a PKCS#11 token ---- */
+
+/* certward-p11, installed beside the signer */
+static int p11_helper_path(char *out, size_t len)
+{
+	char self[1024];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *slash;
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	if (!(slash = strrchr(self, '/')))
+		return -1;
+	*slash = '\0';
+	return snprintf(out, len, "%s/certward-p11", self) < (int)len ? 0 : -1;
+}
+
+int ca_p11_config(const struct cfg *section, struct p11_config *c, char *envbuf, size_t envlen, char **env,
+		  size_t envmax)
+{
+	const char *e = cfg_str(section, "signer", "pkcs11_env");
+	size_t n = 0;
+	char *save = NULL, *item;
+
+	*c = (struct p11_config){
+		.module = cfg_str(section, "signer", "pkcs11_module"),
+		.token_label = cfg_str(section, "signer", "pkcs11_token_label"),
+		.slot = (long)cfg_int(section, "signer", "pkcs11_slot"),
+		.key_label = cfg_str(section, "signer", "pkcs11_key_label"),
+		.key_id = cfg_str(section, "signer", "pkcs11_key_id"),
+		.pin_file = cfg_str(section, "signer", "pkcs11_pin_file"),
+		.pin_env = cfg_str(section, "signer", "pkcs11_pin_env"),
+		.sessions = (int)cfg_int(section, "signer", "pkcs11_sessions"),
+	};
+	if (strlen(e) >= envlen)
+		return -1;
+	snprintf(envbuf, envlen, "%s", e);
+	for (item = strtok_r(envbuf, " \t", &save); item; item = strtok_r(NULL, " \t", &save)) {
+		const char *eq = strchr(item, '=');
+
+		if (!eq || eq == item || n + 1 >= envmax)
+			return -1;
+		for (const char *p = item; p < eq; p++)
+			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+				return -1;
+		env[n++] = item;
+	}
+	env[n] = NULL;
+	return 0;
+}
+
+static int token_ca(struct ca *ca, const struct cfg *section, X509 **chain, int *nchain)
+{
+	struct p11_config c;
+	char helper[1100], envbuf[4100], *env[33], why[400];
+	EVP_PKEY *pub;
+
+	if (!*cfg_str(section, "signer", "ca_cert_file")) {
+		log_error("signer.ca_backend pkcs11 needs signer.ca_cert_file (the CA certificate "
+			  "`certward ca init --backend pkcs11` made, or the one `certward ca import-cert` installed)");
+		return -1;
+	}
+	if (ca_p11_config(section, &c, envbuf, sizeof envbuf, env, 33) != 0) {
+		log_error("signer.pkcs11_env: NAME=VALUE pairs separated by spaces, at most 32");
+		return -1;
+	}
+	if (load_ca_chain(section, chain, nchain) != 0)
+		return -1;
+	if (p11_helper_path(helper, sizeof helper) != 0) {
+		log_error("cannot find certward-p11 beside the signer");
+		return -1;
+	}
+	ca->p11 = p11c_open(&c, helper, env, why, sizeof why);
+	if (!ca->p11) {
+		log_error("signer.ca_backend pkcs11: %s", why);
+		return -1;
+	}
+	pub = X509_get_pubkey(chain[0]);
+	ca->key = pub ? p11c_wrap(ca->p11, pub) : NULL;
+	if (!ca->key || !(ca->cert = X509_dup(chain[0]))) {
+		EVP_PKEY_free(pub);
+		log_error("signer.ca_cert_file: the CA's key is neither EC nor RSA");
+		return -1;
+	}
+	/* a token that cannot be used yet leaves the CA not ready, not the signer down */
+	if (p11c_connect(ca->p11, 0, pub, why, sizeof why) != 0)
+		log_event(LOG_ERROR, NULL, NULL, "issuing CA not ready: %s", why);
+	else {
+		ca->p11_ready = 1;
+		log_info("issuing CA ready: its key is on the PKCS#11 token (%d sessions)", c.sessions);
+	}
+	EVP_PKEY_free(pub);
+	return 0;
+}
+
+int ca_usable(struct ca *ca, char *why, size_t whylen)
+{
+	char w[300];
+
+	if (!ca->p11)
+		return 1;
+	if (p11c_ready(ca->p11, w, sizeof w)) {
+		ca->p11_ready = 1;
+		return 1;
+	}
+	if (ca->p11_ready) {
+		ca->p11_ready = 0;
+		log_event(LOG_ERROR, NULL, NULL, "issuing CA not ready: %s", w);
+	}
+	snprintf(why, whylen, "the issuing CA is not ready: %s", w);
+	return 0;
+}
+
+void ca_retry(struct ca *ca)
+{
+	char why[400];
+	EVP_PKEY *pub;
+
+	if (!ca || !ca->p11 || !p11c_retry_due(ca->p11))
+		return;
+	pub = X509_get_pubkey(ca->cert);
+	if (pub && p11c_connect(ca->p11, 0, pub, why, sizeof why) == 0) {
+		ca->p11_ready = 1;
+		log_event(LOG_INFO, NULL, NULL, "issuing CA ready: the PKCS#11 token is back");
+	} else if (ca->p11_ready) {
+		ca->p11_ready = 0;
+		log_event(LOG_ERROR, NULL, NULL, "issuing CA not ready: %s", pub ? why : "out of memory");
+	}
+	EVP_PKEY_free(pub);
+}
+
+size_t ca_status(struct ca *ca, char *out, size_t len)
+{
+	char why[300];
+
+	if (!ca || !ca->p11 || len == 0)
+		return 0;
+	if (ca_usable(ca, why, sizeof why))
+		snprintf(out, len, "issuing ready\n");
+	else
+		snprintf(out, len, "issuing not-ready %s\n", why + strlen("the issuing CA is not ready: "));
+	return strlen(out);
+}
+
+int ca_p11_counters(const struct ca *ca, uint64_t v[3])
+{
+	return ca && ca->p11 ? p11c_counters(ca->p11, v) : -1;
 }
 
 int ca_publish(const char *cert_dir, const char *file, const char *pem, size_t len)
@@ -496,7 +662,11 @@ struct ca *ca_open(const struct cfg *section, const char *key_dir, const char *c
 
 	if (!ca || bad)
 		goto out;
-	if (strcmp(mode, "subordinate") == 0) {
+	if (strcmp(cfg_str(section, "signer", "ca_backend"), "pkcs11") == 0) {
+		mode = "pkcs11";
+		if (token_ca(ca, section, chain, &n) != 0)
+			goto out;
+	} else if (strcmp(mode, "subordinate") == 0) {
 		if (subordinate(ca, section, pass, chain, &n) != 0)
 			goto out;
 	} else {

@@ -32,6 +32,25 @@ EVP_PKEY *ca_key(const struct ca *ca);
 /* PEM of the issuing CA and the certificates above it, issuing first */
 const char *ca_chain_pem(const struct ca *ca, size_t *len);
 
+/* ---- ca_backend pkcs11: the issuing CA's key on a token ---- */
+
+/* 1 when ca's key can sign now; else 0 with why ("the issuing CA is not
+ * ready: ..."). A key in a file always can. A change is logged. */
+int ca_usable(struct ca *ca, char *why, size_t whylen);
+/* A token CA that is not ready is connected again (unless it refused a PIN
+ * that has not changed since); called every signer.pkcs11_retry_interval. */
+void ca_retry(struct ca *ca);
+/* "issuing ready\n" or "issuing not-ready <why>\n" for a token CA; 0 bytes
+ * for key files. The length written. */
+size_t ca_status(struct ca *ca, char *out, size_t len);
+/* signatures, failures, connects of a token CA; -1 for key files */
+int ca_p11_counters(const struct ca *ca, uint64_t v[3]);
+struct p11_config;
+/* signer.pkcs11_* into c, and pkcs11_env split into env (NULL-ended, its
+ * strings in envbuf). 0; -1 when pkcs11_env is malformed. */
+int ca_p11_config(const struct cfg *section, struct p11_config *c, char *envbuf, size_t envlen, char **env,
+		  size_t envmax);
+
 /* The CA of intermediate id (key_dir/intermediates, loaded once), or
  * issuing itself for "" or NULL; NULL with why when there is none. */
 struct ca *ca_intermediate(struct ca *issuing, const char *key_dir, const char *id, char *why, size_t whylen);

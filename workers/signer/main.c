@@ -61,10 +61,13 @@ struct signer {
 	uint64_t issued, issue_refused, ledger_failures;
 	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused, intermediate_refused;
 	uint64_t agent_ids, agent_id_refused;
+	uint64_t unavailable; /* requests a CA whose token was not ready could not sign */
 	/* group commit: certificates signed in one turn of the event loop share
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
 	bool committer_active;
+	uv_timer_t p11_retry; /* a token CA that is not ready, tried again */
+	bool p11_timer;
 	struct pending *pending, **pending_tail;
 };
 
@@ -93,6 +96,12 @@ static int open_key_dir(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+static void p11_retry(uv_timer_t *t)
+{
+	(void)t;
+	ca_retry(signer.ca);
 }
 
 static int signer_init(struct worker *w, const struct cfg *section)
@@ -137,6 +146,13 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	uv_check_init(worker_loop(w), &signer.committer);
 	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
 	signer.agent_identity_lifetime_s = cfg_duration_ms(section, "signer", "agent_identity_lifetime") / 1000;
+	if (signer.ca && strcmp(cfg_str(section, "signer", "ca_backend"), "pkcs11") == 0) {
+		uint64_t every = cfg_duration_ms(section, "signer", "pkcs11_retry_interval");
+
+		uv_timer_init(worker_loop(w), &signer.p11_retry);
+		uv_timer_start(&signer.p11_retry, p11_retry, every, every);
+		signer.p11_timer = true;
+	}
 	return signer.ca ? 0 : -1;
 }
 
@@ -288,11 +304,18 @@ static void signer_peer_closed(struct worker *w, struct ipc_channel *ch)
 }
 
 /* A request not signed: rc -2 is the ledger (EIO, an error line), -3 a
- * CertID of another CA (EACCES), anything else a rule broken (EINVAL,
- * counted in *refused); why goes back to the caller. what: "sign a CRL". */
+ * CertID of another CA (EACCES), -4 a CA whose key cannot sign now (its
+ * token: EAGAIN), anything else a rule broken (EINVAL, counted in
+ * *refused); why goes back to the caller. what: "sign a CRL". */
 static void refuse(struct ipc_channel *from, struct ipc_msg *m, int rc, const char *what, const char *why,
 		   uint64_t *refused)
 {
+	if (rc == -4) {
+		signer.unavailable++;
+		log_event(LOG_WARN, NULL, NULL, "could not %s for %s: %s", what, ipc_channel_peer(from), why);
+		ipc_reply_error(from, m, EAGAIN, why);
+		return;
+	}
 	if (rc == -2) {
 		signer.ledger_failures++;
 		log_error("refused to %s for %s (the ledger): %s", what, ipc_channel_peer(from), why);
@@ -301,6 +324,19 @@ static void refuse(struct ipc_channel *from, struct ipc_msg *m, int rc, const ch
 		log_event(LOG_WARN, NULL, NULL, "refused to %s for %s: %s", what, ipc_channel_peer(from), why);
 	}
 	ipc_reply_error(from, m, rc == -2 ? EIO : rc == -3 ? EACCES : EINVAL, why);
+}
+
+/* ca's key cannot sign now (its token): -4 with why. A request refused for
+ * another reason (rc -1) is also put down to the token when the token
+ * went away meanwhile: the signature failed, not a rule. */
+static int usable(struct ca *ca, char *why, size_t whylen)
+{
+	return !ca || ca_usable(ca, why, whylen) ? 0 : -4;
+}
+
+static int token_reason(struct ca *ca, int rc, char *why, size_t whylen)
+{
+	return rc == -1 && ca && !ca_usable(ca, why, whylen) ? -4 : rc;
 }
 
 /* CERT_SIGN: the rules checked again here (issue.c), whatever the caller
@@ -321,7 +357,10 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	struct pending *p;
 	char why[300];
 	struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.cert_sign.intermediate_id, why, sizeof why);
-	int rc = ca ? issue_sign(ca, signer.ledger, &rq, &res, why, sizeof why) : -1;
+	int rc = !ca ? -1 : usable(ca, why, sizeof why);
+
+	if (rc == 0)
+		rc = token_reason(ca, issue_sign(ca, signer.ledger, &rq, &res, why, sizeof why), why, sizeof why);
 
 	if (rc != 0) {
 		refuse(from, m, rc, "sign a certificate", why, &signer.issue_refused);
@@ -391,7 +430,8 @@ static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
 		return;
 	}
 	if (!(ca = ca_intermediate(signer.ca, signer.key_dir, q->intermediate_id, why, sizeof why)) ||
-	    !(p = calloc(1, sizeof *p)) || !(p->sealed = malloc(16384)) ||
+	    (rc = usable(ca, why, sizeof why)) != 0 || (rc = -1, !(p = calloc(1, sizeof *p))) ||
+	    !(p->sealed = malloc(16384)) ||
 	    keygen_csr(*q->key_algorithm ? q->key_algorithm : "ecdsa-p256", q->common_name, (const char *)q->sans.ptr,
 		       q->sans.len, &key, &p->csr, &p->csr_len, why, sizeof why) != 0 ||
 	    keygen_export(key, &p->key_pem, &p->key_pem_len, p->sealed, 16384, &p->sealed_len, why, sizeof why) != 0)
@@ -405,7 +445,7 @@ static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	rq.csr = p->csr;
 	rq.csr_len = p->csr_len;
-	rc = issue_sign(ca, signer.ledger, &rq, &p->res, why, sizeof why);
+	rc = token_reason(ca, issue_sign(ca, signer.ledger, &rq, &p->res, why, sizeof why), why, sizeof why);
 	if (rc != 0)
 		goto refused;
 	EVP_PKEY_free(key);
@@ -440,10 +480,16 @@ static void crl_sign(struct ipc_channel *from, struct ipc_msg *m, int fd)
 		struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.crl_sign.intermediate_id, why,
 						sizeof why);
 
-		if (ca)
-			rc = revoke_crl_sign(ca, signer.ledger, &m->u.crl_sign, fd, &p->crl, why, sizeof why);
-		else if ((rc = -1), fd >= 0)
-			close(fd);
+		if (ca && (rc = usable(ca, why, sizeof why)) == 0)
+			rc = token_reason(ca, revoke_crl_sign(ca, signer.ledger, &m->u.crl_sign, fd, &p->crl, why,
+							      sizeof why),
+					  why, sizeof why);
+		else {
+			if (!ca)
+				rc = -1;
+			if (fd >= 0)
+				close(fd);
+		}
 	}
 	if (rc != 0) {
 		free(p);
@@ -472,7 +518,11 @@ static void ocsp_sign(struct ipc_channel *from, struct ipc_msg *m)
 		struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.ocsp_sign.intermediate_id, why,
 						sizeof why);
 
-		rc = ca ? revoke_ocsp_sign(signer.responders, ca, &m->u.ocsp_sign, &p->ocsp, why, sizeof why) : -1;
+		/* a responder made before signs without the CA's key: only a new one needs it */
+		rc = ca ? token_reason(ca, revoke_ocsp_sign(signer.responders, ca, &m->u.ocsp_sign, &p->ocsp, why,
+							    sizeof why),
+				       why, sizeof why)
+			: -1;
 	}
 	if (rc != 0) {
 		free(p);
@@ -509,7 +559,11 @@ static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
 		ipc_reply_error(from, m, EINVAL, "path_len_constraint: at most 32");
 		return;
 	}
-	rc = ca_make_intermediate(signer.ca, signer.ledger, signer.key_dir, &rq, &res, why, sizeof why);
+	rc = *q->parent_id ? 0 : usable(signer.ca, why, sizeof why);
+	if (rc == 0)
+		rc = ca_make_intermediate(signer.ca, signer.ledger, signer.key_dir, &rq, &res, why, sizeof why);
+	if (rc == -1 && !*q->parent_id)
+		rc = token_reason(signer.ca, rc, why, sizeof why);
 	if (rc != 0) {
 		refuse(from, m, rc, "make an intermediate CA", why, &signer.intermediate_refused);
 		return;
@@ -587,6 +641,16 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		ipc_reply(from, m, &r);
 		return;
 	}
+	case IPC_T_CA_STATUS_GET: {
+		char text[1024];
+		size_t len = ca_status(signer.ca, text, sizeof text);
+
+		r.type = IPC_T_CA_STATUS;
+		r.u.ca_status.text.ptr = (const uint8_t *)text;
+		r.u.ca_status.text.len = (uint32_t)len;
+		ipc_reply(from, m, &r);
+		return;
+	}
 	case IPC_T_CERT_SIGN:
 		cert_sign(from, m);
 		return;
@@ -642,6 +706,18 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 			      (unsigned long long)responders_rotations(signer.responders));
 	if (signer.ledger)
 		strbuf_printf(out, "ledger_commits_total %llu\n", (unsigned long long)ledger_commits(signer.ledger));
+	strbuf_printf(out, "ca_unavailable_total %llu\n", (unsigned long long)signer.unavailable);
+	{
+		uint64_t v[3];
+		char why[300];
+
+		if (signer.ca && ca_p11_counters(signer.ca, v) == 0) {
+			strbuf_printf(out, "ca_ready{ca=\"issuing\"} %d\n", ca_usable(signer.ca, why, sizeof why));
+			strbuf_printf(out, "pkcs11_signatures_total %llu\n", (unsigned long long)v[0]);
+			strbuf_printf(out, "pkcs11_signature_failures_total %llu\n", (unsigned long long)v[1]);
+			strbuf_printf(out, "pkcs11_connects_total %llu\n", (unsigned long long)v[2]);
+		}
+	}
 }
 
 static void signer_stop(struct worker *w)
@@ -651,6 +727,10 @@ static void signer_stop(struct worker *w)
 		commit_pending(&signer.committer);
 	if (signer.pending_tail)
 		uv_close((uv_handle_t *)&signer.committer, NULL);
+	if (signer.p11_timer) {
+		uv_close((uv_handle_t *)&signer.p11_retry, NULL);
+		signer.p11_timer = false;
+	}
 	if (signer.key_dir_fd >= 0)
 		close(signer.key_dir_fd);
 	signer.key_dir_fd = -1;
