@@ -76,7 +76,8 @@ static int call_locked(struct p11c *c, int i, uint32_t op, uint32_t arg, const v
 		return -1;
 	}
 	q->h = (struct p11w_hdr){.op = op, .arg = arg, .len = (uint32_t)len};
-	memcpy(q->data, data, len);
+	if (len) /* data may be NULL then */
+		memcpy(q->data, data, len);
 	do
 		n = send(c->fd[i], q, sizeof q->h + len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
