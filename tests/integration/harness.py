@@ -470,3 +470,93 @@ class Nginx:
             subprocess.run(["nginx", "-c", self.conf, "-p", self.prefix, "-s", "stop"], capture_output=True,
                            timeout=30)
             self.running = False
+
+
+def openssl(*args, ok=True, stdin=None):
+    """The openssl CLI's answer to args; ok: a non-zero exit fails the check."""
+    out = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60, input=stdin)
+    if ok:
+        check(out.returncode == 0, "openssl %s: %s%s" % (" ".join(args), out.stdout, out.stderr))
+    return out
+
+
+# ---- a SoftHSM2 token for the signer's pkcs11 backend ----
+
+class SoftHSM:
+    """A SoftHSM2 token of its own under directory d: d/softhsm2.conf names
+    the token directory d/tokens; the token labelled label has a random
+    user PIN (pin) and SO PIN, the user PIN in d/token.pin (0600). As root
+    everything under d (and d) belongs to owner, the signer's user, who
+    must reach it; the directories above d must be traversable."""
+
+    MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+    def __init__(self, d, label="certward-test", owner="certward-signer"):
+        import secrets
+        self.dir, self.label, self.owner = d, label, owner
+        self.tokendir = os.path.join(d, "tokens")
+        self.conf = os.path.join(d, "softhsm2.conf")
+        self.pin_file = os.path.join(d, "token.pin")
+        self.pin = "".join(secrets.choice("0123456789") for _ in range(16))
+        self.so_pin = "".join(secrets.choice("0123456789") for _ in range(16))
+        os.makedirs(self.tokendir, mode=0o700)
+        os.chmod(d, 0o750)
+        with open(self.conf, "w") as f:
+            f.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % self.tokendir)
+        os.chmod(self.conf, 0o644)
+        self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
+        r = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", self.so_pin,
+                            "--pin", self.pin], capture_output=True, text=True, timeout=60, env=self.env)
+        check(r.returncode == 0, "softhsm2-util --init-token: %s%s" % (r.stdout, r.stderr))
+        self.write_pin(self.pin)
+        self.give()
+
+    def give(self):
+        """Everything under the directory to the owner (files a command run
+        as root made: the token's, a CA certificate)."""
+        if not AS_ROOT:
+            return
+        import pwd
+        pw = pwd.getpwnam(self.owner)
+        for top, dirs, files in os.walk(self.dir):
+            for name in [top] + [os.path.join(top, n) for n in dirs + files]:
+                os.chown(name, pw.pw_uid, pw.pw_gid)
+
+    def write_pin(self, pin):
+        """pin as the PIN file's first line, the file replaced at once (a new
+        file renamed over it: a reader never sees half of it), mode 0600."""
+        tmp = self.pin_file + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pin + "\n")
+        if AS_ROOT:
+            import pwd
+            pw = pwd.getpwnam(self.owner)
+            os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        os.rename(tmp, self.pin_file)
+
+    def token_dir(self):
+        """The token's own directory in the token directory."""
+        names = [n for n in os.listdir(self.tokendir) if os.path.isdir(os.path.join(self.tokendir, n))]
+        check(len(names) == 1, "token directories: %r" % names)
+        return os.path.join(self.tokendir, names[0])
+
+    def tool(self, *args):
+        """pkcs11-tool on this token, logged in: (exit status, output)."""
+        r = subprocess.run(["pkcs11-tool", "--module", self.MODULE, "--token-label", self.label, "--login",
+                            "--pin", self.pin] + list(args), capture_output=True, text=True, timeout=60,
+                           env=self.env)
+        return r.returncode, r.stdout + r.stderr
+
+    def signer_config(self, ca_cert_file, retry_interval="1s", sessions=2):
+        """certward.yml's signer section for a CA key on this token."""
+        return ("signer:\n"
+                "  ca_backend: pkcs11\n"
+                "  ca_cert_file: %s\n"
+                "  pkcs11_module: %s\n"
+                "  pkcs11_token_label: %s\n"
+                "  pkcs11_pin_file: %s\n"
+                "  pkcs11_sessions: %d\n"
+                "  pkcs11_env: \"SOFTHSM2_CONF=%s\"\n"
+                "  pkcs11_retry_interval: %s\n"
+                % (ca_cert_file, self.MODULE, self.label, self.pin_file, sessions, self.conf, retry_interval))

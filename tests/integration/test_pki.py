@@ -13,19 +13,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AS_ROOT, BUILD, SOURCE, Api, Cases, Certward, Postgres, check, log, make_key, make_root, psql,
-                     teardown, wait_for)
+from harness import (AS_ROOT, BUILD, SOURCE, Api, Cases, Certward, Postgres, check, log, make_key, make_root, openssl,
+                     psql, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 ctx = {}
 case = RUN.case
-
-
-def openssl(*args, ok=True, stdin=None):
-    out = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60, input=stdin)
-    if ok:
-        check(out.returncode == 0, "openssl %s: %s%s" % (" ".join(args), out.stdout, out.stderr))
-    return out
 
 
 def text_of(path):
