@@ -13,19 +13,15 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, Cases, check, log, make_root, remove_root
+from harness import BUILD, Cases, SoftHSM, check, log, make_root, remove_root
 
 RUN = Cases()
 case = RUN.case
-PIN = "73910284"
 WRONG_PIN = "58204719"
 TOKEN = "cw-ca-cli"
 SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer",
              "nonnull attribute specified here")
 SANITIZER_REPORTS = []
-MODULE = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so",
-                           "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-                           "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so") if os.path.exists(p)), None)
 
 
 def run(cmd, env=None, timeout=60):
@@ -56,7 +52,7 @@ class Cli:
             else:
                 self.err.append(line)
         text = self.stdout + out.stderr
-        check(PIN not in text and WRONG_PIN not in text, "a PIN in the output of %r:\n%s" % (args, text))
+        check(hsm.pin not in text and WRONG_PIN not in text, "a PIN in the output of %r:\n%s" % (args, text))
 
     def expect(self, rc, what):
         check(self.rc == rc, "%s: exit %d, want %d\nstdout: %s\nstderr: %s"
@@ -81,15 +77,14 @@ def write_config(name, label, ca_cert_file="", pin_file=None, extra=""):
             f.write("  ca_cert_file: %s\n" % ca_cert_file)
         f.write("  pkcs11_module: %s\n  pkcs11_token_label: %s\n  pkcs11_key_label: %s\n"
                 "  pkcs11_pin_file: %s\n  pkcs11_env: \"SOFTHSM2_CONF=%s\"\n%s"
-                % (MODULE, TOKEN, label, pin_file or PIN_FILE, SOFTHSM_CONF, extra))
+                % (hsm.MODULE, TOKEN, label, pin_file or hsm.pin_file, hsm.conf, extra))
     return path
 
 
 def privkeys():
     """pkcs11-tool's private key objects: {label: text of the object}."""
-    out = ok(["pkcs11-tool", "--module", MODULE, "--token-label", TOKEN, "--login", "--pin", PIN,
-              "--list-objects", "--type", "privkey"], "pkcs11-tool --list-objects",
-             env=dict(os.environ, SOFTHSM2_CONF=SOFTHSM_CONF))
+    rc, out = hsm.tool("--list-objects", "--type", "privkey")
+    check(rc == 0, "pkcs11-tool --list-objects: %s" % out)
     keys = {}
     for block in out.split("Private Key Object")[1:]:
         for line in block.splitlines():
@@ -396,22 +391,13 @@ def help_lists_both():
     check("--chain" in out.stdout, out.stdout)
 
 
-if not MODULE:
+if not os.path.exists(SoftHSM.MODULE):
     log("SoftHSM2 is not installed (contrib/install-deps.sh installs softhsm2)")
     sys.exit(1)
 root = make_root("cw-ca-cli-")
 SUB = None
 try:
-    SOFTHSM_CONF = os.path.join(root, "softhsm2.conf")
-    PIN_FILE = os.path.join(root, "pin")
-    os.mkdir(os.path.join(root, "tokens"), 0o700)
-    with open(SOFTHSM_CONF, "w") as f:
-        f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n" % root)
-    with open(PIN_FILE, "w") as f:
-        f.write(PIN + "\n")
-    os.chmod(PIN_FILE, 0o600)
-    ok(["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--so-pin", "87654321", "--pin", PIN],
-       "softhsm2-util --init-token", env=dict(os.environ, SOFTHSM2_CONF=SOFTHSM_CONF))
+    hsm = SoftHSM(os.path.join(root, "hsm"), label=TOKEN)
     case(help_lists_both)
     case(init_self_signed_p256)
     case(second_init_same_label_refused)
