@@ -43,7 +43,8 @@ static void reply(int fd, uint32_t status, uint32_t arg, const void *data, size_
 
 	if (len > P11W_DATA_MAX)
 		len = f.h.len = 0;
-	memcpy(f.data, data, len);
+	if (len)
+		memcpy(f.data, data, len);
 	(void)!send(fd, &f, sizeof f.h + len, MSG_NOSIGNAL);
 	explicit_bzero(&f, sizeof f);
 }
