@@ -522,11 +522,12 @@ class SoftHSM:
             for name in [top] + [os.path.join(top, n) for n in dirs + files]:
                 os.chown(name, pw.pw_uid, pw.pw_gid)
 
-    def write_pin(self, pin):
+    def write_pin(self, pin, mode=0o600):
         """pin as the PIN file's first line, the file replaced at once (a new
-        file renamed over it: a reader never sees half of it), mode 0600."""
+        file renamed over it: a reader never sees half of it)."""
         tmp = self.pin_file + ".new"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as f:
             f.write(pin + "\n")
         if AS_ROOT:

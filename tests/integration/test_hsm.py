@@ -295,6 +295,25 @@ def wrong_pin():
     no_pin_anywhere(wrong, hsm.pin)
 
 
+def pin_file_open_to_others():
+    """A PIN file others can read is not used (the CA not ready, naming
+    it, issuance 503); made 0600, it is, without a restart."""
+    hsm.write_pin(hsm.pin, mode=0o644)
+    before = signer_pid()
+    cw.ctl("restart", "signer")
+    wait_for("the signer restarted", lambda: cw.status()["signer"]["state"] == "running"
+             and cw.status()["signer"]["pid"] != before, timeout=30)
+    pid = signer_pid()
+    state = wait_for("/ready naming the PIN file", ca_not_ready, timeout=30)
+    check("readable by others" in state and hsm.pin_file in state, "/ready: %r" % state)
+    check("readable by others" in refused("hsm-open-pin", "the issuing CA is not ready: "), "detail")
+    os.chmod(hsm.pin_file, 0o600)
+    wait_for("/ready 200 with the PIN file 0600", ca_ready, timeout=10)
+    verify_leaf(issued("hsm-closed-pin")[1])
+    check(signer_pid() == pid, "the signer restarted")
+    no_pin_anywhere(hsm.pin)
+
+
 def token_away():
     """The token's directory moved away while serving: issuance 503 naming
     the token's failure, the signer still running (same pid), /ready 503
@@ -364,6 +383,7 @@ try:
     case(issuance_crl_ocsp)
     case(key_stays_on_token)
     case(wrong_pin)
+    case(pin_file_open_to_others)
     case(token_away)
     no_pin_anywhere(hsm.pin)
     RUN.stop_clean(cw)
