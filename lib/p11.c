@@ -834,7 +834,7 @@ int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen)
 	CK_ULONG bits = 0, n;
 	CK_MECHANISM m = {0};
 	CK_OBJECT_HANDLE pub, priv, h[1];
-	CK_ATTRIBUTE pt[8], kt[10];
+	CK_ATTRIBUTE pt[10], kt[12];
 	CK_ULONG npt = 0, nkt = 0;
 	uint8_t id[ID_MAX];
 	size_t idlen;
@@ -868,6 +868,8 @@ int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen)
 	}
 	pt[npt++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof yes};
 	pt[npt++] = (CK_ATTRIBUTE){CKA_VERIFY, &yes, sizeof yes};
+	pt[npt++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &no, sizeof no};
+	pt[npt++] = (CK_ATTRIBUTE){CKA_WRAP, &no, sizeof no};
 	pt[npt++] = (CK_ATTRIBUTE){CKA_ID, id, idlen};
 	if (*t->key_label)
 		pt[npt++] = (CK_ATTRIBUTE){CKA_LABEL, t->key_label, strlen(t->key_label)};
@@ -876,6 +878,10 @@ int p11_generate(struct p11_token *t, const char *alg, char *why, size_t whylen)
 	kt[nkt++] = (CK_ATTRIBUTE){CKA_SENSITIVE, &yes, sizeof yes};
 	kt[nkt++] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &no, sizeof no};
 	kt[nkt++] = (CK_ATTRIBUTE){CKA_SIGN, &yes, sizeof yes};
+	/* signing only: a module's defaults may allow more */
+	kt[nkt++] = (CK_ATTRIBUTE){CKA_DECRYPT, &no, sizeof no};
+	kt[nkt++] = (CK_ATTRIBUTE){CKA_UNWRAP, &no, sizeof no};
+	kt[nkt++] = (CK_ATTRIBUTE){CKA_DERIVE, &no, sizeof no};
 	kt[nkt++] = (CK_ATTRIBUTE){CKA_ID, id, idlen};
 	if (*t->key_label)
 		kt[nkt++] = (CK_ATTRIBUTE){CKA_LABEL, t->key_label, strlen(t->key_label)};

@@ -629,6 +629,19 @@ size_t ca_status(struct ca *ca, char *out, size_t len)
 	return strlen(out);
 }
 
+int ca_on_token(const struct ca *ca)
+{
+	return ca && ca->p11;
+}
+
+void ca_last_error(const struct ca *ca, char *why, size_t whylen)
+{
+	if (ca && ca->p11)
+		p11c_last_error(ca->p11, why, whylen);
+	else
+		snprintf(why, whylen, "see the signer's log");
+}
+
 int ca_p11_counters(const struct ca *ca, uint64_t v[3])
 {
 	return ca && ca->p11 ? p11c_counters(ca->p11, v) : -1;

@@ -43,6 +43,11 @@ void ca_retry(struct ca *ca);
 /* "issuing ready\n" or "issuing not-ready <why>\n" for a token CA; 0 bytes
  * for key files. The length written. */
 size_t ca_status(struct ca *ca, char *out, size_t len);
+/* 1 when ca's key is on a token: its signatures may be made on other
+ * threads, which wait for a session */
+int ca_on_token(const struct ca *ca);
+/* the last error of a signature on ca's token */
+void ca_last_error(const struct ca *ca, char *why, size_t whylen);
 /* signatures, failures, connects of a token CA; -1 for key files */
 int ca_p11_counters(const struct ca *ca, uint64_t v[3]);
 struct p11_config;

@@ -13,18 +13,16 @@
 #include "pki.h"
 #include "validate.h"
 
-int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request *rq, struct issue_result *out,
-	       char *why, size_t whylen)
+int issue_prepare(struct ca *ca, const struct issue_request *rq, X509 **out, char *why, size_t whylen)
 {
 	X509 *cert = NULL, *issuer = ca_cert(ca);
 	X509_NAME *subject = NULL;
 	struct csr_checked c;
-	char url[600], lwhy[300];
+	char url[600];
 	int64_t validity, ca_left;
-	uint8_t *der = NULL;
-	int len, rc = -1, rsa;
+	int rc = -1, rsa;
 
-	memset(out, 0, sizeof *out);
+	*out = NULL;
 	if (!valid_resource_id(rq->issuer_id, 64))
 		return pki_refuse(why, whylen, "issuer_id: not a valid id");
 	if (csr_policy_check(rq->csr, rq->csr_len, rq->profile, rq->profile_len, rq->validity_seconds,
@@ -68,29 +66,8 @@ int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request 
 		if (!pki_add_ext(cert, issuer, NID_info_access, url))
 			goto crypto;
 	}
-	if (!X509_sign(cert, ca_key(ca), pki_sign_digest(ca_key(ca))))
-		goto crypto;
-	len = i2d_X509(cert, &der);
-	if (len <= 0)
-		goto crypto;
-	/* an intermediate's name constraints, and those above it, hold */
-	if (ca_check_names(ca, der, (size_t)len, why, whylen) != 0) {
-		OPENSSL_free(der);
-		goto out;
-	}
-	pki_serial_hex(cert, out->serial, sizeof out->serial);
-	/* staged: the caller commits the ledger before the certificate leaves */
-	if (ledger_stage(ledger, "certificate", rq->issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) !=
-	    0) {
-		pki_refuse(why, whylen, lwhy);
-		OPENSSL_free(der);
-		rc = -2;
-		goto out;
-	}
-	out->der = der;
-	out->der_len = (size_t)len;
-	out->not_before = pki_asn1_unix(X509_get0_notBefore(cert));
-	out->not_after = pki_asn1_unix(X509_get0_notAfter(cert));
+	*out = cert;
+	cert = NULL;
 	rc = 0;
 	goto out;
 crypto:
@@ -99,6 +76,56 @@ crypto:
 out:
 	csr_checked_free(&c);
 	X509_NAME_free(subject);
+	X509_free(cert);
+	return rc;
+}
+
+int issue_finish(struct ca *ca, struct ledger *ledger, const char *issuer_id, X509 *cert, struct issue_result *out,
+		 char *why, size_t whylen)
+{
+	char lwhy[300];
+	uint8_t *der = NULL;
+	int len = i2d_X509(cert, &der);
+
+	memset(out, 0, sizeof *out);
+	if (len <= 0) {
+		pki_log_error("cannot encode a certificate");
+		return pki_refuse(why, whylen, "cannot make the certificate (see the signer's log)");
+	}
+	/* an intermediate's name constraints, and those above it, hold */
+	if (ca_check_names(ca, der, (size_t)len, why, whylen) != 0) {
+		OPENSSL_free(der);
+		return -1;
+	}
+	pki_serial_hex(cert, out->serial, sizeof out->serial);
+	/* staged: the caller commits the ledger before the certificate leaves */
+	if (ledger_stage(ledger, "certificate", issuer_id, out->serial, der, (size_t)len, lwhy, sizeof lwhy) != 0) {
+		pki_refuse(why, whylen, lwhy);
+		OPENSSL_free(der);
+		return -2;
+	}
+	out->der = der;
+	out->der_len = (size_t)len;
+	out->not_before = pki_asn1_unix(X509_get0_notBefore(cert));
+	out->not_after = pki_asn1_unix(X509_get0_notAfter(cert));
+	return 0;
+}
+
+int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request *rq, struct issue_result *out,
+	       char *why, size_t whylen)
+{
+	X509 *cert;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (issue_prepare(ca, rq, &cert, why, whylen) != 0)
+		return -1;
+	if (!X509_sign(cert, ca_key(ca), pki_sign_digest(ca_key(ca)))) {
+		pki_log_error("cannot sign a certificate");
+		X509_free(cert);
+		return pki_refuse(why, whylen, "cannot sign the certificate (see the signer's log)");
+	}
+	rc = issue_finish(ca, ledger, rq->issuer_id, cert, out, why, whylen);
 	X509_free(cert);
 	return rc;
 }

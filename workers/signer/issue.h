@@ -6,6 +6,7 @@
 #define CERTWARD_SIGNER_ISSUE_H
 
 #include <stddef.h>
+#include <openssl/x509.h>
 #include <stdint.h>
 
 #include "ca.h"
@@ -35,5 +36,13 @@ struct issue_result {
  * the line could not be staged (nothing is handed out). */
 int issue_sign(struct ca *ca, struct ledger *ledger, const struct issue_request *rq, struct issue_result *out,
 	       char *why, size_t whylen);
+
+/* issue_sign in three steps, for a signature made on another thread (a key
+ * on a token): the certificate built and checked, not signed (0 with *cert;
+ * -1 with why); then X509_sign; then issue_finish, on the ledger's thread,
+ * with issue_sign's results. */
+int issue_prepare(struct ca *ca, const struct issue_request *rq, X509 **cert, char *why, size_t whylen);
+int issue_finish(struct ca *ca, struct ledger *ledger, const char *issuer_id, X509 *cert, struct issue_result *out,
+		 char *why, size_t whylen);
 
 #endif

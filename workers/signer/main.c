@@ -3,6 +3,7 @@
  * and its key directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/err.h>
 #include <openssl/mem.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "keygen.h"
 #include "revoke.h"
 #include "log.h"
+#include "pki.h"
 #include "secretbox.h"
 #include "secrets.h"
 #include "tlskey.h"
@@ -66,12 +68,29 @@ struct signer {
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
 	bool committer_active;
+	uv_loop_t *loop;
+	bool stopped;
 	uv_timer_t p11_retry; /* a token CA that is not ready, tried again */
 	bool p11_timer;
 	struct pending *pending, **pending_tail;
 };
 
 static struct signer signer = {.key_dir_fd = -1};
+
+/* a certificate being signed on the thread pool (sign_async) */
+struct sign_job {
+	uv_work_t req;
+	struct pending *p; /* its answer, once signed */
+	struct ca *ca;
+	X509 *cert;
+	char issuer_id[65];
+	int ok;
+	struct ipc_channel *ch; /* NULL once that peer is gone */
+	uint64_t id;
+	struct sign_job *next;
+};
+
+static struct sign_job *inflight;
 
 /* The key directory must be ours alone: anything else means someone else
  * could read or plant keys. */
@@ -143,6 +162,7 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ledger)))
 		return -1;
 	signer.pending_tail = &signer.pending;
+	signer.loop = worker_loop(w);
 	uv_check_init(worker_loop(w), &signer.committer);
 	signer.default_validity_s = cfg_duration_ms(section, "signer", "default_validity") / 1000;
 	signer.agent_identity_lifetime_s = cfg_duration_ms(section, "signer", "agent_identity_lifetime") / 1000;
@@ -301,6 +321,9 @@ static void signer_peer_closed(struct worker *w, struct ipc_channel *ch)
 	for (struct pending *p = signer.pending; p; p = p->next)
 		if (p->ch == ch)
 			p->ch = NULL;
+	for (struct sign_job *j = inflight; j; j = j->next)
+		if (j->ch == ch)
+			j->ch = NULL;
 }
 
 /* A request not signed: rc -2 is the ledger (EIO, an error line), -3 a
@@ -324,6 +347,112 @@ static void refuse(struct ipc_channel *from, struct ipc_msg *m, int rc, const ch
 		log_event(LOG_WARN, NULL, NULL, "refused to %s for %s: %s", what, ipc_channel_peer(from), why);
 	}
 	ipc_reply_error(from, m, rc == -2 ? EIO : rc == -3 ? EACCES : EINVAL, why);
+}
+
+/* A certificate of a CA whose key is on a token: built here, signed on
+ * libuv's thread pool (a signature waits for a free session of the token:
+ * requests queue per session, and several sessions sign at once), then
+ * staged in the ledger and answered here like any other. */
+
+static void pending_drop(struct pending *p)
+{
+	if (!p)
+		return;
+	keygen_wipe(p->key_pem, p->key_pem_len);
+	OPENSSL_free(p->csr);
+	free(p->sealed);
+	free(p);
+}
+
+static void job_work(uv_work_t *req)
+{
+	struct sign_job *j = req->data;
+
+	j->ok = X509_sign(j->cert, ca_key(j->ca), pki_sign_digest(ca_key(j->ca))) > 0;
+	ERR_clear_error();
+}
+
+static void pending_cert(struct pending *p, struct ipc_channel *from, uint64_t id, struct ca *ca);
+static void refuse(struct ipc_channel *from, struct ipc_msg *m, int rc, const char *what, const char *why,
+		   uint64_t *refused);
+
+static void job_done(uv_work_t *req, int status)
+{
+	struct sign_job *j = req->data, **pp;
+	struct ipc_msg m = {.id = j->id};
+	char why[400];
+	int rc = 0;
+
+	for (pp = &inflight; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	if (signer.stopped) {
+		/* stopping: nothing staged, nothing answered; the CA waited for us */
+		pending_drop(j->p);
+		X509_free(j->cert);
+		free(j);
+		if (!inflight) {
+			ca_free(signer.ca);
+			signer.ca = NULL;
+		}
+		return;
+	}
+	if (status != 0 || !j->ok) {
+		char last[300];
+
+		if (!ca_usable(j->ca, why, sizeof why)) {
+			rc = -4;
+		} else {
+			ca_last_error(j->ca, last, sizeof last);
+			snprintf(why, sizeof why, "the token did not sign the certificate: %s", last);
+			rc = -4;
+		}
+	} else {
+		rc = issue_finish(j->ca, signer.ledger, j->issuer_id, j->cert, &j->p->res, why, sizeof why);
+	}
+	if (rc == 0) {
+		pending_cert(j->p, j->ch, j->id, j->ca);
+		j->p = NULL;
+	} else if (j->ch) {
+		refuse(j->ch, &m, rc, j->p->keygen ? "make a key and certificate" : "sign a certificate", why,
+		       &signer.issue_refused);
+	} else {
+		signer.issue_refused++;
+	}
+	pending_drop(j->p);
+	X509_free(j->cert);
+	free(j);
+}
+
+/* cert (built by issue_prepare, owned now) signed on the thread pool, then
+ * answered as p (whose keygen parts, if any, are set). 0, or -1 when it
+ * cannot be queued (nothing freed but cert). */
+static int sign_async(struct ca *ca, X509 *cert, const char *issuer_id, struct pending *p,
+		      struct ipc_channel *from, uint64_t id)
+{
+	struct sign_job *j = calloc(1, sizeof *j);
+
+	if (!j) {
+		X509_free(cert);
+		return -1;
+	}
+	j->req.data = j;
+	j->p = p;
+	j->ca = ca;
+	j->cert = cert;
+	snprintf(j->issuer_id, sizeof j->issuer_id, "%s", issuer_id);
+	j->ch = from;
+	j->id = id;
+	if (uv_queue_work(signer.loop, &j->req, job_work, job_done) != 0) {
+		X509_free(cert);
+		free(j);
+		return -1;
+	}
+	j->next = inflight;
+	inflight = j;
+	return 0;
 }
 
 /* ca's key cannot sign now (its token): -4 with why. A request refused for
@@ -359,7 +488,19 @@ static void cert_sign(struct ipc_channel *from, struct ipc_msg *m)
 	struct ca *ca = ca_intermediate(signer.ca, signer.key_dir, m->u.cert_sign.intermediate_id, why, sizeof why);
 	int rc = !ca ? -1 : usable(ca, why, sizeof why);
 
-	if (rc == 0)
+	if (rc == 0 && ca_on_token(ca)) {
+		X509 *cert;
+
+		if ((rc = issue_prepare(ca, &rq, &cert, why, sizeof why)) == 0) {
+			if (!(p = calloc(1, sizeof *p)) || sign_async(ca, cert, rq.issuer_id, p, from, m->id) != 0) {
+				if (!p)
+					X509_free(cert);
+				free(p);
+				ipc_reply_error(from, m, ENOMEM, "out of memory");
+			}
+			return;
+		}
+	} else if (rc == 0)
 		rc = token_reason(ca, issue_sign(ca, signer.ledger, &rq, &res, why, sizeof why), why, sizeof why);
 
 	if (rc != 0) {
@@ -445,6 +586,19 @@ static void keygen_sign(struct ipc_channel *from, struct ipc_msg *m)
 	}
 	rq.csr = p->csr;
 	rq.csr_len = p->csr_len;
+	if (ca_on_token(ca)) {
+		X509 *cert;
+
+		if ((rc = issue_prepare(ca, &rq, &cert, why, sizeof why)) != 0)
+			goto refused;
+		EVP_PKEY_free(key);
+		p->keygen = true;
+		if (sign_async(ca, cert, rq.issuer_id, p, from, m->id) != 0) {
+			pending_drop(p);
+			ipc_reply_error(from, m, ENOMEM, "out of memory");
+		}
+		return;
+	}
 	rc = token_reason(ca, issue_sign(ca, signer.ledger, &rq, &p->res, why, sizeof why), why, sizeof why);
 	if (rc != 0)
 		goto refused;
@@ -740,8 +894,13 @@ static void signer_stop(struct worker *w)
 	signer.responders = NULL;
 	agent_ca_free(signer.agent_ca);
 	signer.agent_ca = NULL;
-	ca_free(signer.ca);
-	signer.ca = NULL;
+	signer.stopped = true;
+	/* a signature still on the thread pool uses the CA's key: the last one
+	 * to come back frees it */
+	if (!inflight) {
+		ca_free(signer.ca);
+		signer.ca = NULL;
+	}
 	ledger_close(signer.ledger);
 	signer.ledger = NULL;
 	secrets_stop();
