@@ -69,19 +69,21 @@ def pubkey_of_cert(path):
     return openssl("x509", "-in", path, "-noout", "-pubkey").stdout
 
 
-def issue(name):
-    """POST /api/v1/certificates with a CSR for name.example.com: (status,
-    answer, path of the leaf's PEM or None)."""
+def issue(name, client=None):
+    """POST /api/v1/certificates with a CSR for name.example.com (through
+    client, else the test's connection): (status, answer, path of the
+    leaf's PEM or None)."""
+    client = client or api
     fqdn = name + ".example.com"
     _, pem = make_csr(S["dir"], name, key_spec=("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                                                  "-addext", "subjectAltName=DNS:" + fqdn), subject="/CN=" + fqdn)
     body = {"name": name, "common_name": fqdn, "owner_id": S["owner"], "team_id": S["team"],
             "issuer_id": S["issuer"], "renewal_policy_id": S["policy"], "certificate_profile_id": S["profile"],
             "csr_pem": pem}
-    code, ans = api.call("POST", "/api/v1/certificates", S["admin"], body)
+    code, ans = client.call("POST", "/api/v1/certificates", S["admin"], body)
     if code != 201:
         return code, ans, None
-    code2, versions = api.call("GET", "/api/v1/certificates/%s/versions" % ans["id"], S["admin"])
+    code2, versions = client.call("GET", "/api/v1/certificates/%s/versions" % ans["id"], S["admin"])
     check(code2 == 200 and versions["total"] == 1, "versions of %s: %r" % (name, (code2, versions)))
     path = os.path.join(S["dir"], name + ".issued.pem")
     with open(path, "w") as f:
@@ -219,6 +221,33 @@ def issuance_crl_ocsp():
     check("Reason: keyCompromise" in out, "OCSP after revocation: " + out)
     S["revoked"] = leaf
     S["good"] = issued("hsm-two")[1]
+
+
+def concurrent_issuance():
+    """Sixteen issuances at once, over separate connections: each is
+    signed on the token (two sessions, the signer's thread pool), each
+    verifies, no serial twice, and the token made a signature for each."""
+    import concurrent.futures
+    import threading
+    signed = cw.metrics("signer").get("pkcs11_signatures_total", 0)
+    local = threading.local()
+
+    def one(i):
+        if not hasattr(local, "api"):
+            local.api = Api(cw)
+        code, ans, path = issue("hsm-many-%d" % i, local.api)
+        check(code == 201 and path, "issuance %d at once: %r" % (i, (code, ans)))
+        return path
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        paths = list(pool.map(one, range(16)))
+    serials = set()
+    for path in paths:
+        verify_leaf(path)
+        serials.add(serial_of(path))
+    check(len(serials) == 16, "serials issued at once: %d distinct of 16" % len(serials))
+    made = cw.metrics("signer").get("pkcs11_signatures_total", 0) - signed
+    check(made >= 16, "the token made %d signatures for 16 certificates" % made)
 
 
 def key_stays_on_token():
@@ -381,6 +410,7 @@ try:
     api = Api(cw)
     case(token_ca)
     case(issuance_crl_ocsp)
+    case(concurrent_issuance)
     case(key_stays_on_token)
     case(wrong_pin)
     case(pin_file_open_to_others)

@@ -168,6 +168,13 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	signer.agent_identity_lifetime_s = cfg_duration_ms(section, "signer", "agent_identity_lifetime") / 1000;
 	if (signer.ca && strcmp(cfg_str(section, "signer", "ca_backend"), "pkcs11") == 0) {
 		uint64_t every = cfg_duration_ms(section, "signer", "pkcs11_retry_interval");
+		int64_t sessions = cfg_int(section, "signer", "pkcs11_sessions");
+		char n[16];
+
+		/* a thread of libuv's pool for each session that may sign at once
+		 * (read when the pool starts, at the first signature) */
+		snprintf(n, sizeof n, "%lld", (long long)(sessions > 4 ? sessions : 4));
+		setenv("UV_THREADPOOL_SIZE", n, 1);
 
 		uv_timer_init(worker_loop(w), &signer.p11_retry);
 		uv_timer_start(&signer.p11_retry, p11_retry, every, every);
