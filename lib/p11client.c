@@ -440,14 +440,14 @@ static EVP_PKEY *ec_public(const uint8_t *params, size_t plen, const uint8_t *po
 	return pk;
 }
 
-static EVP_PKEY *rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen)
+/* rsa with modulus n and exponent e as an EVP_PKEY; all three taken (and
+ * freed when it fails) */
+static EVP_PKEY *rsa_with(RSA *rsa, BIGNUM *n, BIGNUM *e)
 {
-	RSA *rsa = RSA_new();
-	BIGNUM *bn = BN_bin2bn(n, nlen, NULL), *be = BN_bin2bn(e, elen, NULL);
 	EVP_PKEY *pk = NULL;
 
-	if (rsa && bn && be && RSA_set0_key(rsa, bn, be, NULL)) {
-		bn = be = NULL;
+	if (rsa && n && e && RSA_set0_key(rsa, n, e, NULL)) {
+		n = e = NULL;
 		if ((pk = EVP_PKEY_new()) && EVP_PKEY_assign_RSA(pk, rsa))
 			rsa = NULL;
 		else {
@@ -455,10 +455,15 @@ static EVP_PKEY *rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, siz
 			pk = NULL;
 		}
 	}
-	BN_free(bn);
-	BN_free(be);
+	BN_free(n);
+	BN_free(e);
 	RSA_free(rsa);
 	return pk;
+}
+
+static EVP_PKEY *rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen)
+{
+	return rsa_with(RSA_new(), BN_bin2bn(n, nlen, NULL), BN_bin2bn(e, elen, NULL));
 }
 
 EVP_PKEY *p11c_public_key(struct p11c *c, char *why, size_t whylen)
@@ -671,20 +676,12 @@ EVP_PKEY *p11c_wrap(struct p11c *c, EVP_PKEY *pub)
 	} else if (EVP_PKEY_id(pub) == EVP_PKEY_RSA) {
 		const RSA *src = EVP_PKEY_get0_RSA(pub);
 		RSA *rsa = RSA_new_method(engine);
-		BIGNUM *n = BN_dup(RSA_get0_n(src)), *e = BN_dup(RSA_get0_e(src));
 
-		if (rsa && n && e && RSA_set0_key(rsa, n, e, NULL)) {
-			n = e = NULL;
-			if (RSA_set_ex_data(rsa, rsa_index, c) && (pk = EVP_PKEY_new()) && EVP_PKEY_assign_RSA(pk, rsa))
-				rsa = NULL;
-			else {
-				EVP_PKEY_free(pk);
-				pk = NULL;
-			}
+		if (rsa && !RSA_set_ex_data(rsa, rsa_index, c)) {
+			RSA_free(rsa);
+			rsa = NULL;
 		}
-		BN_free(n);
-		BN_free(e);
-		RSA_free(rsa);
+		pk = rsa_with(rsa, BN_dup(RSA_get0_n(src)), BN_dup(RSA_get0_e(src)));
 	}
 	ERR_clear_error();
 	return pk;
