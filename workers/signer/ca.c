@@ -594,7 +594,7 @@ int ca_usable(struct ca *ca, char *why, size_t whylen)
 		ca->p11_ready = 0;
 		log_event(LOG_ERROR, NULL, NULL, "issuing CA not ready: %s", w);
 	}
-	snprintf(why, whylen, "the issuing CA is not ready: %s", w);
+	snprintf(why, whylen, "the issuing CA is not ready: %.240s", w);
 	return 0;
 }
 

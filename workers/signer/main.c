@@ -169,7 +169,7 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	if (signer.ca && strcmp(cfg_str(section, "signer", "ca_backend"), "pkcs11") == 0) {
 		uint64_t every = cfg_duration_ms(section, "signer", "pkcs11_retry_interval");
 		int64_t sessions = cfg_int(section, "signer", "pkcs11_sessions");
-		char n[16];
+		char n[24];
 
 		/* a thread of libuv's pool for each session that may sign at once
 		 * (read when the pool starts, at the first signature) */
