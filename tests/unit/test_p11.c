@@ -72,7 +72,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[400];
+	char cmd[1000];
 
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.away'", dir, tokens);
 	(void)!system(cmd);
