@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 #include <openssl/mem.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -35,6 +36,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 void http_response_free(struct http_response *r)
 {
 	free(r->content_type);
+	free(r->head);
 	free(r->body);
 	memset(r, 0, sizeof *r);
 }
@@ -284,18 +286,36 @@ static SSL_CTX *make_ctx(const struct http_client *c, int alpn_http, char *err, 
 		seterr(err, errlen, "cannot set up TLS");
 		goto fail;
 	}
-	if (access(ca, R_OK) != 0) {
-		seterr(err, errlen, "cannot read CA file %s: %s", ca, strerror(errno));
-		goto fail;
-	}
-	if (!SSL_CTX_load_verify_locations(ctx, ca, NULL)) {
-		seterr(err, errlen, "no usable PEM certificate in CA file %s", ca);
-		goto fail;
-	}
-	/* A pinned file's certificates are trust anchors as they are: the
-	 * server's own self-signed leaf need not be a CA certificate. */
-	if (c->cacert && *c->cacert)
+	if (c->cacert_pem && *c->cacert_pem) {
+		BIO *bio = BIO_new_mem_buf(c->cacert_pem, -1);
+		X509 *x;
+		int n = 0;
+
+		while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+			n += X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1;
+			X509_free(x);
+		}
+		BIO_free(bio);
+		ERR_clear_error();
+		if (n == 0) {
+			seterr(err, errlen, "no usable PEM certificate in the trust anchors given");
+			goto fail;
+		}
 		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+	} else {
+		if (access(ca, R_OK) != 0) {
+			seterr(err, errlen, "cannot read CA file %s: %s", ca, strerror(errno));
+			goto fail;
+		}
+		if (!SSL_CTX_load_verify_locations(ctx, ca, NULL)) {
+			seterr(err, errlen, "no usable PEM certificate in CA file %s", ca);
+			goto fail;
+		}
+		/* A pinned file's certificates are trust anchors as they are: the
+		 * server's own self-signed leaf need not be a CA certificate. */
+		if (c->cacert && *c->cacert)
+			X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if ((c->client_cert && *c->client_cert) || (c->client_key && *c->client_key)) {
 		if (!c->client_cert || !*c->client_cert || !c->client_key || !*c->client_key) {
@@ -652,7 +672,40 @@ int http_parse_response(const char *buf, size_t len, int eof, int head_only,
 	}
 	out->status = h.status;
 	out->content_type = h.content_type;
+	if (!(out->head = strndup(buf, h.head_len - 4))) {
+		http_response_free(out);
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
 	return 1;
+}
+
+int http_header(const struct http_response *r, const char *name, size_t index, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *p = r->head ? strstr(r->head, "\r\n") : NULL;
+
+	/* the head was checked when it came: "Name: value" lines, CRLF-separated */
+	while (p) {
+		const char *line = p + 2, *eol = strstr(line, "\r\n"), *v, *ve;
+
+		if (!eol)
+			eol = line + strlen(line);
+		if ((size_t)(eol - line) > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0 &&
+		    index-- == 0) {
+			for (v = line + nlen + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+				;
+			for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+				;
+			if ((size_t)(ve - v) >= outlen)
+				return -1;
+			memcpy(out, v, (size_t)(ve - v));
+			out[ve - v] = '\0';
+			return 0;
+		}
+		p = *eol ? eol : NULL;
+	}
+	return -1;
 }
 
 /* ---- the exchange ------------------------------------------------------- */
@@ -835,7 +888,8 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 		rc = HTTP_E_RESOURCE;
 		goto done;
 	}
-	rc = tls_handshake(ssl, fd, &u, c->cacert, deadline, !c->no_hints, err, errlen);
+	rc = tls_handshake(ssl, fd, &u, c->cacert_pem && *c->cacert_pem ? "the issuer's trust anchors" : c->cacert,
+			   deadline, !c->no_hints, err, errlen);
 	if (rc != HTTP_OK)
 		goto done;
 	rc = exchange(ssl, fd, &u, req, reqlen, body, body_len, strcmp(method, "HEAD") == 0,

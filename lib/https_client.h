@@ -46,11 +46,15 @@ struct http_client {
 	size_t max_body;
 	/* Error messages without the CLI's advice (--cacert, is certwardd running). */
 	int no_hints;
+	/* Trust anchors as PEM text (an issuer's configured CA bundle) instead
+	 * of a file; taken as they are, like a pinned cacert file. */
+	const char *cacert_pem;
 };
 
 struct http_response {
 	int status;
 	char *content_type; /* NULL when absent */
+	char *head;         /* the status line and header lines as received (checked), NUL-terminated */
 	char *body;	    /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 };
@@ -63,6 +67,11 @@ enum http_err http_request(const struct http_client *c, const char *method, cons
 			   size_t errlen);
 
 void http_response_free(struct http_response *r);
+
+/* The index-th (0, 1, ...) header line named name (case-insensitive) of
+ * r: its value without surrounding blanks into out. 0; -1 when there is no
+ * such line or out is too small. */
+int http_header(const struct http_response *r, const char *name, size_t index, char *out, size_t outlen);
 
 /* A byte stream to HOST:PORT, plain until http_stream_tls() (or from the
  * start), each call bounded by the deadline set at open. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "https_client.h"
 #include "fields.h"
 #include "output.h"
 
@@ -493,4 +494,32 @@ Test(answer, one_line)
 		cr_expect_str_eq(line, cases[i].want, "%s", cases[i].text);
 		free(line);
 	}
+}
+
+Test(https_client, headers_of_a_response)
+{
+	static const char raw[] = "HTTP/1.1 201 Created\r\n"
+				  "Replay-Nonce: abc_DEF-123\r\n"
+				  "Link: <https://ca.example/dir>;rel=\"index\"\r\n"
+				  "link:   <https://ca.example/alt/1>;rel=\"alternate\"  \r\n"
+				  "Content-Type: application/json\r\n"
+				  "Content-Length: 2\r\n\r\n{}";
+	struct http_response r;
+	char why[200], v[200];
+
+	cr_assert_eq(http_parse_response(raw, sizeof raw - 1, 1, 0, &r, why, sizeof why), 1, "%s", why);
+	cr_assert_eq(r.status, 201);
+	cr_assert_eq(http_header(&r, "replay-nonce", 0, v, sizeof v), 0);
+	cr_assert_str_eq(v, "abc_DEF-123");
+	cr_assert_eq(http_header(&r, "Link", 0, v, sizeof v), 0);
+	cr_assert_str_eq(v, "<https://ca.example/dir>;rel=\"index\"");
+	cr_assert_eq(http_header(&r, "LINK", 1, v, sizeof v), 0);
+	cr_assert_str_eq(v, "<https://ca.example/alt/1>;rel=\"alternate\"");
+	cr_assert_eq(http_header(&r, "Link", 2, v, sizeof v), -1);
+	cr_assert_eq(http_header(&r, "Location", 0, v, sizeof v), -1);
+	/* a prefix of a name is not the name; a value that does not fit is not cut */
+	cr_assert_eq(http_header(&r, "Replay", 0, v, sizeof v), -1);
+	cr_assert_eq(http_header(&r, "Replay-Nonce", 0, v, 5), -1);
+	cr_assert_null(strstr(r.head, "{}"), "the body is not part of the head");
+	http_response_free(&r);
 }
