@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acme_http.h"
 #include "actions.h"
 #include "approvals.h"
 #include "audit.h"
@@ -47,6 +48,7 @@ void routes_init(void)
 	discovery_routes_init();
 	notify_routes_init();
 	approvals_routes_init();
+	acme_http_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};
