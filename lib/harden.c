@@ -62,6 +62,21 @@ static const int accept_syscalls[] = {
 static const int exec_syscalls[] = {
 	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(wait4), SCMP_SYS(waitid),
 	SCMP_SYS(vfork), SCMP_SYS(kill),
+	/* a filter outlives exec: what the programs run (DNS hooks: sh, curl,
+	 * nsupdate) and libuv's child set-up before exec need */
+	SCMP_SYS(setsid), SCMP_SYS(setpgid), SCMP_SYS(getpgid), SCMP_SYS(getpgrp),
+	SCMP_SYS(arch_prctl), SCMP_SYS(set_tid_address), SCMP_SYS(prctl),
+	SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(getcwd), SCMP_SYS(umask),
+	SCMP_SYS(open), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
+	SCMP_SYS(pipe), SCMP_SYS(socketpair), SCMP_SYS(getdents), SCMP_SYS(getresuid),
+	SCMP_SYS(getresgid), SCMP_SYS(getgroups), SCMP_SYS(getpriority), SCMP_SYS(alarm),
+	SCMP_SYS(setitimer), SCMP_SYS(getitimer), SCMP_SYS(rt_sigsuspend), SCMP_SYS(rt_sigtimedwait),
+	SCMP_SYS(pause), SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(epoll_create),
+	SCMP_SYS(mkdir), SCMP_SYS(rmdir), SCMP_SYS(chmod), SCMP_SYS(fchmodat), SCMP_SYS(utimensat),
+	SCMP_SYS(fchown), SCMP_SYS(symlink), SCMP_SYS(link), SCMP_SYS(fadvise64), SCMP_SYS(sendfile),
+	SCMP_SYS(copy_file_range), SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime),
+	SCMP_SYS(signalfd4), SCMP_SYS(sched_setaffinity), SCMP_SYS(get_mempolicy),
+	SCMP_SYS(clock_getres), SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), SCMP_SYS(listen),
 };
 
 /* Sanitizer runtimes stop the world with ptrace from a helper task, read

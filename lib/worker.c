@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "build_config.h"
+#include "dns_hook_test.h"
 #include "harden.h"
 #include "log.h"
 #include "metrics.h"
@@ -370,13 +371,18 @@ static void handle_test_hook(struct worker *w, struct ipc_msg *m)
 		ipc_reply_error(w->control, m, -rc, msg);
 		return;
 	}
+	if (strcmp(hook, "dns-hook") == 0) {
+		rc = dns_hook_test_hook(w, arg, msg, sizeof msg);
+		ipc_reply_error(w->control, m, -rc, msg);
+		return;
+	}
 	if (w->ops->test_hook && strcmp(hook, "syscall") != 0 &&
 	    (rc = w->ops->test_hook(w, hook, arg, msg, sizeof msg)) != -ENOENT) {
 		ipc_reply_error(w->control, m, -rc, msg);
 		return;
 	}
 	if (strcmp(hook, "syscall") != 0) {
-		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame, store-call");
+		ipc_reply_error(w->control, m, EINVAL, "test hooks: syscall, bad-frame, store-call, dns-hook");
 		return;
 	}
 	if (strcmp(arg, "socket") == 0) {
