@@ -213,6 +213,11 @@ Test(codec, rejects_sender_not_allowed)
 	f = encode(&m, &len);
 	cr_assert_eq(ipc_decode(f, len, IPC_ROLE_API, &d), IPC_E_SENDER);
 	free(f);
+	/* the ACME account keys sign for the scheduler alone, never the api */
+	for (unsigned t = IPC_T_ACME_ACCOUNT_GET; t <= IPC_T_ACME_EAB_SIGN; t += 2) {
+		cr_assert(!ipc_sender_allowed(t, IPC_ROLE_API));
+		cr_assert(ipc_sender_allowed(t, IPC_ROLE_SCHEDULER));
+	}
 }
 
 Test(codec, rejects_unknown_flags)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acme.h"
 #include "agent_ca.h"
 #include "ca.h"
 #include "codec.h"
@@ -64,6 +65,8 @@ struct signer {
 	uint64_t crls, crl_refused, ocsp_signed, ocsp_refused, intermediate_refused;
 	uint64_t agent_ids, agent_id_refused;
 	uint64_t unavailable; /* requests a CA whose token was not ready could not sign */
+	struct acme_keys *acme; /* ACME account keys, for the scheduler alone */
+	uint64_t acme_jws, acme_eab, acme_refused;
 	/* group commit: certificates signed in one turn of the event loop share
 	 * one ledger write and fdatasync, after which they are answered */
 	uv_check_t committer;
@@ -160,6 +163,8 @@ static int signer_init(struct worker *w, const struct cfg *section)
 	signer.base_url = cfg_str(section, "signer", "pki_base_url");
 	signer.key_dir = dir;
 	if (signer.ca && !(signer.responders = responders_open(section, dir, signer.ledger)))
+		return -1;
+	if (signer.ca && !(signer.acme = acme_keys_open(section, dir)))
 		return -1;
 	signer.pending_tail = &signer.pending;
 	signer.loop = worker_loop(w);
@@ -739,6 +744,56 @@ static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
 	free(res.chain_pem);
 }
 
+/* ACME_ACCOUNT_GET, ACME_JWS_SIGN, ACME_EAB_SIGN (the scheduler alone may
+ * send them, checked by the codec): protocol signatures, not certificates,
+ * so answered at once, without a ledger line */
+static void acme_message(struct ipc_channel *from, struct ipc_msg *m)
+{
+	struct ipc_msg r = {0};
+	struct acme_account acct;
+	uint8_t sig[ACME_SIG_MAX];
+	char why[300];
+	long n;
+
+	if (m->type == IPC_T_ACME_ACCOUNT_GET) {
+		n = acme_account_get(signer.acme, m->u.acme_account_get.issuer_id, m->u.acme_account_get.alg, &acct, why,
+				     sizeof why);
+		if (n == 0) {
+			r.type = IPC_T_ACME_ACCOUNT;
+			r.u.acme_account.jwk.ptr = (const uint8_t *)acct.jwk;
+			r.u.acme_account.jwk.len = (uint32_t)acct.jwk_len;
+			r.u.acme_account.thumbprint = acct.thumbprint;
+		}
+	} else if (m->type == IPC_T_ACME_JWS_SIGN) {
+		n = acme_jws_sign(signer.acme, m->u.acme_jws_sign.issuer_id, m->u.acme_jws_sign.signing_input.ptr,
+				  m->u.acme_jws_sign.signing_input.len, sig, why, sizeof why);
+		if (n > 0) {
+			signer.acme_jws++;
+			r.type = IPC_T_ACME_JWS_SIGNATURE;
+			r.u.acme_jws_signature.signature.ptr = sig;
+			r.u.acme_jws_signature.signature.len = (uint32_t)n;
+		}
+	} else {
+		n = acme_eab_sign(m->u.acme_eab_sign.sealed.ptr, m->u.acme_eab_sign.sealed.len,
+				  m->u.acme_eab_sign.signing_input.ptr, m->u.acme_eab_sign.signing_input.len, sig, why,
+				  sizeof why);
+		if (n > 0) {
+			signer.acme_eab++;
+			r.type = IPC_T_ACME_EAB_SIGNATURE;
+			r.u.acme_eab_signature.signature.ptr = sig;
+			r.u.acme_eab_signature.signature.len = (uint32_t)n;
+		}
+	}
+	if (n < 0) {
+		signer.acme_refused++;
+		log_event(n == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused %s for %s: %s", ipc_type_name(m->type),
+			  ipc_channel_peer(from), why);
+		ipc_reply_error(from, m, n == -2 ? EIO : EINVAL, why);
+		return;
+	}
+	ipc_reply(from, m, &r);
+}
+
 static void signer_message(struct worker *w, struct ipc_channel *from, struct ipc_msg *m, int fd)
 {
 	struct ipc_msg r = {0};
@@ -827,6 +882,11 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 	case IPC_T_AGENT_ID_SIGN:
 		agent_id_sign(from, m);
 		return;
+	case IPC_T_ACME_ACCOUNT_GET:
+	case IPC_T_ACME_JWS_SIGN:
+	case IPC_T_ACME_EAB_SIGN:
+		acme_message(from, m);
+		return;
 	case IPC_T_OCSP_RESPONDERS_RENEW: {
 		char why[300] = "";
 
@@ -868,6 +928,9 @@ static void signer_metrics(struct worker *w, struct strbuf *out)
 	if (signer.ledger)
 		strbuf_printf(out, "ledger_commits_total %llu\n", (unsigned long long)ledger_commits(signer.ledger));
 	strbuf_printf(out, "ca_unavailable_total %llu\n", (unsigned long long)signer.unavailable);
+	strbuf_printf(out, "acme_jws_signatures_total %llu\n", (unsigned long long)signer.acme_jws);
+	strbuf_printf(out, "acme_eab_signatures_total %llu\n", (unsigned long long)signer.acme_eab);
+	strbuf_printf(out, "acme_refused_total %llu\n", (unsigned long long)signer.acme_refused);
 	{
 		uint64_t v[3];
 		char why[300];
@@ -901,6 +964,8 @@ static void signer_stop(struct worker *w)
 	signer.responders = NULL;
 	agent_ca_free(signer.agent_ca);
 	signer.agent_ca = NULL;
+	acme_keys_free(signer.acme);
+	signer.acme = NULL;
 	signer.stopped = true;
 	/* a signature still on the thread pool uses the CA's key: the last one
 	 * to come back frees it */

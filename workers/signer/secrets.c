@@ -113,3 +113,46 @@ out:
 	json_decref(in);
 	return n;
 }
+
+/* Wipes the string values of an opened blob before freeing it: they are
+ * secrets, and jansson hands their memory back as it is. */
+static void wipe_decref(json_t *j)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(j, k, v) {
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	}
+	json_decref(j);
+}
+
+long secrets_member(const uint8_t *sealed, size_t len, const char *name, char *out, size_t cap, char *why,
+		    size_t why_len)
+{
+	json_t *all, *v;
+	size_t n;
+
+	if (!have_key) {
+		snprintf(why, why_len, "no key for secrets");
+		return -1;
+	}
+	if (!(all = open_old(sealed, len, why, why_len)))
+		return -1;
+	v = json_object_get(all, name);
+	if (!json_is_string(v)) {
+		wipe_decref(all);
+		return 0;
+	}
+	n = json_string_length(v);
+	if (n >= cap) {
+		wipe_decref(all);
+		snprintf(why, why_len, "secret %.64s is too long", name);
+		return -1;
+	}
+	memcpy(out, json_string_value(v), n);
+	out[n] = '\0';
+	wipe_decref(all);
+	return (long)n;
+}

@@ -19,4 +19,13 @@ void secrets_stop(void);
 long secrets_seal(const uint8_t *old, size_t old_len, const uint8_t *secrets, size_t len, uint8_t *out,
 		  size_t cap, char *why, size_t why_len);
 
+/*
+ * The string member `name` of a sealed blob (empty: no members), opened
+ * here: copied to out (NUL-terminated) and its length returned; 0 when the
+ * blob has no such string member; -1 with why filled (the blob does not
+ * open, or the value does not fit in cap). The opened text is wiped.
+ */
+long secrets_member(const uint8_t *sealed, size_t len, const char *name, char *out, size_t cap, char *why,
+		    size_t why_len);
+
 #endif
