@@ -11,6 +11,7 @@
 #include "ocsp_rotation.h"
 #include "renewal.h"
 #include "store_client.h"
+#include "test_hooks.h"
 #include "worker.h"
 
 struct scheduler {
@@ -91,6 +92,9 @@ static const struct worker_ops ops = {
 	.init = scheduler_init,
 	.metrics = scheduler_metrics,
 	.stop = scheduler_stop,
+#if CERTWARD_TEST_HOOKS
+	.test_hook = scheduler_test_hook,
+#endif
 };
 
 int main(int argc, char **argv)
