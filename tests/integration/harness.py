@@ -561,3 +561,258 @@ class SoftHSM:
                 "  pkcs11_env: \"SOFTHSM2_CONF=%s\"\n"
                 "  pkcs11_retry_interval: %s\n"
                 % (ca_cert_file, self.MODULE, self.label, self.pin_file, sessions, self.conf, retry_interval))
+
+
+# ---- an ACME CA: Debian's pebble and pebble-challtestsrv ----
+
+def dns_query(port, name, qtype=16, host="127.0.0.1", timeout=5.0):
+    """One DNS question (UDP) to host:port: the answers' RDATA of type qtype
+    for name, TXT (16) as lists of their strings (str), A (1) as dotted
+    quads, others as bytes. None when the server answers with an error code."""
+    import socket
+    import struct
+    qid = os.urandom(2)
+    labels = [l.encode("ascii") for l in name.rstrip(".").split(".") if l]
+    question = b"".join(bytes([len(l)]) + l for l in labels) + b"\0" + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question, (host, port))
+        while True:
+            data = s.recv(65535)
+            if data[:2] == qid:
+                break
+    flags, qd, an = struct.unpack(">HHH", data[2:8])
+    if flags & 0xF:
+        return None
+
+    def skip_name(i):
+        while True:
+            n = data[i]
+            if n & 0xC0 == 0xC0:
+                return i + 2
+            i += 1 + n
+            if n == 0:
+                return i
+    i = 12
+    for _ in range(qd):
+        i = skip_name(i) + 4
+    out = []
+    for _ in range(an):
+        i = skip_name(i)
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[i:i + 10])
+        rdata = data[i + 10:i + 10 + rdlen]
+        i += 10 + rdlen
+        if rtype != qtype:
+            continue
+        if rtype == 16:
+            strings, j = [], 0
+            while j < len(rdata):
+                strings.append(rdata[j + 1:j + 1 + rdata[j]].decode("utf-8", "replace"))
+                j += 1 + rdata[j]
+            out.append(strings)
+        elif rtype == 1:
+            out.append(".".join(str(b) for b in rdata))
+        else:
+            out.append(rdata)
+    return out
+
+
+class Pebble:
+    """Debian's pebble (an RFC 8555 CA for tests) and pebble-challtestsrv
+    (the DNS pebble's validation asks) on loopback ports of their own, under
+    directory d.
+
+    http_port: the port pebble's VA fetches HTTP-01 challenges from
+    (certward's api.plain_listen port); tls_port the TLS-ALPN-01 one (unused
+    by certward; a free port when left out). eab_keys {kid: base64url HMAC
+    key} makes external account binding required. nonce_reject (0..100) and
+    authz_reuse (0..100) are PEBBLE_WFE_NONCEREJECT and PEBBLE_AUTHZREUSE;
+    validity_seconds the certificates' lifetime (pebble's default: 5 years);
+    env more PEBBLE_* variables (PEBBLE_ALTERNATE_ROOTS, PEBBLE_CHAIN_LENGTH).
+    Validation never sleeps (PEBBLE_VA_NOSLEEP=1); challtestsrv answers A
+    queries with 127.0.0.1 and AAAA with nothing, so every name pebble
+    validates is this host.
+
+    pebble's own HTTPS (ACME and management) uses a certificate for
+    127.0.0.1 and localhost from a throwaway CA made here with openssl:
+    ca_pem() is its trust anchor (an ACME issuer's trust_anchors_pem),
+    ca_file its path. The CA that issues certificates is pebble's own, new at
+    each start: roots()."""
+
+    def __init__(self, d, http_port, tls_port=None, eab_keys=None, nonce_reject=0, authz_reuse=0,
+                 validity_seconds=None, env=None):
+        import json
+        self.dir = d
+        os.makedirs(d, exist_ok=True)
+        self.procs = []
+        self.port, self.mgmt_port = free_port(), free_port()
+        self.dns_port, self.cts_port = free_port(), free_port()
+        self.ca_file = os.path.join(d, "pebble-https-ca.pem")
+        cert, key = os.path.join(d, "pebble-https.pem"), os.path.join(d, "pebble-https.key")
+        ca_key = os.path.join(d, "pebble-https-ca.key")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", ca_key, "-out", self.ca_file, "-subj", "/CN=pebble HTTPS test CA", "-days", "2",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        ext = os.path.join(d, "pebble-https.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+        csr = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", key, "-subj", "/CN=localhost").stdout
+        openssl("x509", "-req", "-CA", self.ca_file, "-CAkey", ca_key, "-set_serial",
+                str(int.from_bytes(os.urandom(8), "big")), "-days", "2", "-extfile", ext, "-out", cert, stdin=csr)
+        conf = {"listenAddress": "127.0.0.1:%d" % self.port,
+                "managementListenAddress": "127.0.0.1:%d" % self.mgmt_port,
+                "certificate": cert, "privateKey": key, "httpPort": http_port,
+                "tlsPort": tls_port or free_port(), "ocspResponderURL": "",
+                "externalAccountBindingRequired": bool(eab_keys)}
+        if eab_keys:
+            conf["externalAccountMACKeys"] = dict(eab_keys)
+        if validity_seconds:
+            conf["certificateValidityPeriod"] = int(validity_seconds)
+        self.config = os.path.join(d, "pebble-config.json")
+        with open(self.config, "w") as f:
+            json.dump({"pebble": conf}, f, indent=2)
+        self._start("challtestsrv", ["pebble-challtestsrv", "-management", "127.0.0.1:%d" % self.cts_port,
+                                     "-dns01", "127.0.0.1:%d" % self.dns_port, "-http01", "", "-https01", "",
+                                     "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], None)
+        wait_for("pebble-challtestsrv", lambda: self._listening(self.cts_port) or self._exited("challtestsrv"),
+                 timeout=30)
+        check(not self._exited("challtestsrv"), "pebble-challtestsrv exited:\n" + self.tail("challtestsrv"))
+        penv = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT=str(int(nonce_reject)),
+                    PEBBLE_AUTHZREUSE=str(int(authz_reuse)))
+        penv.update(env or {})
+        self._start("pebble", ["pebble", "-config", self.config, "-dnsserver", "127.0.0.1:%d" % self.dns_port],
+                    penv)
+        wait_for("pebble's directory", lambda: self._directory_ready() or self._exited("pebble"), timeout=30)
+        check(not self._exited("pebble"), "pebble exited:\n" + self.tail("pebble"))
+
+    # -- processes --
+
+    def _start(self, name, argv, env):
+        out = open(os.path.join(self.dir, name + ".log"), "w")
+        try:
+            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
+        finally:
+            out.close()
+        self.procs.append((name, p))
+
+    def _exited(self, name):
+        return any(n == name and p.poll() is not None for n, p in self.procs)
+
+    @staticmethod
+    def _listening(port):
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def _directory_ready(self):
+        try:
+            return self._get(self.directory_url) is not None
+        except OSError:
+            return False
+
+    def tail(self, name="pebble", n=40):
+        """The last lines of pebble's (or challtestsrv's) output."""
+        try:
+            with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for _, p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+        self.procs = []
+
+    # -- HTTP --
+
+    def _context(self):
+        import ssl
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def _get(self, url):
+        """The body (bytes) of GET url (pebble's HTTPS, checked against
+        ca_file, or challtestsrv's plain HTTP); None for a 404."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(url, timeout=10,
+                                        context=self._context() if url.startswith("https:") else None) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def _cts(self, path, body):
+        import json
+        import urllib.request
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.cts_port, path), method="POST",
+                                     data=json.dumps(body).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            check(r.status == 200, "challtestsrv %s: %d" % (path, r.status))
+
+    # -- what tests use --
+
+    @property
+    def directory_url(self):
+        return "https://127.0.0.1:%d/dir" % self.port
+
+    def directory(self):
+        import json
+        return json.loads(self._get(self.directory_url))
+
+    def ca_pem(self):
+        """The trust anchor of pebble's HTTPS (PEM)."""
+        with open(self.ca_file) as f:
+            return f.read()
+
+    def roots(self, index=0):
+        """(root PEM, intermediate PEM) of pebble's issuing chain index (0;
+        more with env PEBBLE_ALTERNATE_ROOTS), from its management interface."""
+        base = "https://127.0.0.1:%d" % self.mgmt_port
+        root = self._get("%s/roots/%d" % (base, index))
+        inter = self._get("%s/intermediates/%d" % (base, index))
+        check(root and inter, "pebble has no chain %d" % index)
+        return root.decode(), inter.decode()
+
+    def add_txt(self, name, value):
+        """A TXT record name (a FQDN; the final dot added when missing) with
+        value, in the DNS pebble validates with."""
+        self._cts("/set-txt", {"host": name if name.endswith(".") else name + ".", "value": value})
+
+    def clear_txt(self, name):
+        self._cts("/clear-txt", {"host": name if name.endswith(".") else name + "."})
+
+    def txt(self, name):
+        """The TXT values challtestsrv's DNS answers for name now (a list of
+        str; each record's strings joined)."""
+        return ["".join(r) for r in dns_query(self.dns_port, name, 16) or []]
+
+    def set_default_ipv4(self, ip):
+        """The address challtestsrv gives for every A query (127.0.0.1 at start)."""
+        self._cts("/set-default-ipv4", {"ip": ip})
+
+    def cert_status(self, serial_or_pem):
+        """Pebble's record of a certificate it issued, by serial (hex) or PEM:
+        {"Status": "Valid"|"Revoked", "Serial", "Certificate", "Reason",
+        "RevokedAt"}, or None when pebble never issued it."""
+        import json
+        serial = serial_or_pem
+        if "BEGIN CERTIFICATE" in serial_or_pem:
+            out = openssl("x509", "-noout", "-serial", stdin=serial_or_pem).stdout.strip()
+            serial = out.split("=", 1)[1]
+        body = self._get("https://127.0.0.1:%d/cert-status-by-serial/%s" % (self.mgmt_port, serial.lower()))
+        return None if body is None else json.loads(body)

@@ -313,6 +313,7 @@ EXPECTED = {
     ("GET", "/api/v1/apikeys/{id}"): ADMIN, ("DELETE", "/api/v1/apikeys/{id}"): ADMIN,
     ("GET", "/.well-known/pki/crl/{issuer_id}"): None, ("POST", "/.well-known/pki/ocsp/{issuer_id}"): None,
     ("GET", "/.well-known/pki/ocsp/{issuer_id}/{request*}"): None,
+    ("GET", "/.well-known/acme-challenge/{token}"): None,
     ("POST", "/api/v1/issuers/{id}/intermediates"): ADMIN, ("GET", "/api/v1/issuers/{id}/intermediates"): ADMIN,
     ("GET", "/api/v1/intermediates/{id}"): ADMIN, ("POST", "/api/v1/intermediates/{id}/retire"): ADMIN,
     ("POST", "/api/v1/agents/{id}/discoveries"): IDENTITY,
