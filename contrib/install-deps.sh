@@ -12,6 +12,7 @@ postgresql postgresql-contrib openssl curl procps psmisc util-linux
 python3 python3-yaml python3-aiosmtpd prometheus
 nginx haproxy
 softhsm2 opensc libp11-kit-dev
+dnsutils knot
 pebble
 "
 

@@ -171,7 +171,12 @@ int harden_apply(const char *worker, unsigned flags, char *err, size_t errlen)
 	if (flags & HARDEN_EXEC) {
 		if (ALLOW(ctx, exec_syscalls) != 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)) != 0)
+				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)) != 0 ||
+		    /* curl asks for the terminal's width, shells for its process group */
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ, TIOCGWINSZ, 0)) != 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ, TIOCGPGRP, 0)) != 0)
 			goto out;
 	}
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
