@@ -196,11 +196,11 @@ static int hook_path(const struct run *r, char *path, size_t pathlen, char *err,
 	struct stat st;
 
 	if (stat(H.dir, &st) != 0) {
-		snprintf(err, errlen, "the hook directory %s: %s", H.dir, strerror(errno));
+		snprintf(err, errlen, "the hook directory %.200s: %s", H.dir, strerror(errno));
 		return -ENOENT;
 	}
 	if (!S_ISDIR(st.st_mode) || !owner_ok(&st) || (st.st_mode & 022)) {
-		snprintf(err, errlen, "the hook directory %s is not a directory owned by root or this user and "
+		snprintf(err, errlen, "the hook directory %.200s is not a directory owned by root or this user and "
 				      "closed to writes by group and others", H.dir);
 		return -EACCES;
 	}
