@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <ctype.h>
+#include <openssl/bn.h>
 #include <openssl/mem.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acme_issuer.h"
 #include "backoff.h"
 #include "codec.h"
 #include "log.h"
@@ -290,6 +294,79 @@ static void sign(struct run *r)
 		run_fail(r, true, "the signer is unavailable");
 }
 
+/* ---- a certificate from an ACME CA (acme_issuer.c) ---- */
+
+/* an ASN1_TIME as Unix seconds (0 when it cannot be read) */
+static int64_t unix_of(const ASN1_TIME *t)
+{
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+	int days = 0, secs = 0;
+	int ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t);
+
+	ASN1_TIME_free(epoch);
+	return ok ? (int64_t)days * 86400 + secs : 0;
+}
+
+static void on_acme(void *arg, int rc, const char *why, struct acme_result *res)
+{
+	struct run *r = arg;
+	const uint8_t *p;
+	X509 *x;
+
+	if (rc != 0) {
+		run_fail(r, rc == -2, "%s", why);
+		return;
+	}
+	p = res->der;
+	x = d2i_X509(NULL, &p, (long)res->der_len);
+	if (!x || x509pem_signed(res->der, res->der_len, (const uint8_t *)res->chain_pem, res->chain_len,
+				 r->fingerprint, &r->pem_chain) != 0) {
+		X509_free(x);
+		free(res->der);
+		free(res->chain_pem);
+		run_fail(r, true, "the CA's certificate could not be read");
+		return;
+	}
+	{
+		const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+		BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
+		char *hex = bn ? BN_bn2hex(bn) : NULL;
+		int64_t nb = unix_of(X509_get0_notBefore(x)), na = unix_of(X509_get0_notAfter(x));
+
+		for (char *q = hex; q && *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		snprintf(r->serial, sizeof r->serial, "%s", hex ? hex : "");
+		OPENSSL_free(hex);
+		BN_free(bn);
+		snprintf(r->not_before, sizeof r->not_before, "%" PRId64, nb);
+		snprintf(r->not_after, sizeof r->not_after, "%" PRId64, na);
+	}
+	X509_free(x);
+	free(res->der);
+	free(res->chain_pem);
+	record(r);
+}
+
+static void acme_run(struct run *r, json_t *o)
+{
+	struct acme_job job = {
+		.job_id = r->id,
+		.issuer_id = r->issuer_id,
+		.common_name = r->common_name,
+		.sans = r->sans,
+		.sans_len = r->sans_len,
+		.csr = r->csr_der,
+		.csr_len = r->csr_len,
+		.issuer_secret = json_string_value(json_object_get(o, "issuer_secret")),
+	};
+	char *config = json_dumps(json_object_get(o, "issuer_config"), JSON_COMPACT);
+
+	job.issuer_config = config;
+	if (!config || acme_start(&job, on_acme, r) != 0)
+		run_fail(r, true, "the ACME client could not start (out of memory or threads)");
+	free(config);
+}
+
 /* ---- a claimed job ---- */
 
 /* The signer's name for a key like the current one ("ecdsa-p256"). */
@@ -356,9 +433,9 @@ static void run_start(json_t *o)
 		run_fail(r, false, "the certificate is revoked or archived: it is not renewed");
 		return;
 	}
-	if (strcmp(type, "Local") != 0) {
+	if (strcmp(type, "Local") != 0 && strcmp(type, "ACME") != 0) {
 		run_fail(r, false,
-			 "issuer %s is of type %s: certward renews only from its own CA (issuers of type Local) so far",
+			 "issuer %s is of type %s: certward issues only from its own CA (Local) and from ACME CAs so far",
 			 r->issuer_id, type);
 		return;
 	}
@@ -369,6 +446,24 @@ static void run_start(json_t *o)
 	if (r->intermediate_id[0] && (!ica || strcmp(ica, "active") != 0)) {
 		run_fail(r, true, "the issuer's intermediate CA %s is %s: it signs nothing new", r->intermediate_id,
 			 ica ? ica : "missing");
+		return;
+	}
+	if (strcmp(type, "ACME") == 0) {
+		const char *why2 = NULL;
+		int rc2;
+
+		/* the CA signs the CSR of the key the agent or the client keeps */
+		if (!csr || json_is_true(json_object_get(o, "server_key"))) {
+			run_fail(r, false, "an ACME issuer signs a CSR: this certificate has none to renew from "
+					   "(a key made by the signer is not sent to an outside CA)");
+			return;
+		}
+		rc2 = x509pem_csr_der(csr, &r->csr_der, &r->csr_len, &why2);
+		if (rc2 != 0 || !(r->csr_pem = strdup(csr))) {
+			run_fail(r, rc2 == -1 ? false : true, "the stored CSR: %s", rc2 == -1 ? why2 : "out of memory");
+			return;
+		}
+		acme_run(r, o);
 		return;
 	}
 	if (json_is_true(json_object_get(o, "server_key"))) {
@@ -484,6 +579,10 @@ int jobs_start(struct worker *w, const struct cfg *section)
 		log_error("out of memory registering the job loops");
 		return -1;
 	}
+	if (acme_init(w) != 0) {
+		log_error("cannot start the ACME client's channel to the event loop");
+		return -1;
+	}
 	return 0;
 }
 
@@ -502,4 +601,5 @@ void jobs_stop(void)
 {
 	/* runs in flight end when their channels close (their requests fail) */
 	J.stopping = true;
+	acme_stop();
 }

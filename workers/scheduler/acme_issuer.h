@@ -1,0 +1,48 @@
+/*
+ * Certificates from an outside CA over ACME (RFC 8555): an issuer of type
+ * ACME (docs/acme-client.md). Each job runs on a thread of its own, as a
+ * plain sequence of steps (directory, account, order, authorizations and
+ * their challenges, finalize, download); the HTTPS exchanges with the CA
+ * block that thread only, and what needs another process — every JWS
+ * signature (the signer holds the account key), the HTTP-01 answers (the
+ * store, read by the api), DNS-01 hooks (the deploy executor) — goes
+ * through the event loop and back.
+ */
+#ifndef CERTWARD_SCHEDULER_ACME_ISSUER_H
+#define CERTWARD_SCHEDULER_ACME_ISSUER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker.h"
+
+struct acme_job {
+	const char *job_id, *issuer_id;
+	const char *issuer_config; /* issuers.config (JSON) */
+	const char *issuer_secret; /* issuers.secret_config as hex, still sealed; NULL or "" when none */
+	const char *common_name;
+	const char *sans; /* newline-separated */
+	size_t sans_len;
+	const uint8_t *csr; /* DER */
+	size_t csr_len;
+};
+
+struct acme_result {
+	uint8_t *der; /* the certificate; free() */
+	size_t der_len;
+	char *chain_pem; /* the certificates above it, PEM; free() */
+	size_t chain_len;
+};
+
+/* rc 0: got it (res filled, owned by the callee now); -1: failed for good
+ * (what the CA refused, a bad configuration); -2: may work later (the CA or
+ * the network, rate limits). why is the CA's text where it gave one. */
+typedef void (*acme_done_cb)(void *arg, int rc, const char *why, struct acme_result *res);
+
+int acme_init(struct worker *w);
+/* Copies what it needs of job; done is called on the event loop. 0, or -1
+ * when no thread could be started (done is not called). */
+int acme_start(const struct acme_job *job, acme_done_cb done, void *arg);
+void acme_stop(void);
+
+#endif
