@@ -262,18 +262,22 @@ def retries_then_failure():
 
 
 def unsupported_issuer_fails_at_once():
-    """A renewal from an issuer type certward cannot renew from yet (ACME):
-    Failed at its first attempt, no retry, saying why."""
+    """A renewal from an issuer type certward cannot renew from yet
+    (StepCA), and one from an ACME issuer for a certificate without a CSR
+    to send: Failed at their first attempt, no retry, saying why."""
+    step = post("/api/v1/issuers", {"name": "jobs-step", "type": "StepCA",
+                                    "config": {"url": "https://step.example"}})["id"]
     acme = post("/api/v1/issuers", {"name": "jobs-acme", "type": "ACME",
                                     "config": {"directory_url": "https://acme.example/dir"}})["id"]
-    code, cert = adm("POST", "/api/v1/certificates", {
-        "name": "acme", "common_name": "acme.example.com", "owner_id": S["owner"], "team_id": S["team"],
-        "issuer_id": acme, "renewal_policy_id": S["policy"], "certificate_profile_id": S["profile"]})
-    check(code == 201, "record: %r" % ((code, cert),))
-    job_id = renew(cert["id"])
-    j = wait_job(job_id, ("Failed",), timeout=30)
-    check(j["attempts"] == 1 and "ACME" in j["last_error"] and "Local" in j["last_error"], "job: %r" % j)
-    check(len(events(job_id, "RenewalFailure")) == 1, "RenewalFailure event")
+    for name, issuer, needles in (("step", step, ("StepCA", "Local")), ("acme", acme, ("ACME", "CSR"))):
+        code, cert = adm("POST", "/api/v1/certificates", {
+            "name": name, "common_name": name + ".example.com", "owner_id": S["owner"], "team_id": S["team"],
+            "issuer_id": issuer, "renewal_policy_id": S["policy"], "certificate_profile_id": S["profile"]})
+        check(code == 201, "record: %r" % ((code, cert),))
+        job_id = renew(cert["id"])
+        j = wait_job(job_id, ("Failed",), timeout=30)
+        check(j["attempts"] == 1 and all(n in j["last_error"] for n in needles), "job: %r" % j)
+        check(len(events(job_id, "RenewalFailure")) == 1, "RenewalFailure event")
 
 
 def timeouts():

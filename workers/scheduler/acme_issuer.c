@@ -28,6 +28,8 @@
 #define AUTHZ_WAIT_S 300  /* how long a challenge may stay pending */
 #define ORDER_WAIT_S 300  /* how long the CA may stay processing */
 #define REPLY_BLOB_MAX 16384
+/* a badNonce is answered with a fresh nonce: sent again that many times */
+#define BAD_NONCE_TRIES 10
 
 /* ---- the event loop's side: calls made for job threads ---- */
 
@@ -285,11 +287,14 @@ static void sleep_s(uint32_t s)
  * of the answer kept. 0 with *r; -2 (transport: may work later). */
 static int exchange(struct job *j, const char *method, const char *url, const char *body, struct http_response *r)
 {
-	char err[400], v[ACME_URL_MAX + 1];
+	char err[400], v[ACME_URL_MAX + 1], origin[ACME_URL_MAX + 1];
+	const char *path = strncmp(url, "https://", 8) == 0 ? strchr(url + 8, '/') : NULL;
 	enum http_err e;
 
-	j->hc.url = url;
-	e = http_request(&j->hc, method, "", body, body ? strlen(body) : 0, r, err, sizeof err);
+	/* the client takes the origin and the path apart */
+	snprintf(origin, sizeof origin, "%.*s", path ? (int)(path - url) : (int)strlen(url), url);
+	j->hc.url = origin;
+	e = http_request(&j->hc, method, path ? path : "/", body, body ? strlen(body) : 0, r, err, sizeof err);
 	if (e != HTTP_OK)
 		return fail(j, -2, "%s %s: %s", method, url, err);
 	if (http_header(r, "Replay-Nonce", 0, v, sizeof v) == 0 && acme_nonce_ok(v))
@@ -373,7 +378,7 @@ static int jws_sign(struct job *j, const char *input, uint8_t *sig, size_t *sigl
  * *r (any status: the caller looks); -1/-2 set. */
 static int post(struct job *j, const char *url, const char *payload, bool by_jwk, struct http_response *r)
 {
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < BAD_NONCE_TRIES; attempt++) {
 		struct acme_jws jws = {0};
 		uint8_t sig[600];
 		size_t siglen = sizeof sig;
@@ -406,7 +411,7 @@ static int post(struct job *j, const char *url, const char *payload, bool by_jwk
 				bool bad_nonce = p.kind == ACME_ERR_BAD_NONCE;
 
 				acme_problem_free(&p);
-				if (bad_nonce && attempt < 2) {
+				if (bad_nonce && attempt < BAD_NONCE_TRIES - 1) {
 					http_response_free(r);
 					continue;
 				}
@@ -414,7 +419,7 @@ static int post(struct job *j, const char *url, const char *payload, bool by_jwk
 		}
 		return 0;
 	}
-	return fail(j, -2, "the CA refused three nonces in a row");
+	return fail(j, -2, "the CA refused %d nonces in a row", BAD_NONCE_TRIES);
 }
 
 static int directory(struct job *j)
