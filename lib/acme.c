@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <openssl/base64.h>
 #include <openssl/bytestring.h>
+#include <openssl/err.h>
 #include <openssl/mem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -1568,6 +1569,7 @@ out:
 	for (size_t i = 0; i < ACME_CHAIN_MAX; i++)
 		X509_free(certs[i]);
 	free(b64);
+	ERR_clear_error(); /* what BoringSSL refused is said in err, not left for a TLS call to find */
 	if (r != 0)
 		acme_chain_free(c);
 	return r;
@@ -1616,6 +1618,7 @@ int acme_ari_cert_id(const uint8_t *der, size_t len, char out[ACME_CERT_ID_MAX],
 out:
 	OPENSSL_free(serial);
 	X509_free(x);
+	ERR_clear_error();
 	return r;
 }
 
