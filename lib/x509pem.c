@@ -90,3 +90,25 @@ int x509pem_signed(const uint8_t *der, size_t der_len, const uint8_t *chain, siz
 	free(pem);
 	return 0;
 }
+
+int x509pem_first_der(const char *pem, uint8_t **der, size_t *len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	uint8_t *out = NULL;
+	int n = x ? i2d_X509(x, &out) : -1;
+
+	BIO_free(bio);
+	X509_free(x);
+	ERR_clear_error();
+	*der = NULL;
+	*len = 0;
+	if (n <= 0 || !(*der = malloc((size_t)n))) {
+		OPENSSL_free(out);
+		return -1;
+	}
+	memcpy(*der, out, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(out);
+	return 0;
+}

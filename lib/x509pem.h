@@ -22,6 +22,10 @@ int x509pem_csr_der(const char *csr_pem, uint8_t **der, size_t *len, const char 
  * fingerprint (lower-case hex SHA-256 of the DER, 65 bytes with the NUL)
  * and, in *pem_chain (to free), the certificate's PEM followed by the chain.
  * 0, or -1 (not a certificate, or out of memory). */
+/* The first certificate of a PEM chain as DER into *der (free()). 0, or -1
+ * (no certificate, or out of memory). */
+int x509pem_first_der(const char *pem, uint8_t **der, size_t *len);
+
 int x509pem_signed(const uint8_t *der, size_t der_len, const uint8_t *chain, size_t chain_len,
 		   char fingerprint[65], char **pem_chain);
 

@@ -15,7 +15,9 @@ pebble-challtestsrv's DNS (every name is 127.0.0.1).
   secret eab_hmac_key gets its certificate.
 - pebble rejecting half the nonces and reusing authorizations: issuance
   still works.
-- A problem from the CA (a name it refuses) ends the job with the CA's text."""
+- A problem from the CA (a name it cannot validate) ends the job with the
+  CA's text.
+- Revocation through the API reaches the CA (revokeCert with the reason)."""
 import json
 import os
 import subprocess
@@ -145,12 +147,33 @@ def http01_two_names():
           "the account is not remembered")
     check(one("SELECT count(*) FROM acme_challenges") == "0", "challenges left behind")
     S["http_account"] = one("SELECT account_url FROM acme_accounts WHERE issuer_id = '%s'" % S["http"])
+    S["two"], S["two_leaf"] = cert["id"], leaf
     # a second order reuses the account
     _, cert2 = certificate("three", ["c.example.com"], S["http"])
     j = wait_job(renew(cert2["id"]), ("Completed", "Failed"))
     check(j["status"] == "Completed", "the second ACME job: %r" % j)
     check(one("SELECT account_url FROM acme_accounts WHERE issuer_id = '%s'" % S["http"]) == S["http_account"],
           "a second account")
+
+
+def revocation_at_the_ca():
+    """Revoking a certificate of an ACME issuer through the API tells the
+    CA: revokeCert by the account with the reason; pebble reports it
+    revoked, and the revocation is audited as done."""
+    with open(S["two_leaf"]) as f:
+        pem = f.read()
+    check(pebble.cert_status(pem)["Status"] == "Valid", "pebble's status before: %r" % pebble.cert_status(pem))
+    code, ans = adm("POST", "/api/v1/certificates/%s/revoke" % S["two"], {"reason": "keyCompromise"})
+    check(code == 200, "revoke: %r" % ((code, ans),))
+    wait_for("the revocation sent to the CA", lambda: one(
+        "SELECT status FROM acme_revocations WHERE certificate_id = '%s'" % S["two"]) in ("done", "failed"), timeout=60)
+    row = one("SELECT status || '|' || coalesce(last_error, '') FROM acme_revocations WHERE certificate_id = '%s'"
+              % S["two"])
+    check(row == "done|", "the revocation at the CA: %r" % row)
+    st = pebble.cert_status(pem)
+    check(st["Status"] == "Revoked" and str(st.get("Reason")) in ("1", "keyCompromise"), "pebble's status: %r" % st)
+    check(one("SELECT count(*) FROM audit_events WHERE action = 'acme_revocations.finish' AND resource_id = '%s' "
+              "AND outcome = 'success'" % S["two"]) == "1", "the revocation's audit event")
 
 
 def dns01_wildcard():
@@ -242,7 +265,7 @@ def main():
     os.chmod(hook, 0o755)
     cw = Certward(root, pg.dsn,
                   api_extra="  plain_listen: 127.0.0.1:%d\n" % S["plain"],
-                  extra="scheduler:\n  dispatch_interval: 200ms\n  job_timeout: 300s\n"
+                  extra="scheduler:\n  dispatch_interval: 200ms\n  job_timeout: 300s\n  acme_revocation_interval: 300ms\n"
                         "deploy:\n  dns_hook_dir: %s\n  dns_hook_env: \"CTS=http://127.0.0.1:%d HOOK_LOG=%s\"\n"
                         % (hooks, pebble.cts_port, S["hook_log"]))
     api = Api(cw)
@@ -250,6 +273,7 @@ def main():
         cw.start()
         case(setup)
         case(http01_two_names)
+        case(revocation_at_the_ca)
         case(dns01_wildcard)
         case(eab)
         case(nonce_reject_and_authz_reuse)

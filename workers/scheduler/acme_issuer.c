@@ -76,6 +76,9 @@ struct job {
 	size_t csr_len;
 	acme_done_cb done;
 	void *arg;
+	/* a revocation (acme_revoke_start) rather than an order */
+	bool revoke;
+	int reason;
 	/* the outcome */
 	int rc;
 	char why[600];
@@ -1000,13 +1003,46 @@ static int order(struct job *j)
 	return download(j, url);
 }
 
+/* revokeCert for the certificate in j->csr (its DER), by the account */
+static int revoke_cert(struct job *j)
+{
+	struct http_response r = {0};
+	char *payload, err[300];
+	int rc;
+
+	payload = acme_payload_revoke(j->csr, j->csr_len, j->reason, err, sizeof err);
+	if (!payload)
+		return fail(j, -1, "revokeCert: %s", err);
+	rc = post(j, j->dir.revoke_cert, payload, false, &r);
+	free(payload);
+	if (rc != 0)
+		return rc;
+	if (r.status != 200) {
+		struct acme_problem p;
+
+		/* revoked before (by us, or by the CA): what was asked is so */
+		if (r.body && acme_parse_problem(r.body, r.body_len, &p, err, sizeof err) == 0) {
+			bool already = p.kind == ACME_ERR_ALREADY_REVOKED;
+
+			acme_problem_free(&p);
+			if (already) {
+				http_response_free(&r);
+				return 0;
+			}
+		}
+		rc = problem(j, "revokeCert", &r);
+	}
+	http_response_free(&r);
+	return rc;
+}
+
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
 	struct call *c;
 
 	if (directory(j) == 0 && account_key(j) == 0 && account(j) == 0)
-		(void)order(j);
+		(void)(j->revoke ? revoke_cert(j) : order(j));
 	cleanup(j);
 	c = calloc(1, sizeof *c);
 	if (!c || stopping()) {
@@ -1091,7 +1127,7 @@ static int names(struct job *j, const struct acme_job *in)
 	return j->nnames ? 0 : -1;
 }
 
-int acme_start(const struct acme_job *in, acme_done_cb done, void *arg)
+static int start(const struct acme_job *in, acme_done_cb done, void *arg, bool revoking, int reason)
 {
 	struct job *j = calloc(1, sizeof *j);
 	pthread_attr_t at;
@@ -1104,6 +1140,8 @@ int acme_start(const struct acme_job *in, acme_done_cb done, void *arg)
 	snprintf(j->issuer_id, sizeof j->issuer_id, "%s", in->issuer_id);
 	j->done = done;
 	j->arg = arg;
+	j->revoke = revoking;
+	j->reason = reason;
 	j->cfg = json_loads(in->issuer_config ? in->issuer_config : "{}", 0, &je);
 	j->secret_hex = in->issuer_secret && *in->issuer_secret ? strdup(in->issuer_secret) : NULL;
 	j->csr = malloc(in->csr_len ? in->csr_len : 1);
@@ -1132,6 +1170,35 @@ int acme_start(const struct acme_job *in, acme_done_cb done, void *arg)
 	pthread_attr_destroy(&at);
 	A.started++;
 	return 0;
+}
+
+int acme_start(const struct acme_job *in, acme_done_cb done, void *arg)
+{
+	return start(in, done, arg, false, 0);
+}
+
+static const char *const reasons[] = {"unspecified", "keyCompromise", "caCompromise", "affiliationChanged",
+				      "superseded", "cessationOfOperation", "certificateHold", NULL,
+				      "removeFromCRL", "privilegeWithdrawn", "aACompromise"};
+
+int acme_revoke_start(const struct acme_revocation *in, acme_done_cb done, void *arg)
+{
+	struct acme_job job = {
+		.job_id = in->id,
+		.issuer_id = in->issuer_id,
+		.issuer_config = in->issuer_config,
+		.issuer_secret = in->issuer_secret,
+		.common_name = "revocation",
+		.sans = "",
+		.csr = in->der,
+		.csr_len = in->der_len,
+	};
+	int reason = 0;
+
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (reasons[i] && strcmp(reasons[i], in->reason) == 0)
+			reason = (int)i;
+	return start(&job, done, arg, true, reason);
 }
 
 int acme_init(struct worker *w)

@@ -45,4 +45,14 @@ int acme_init(struct worker *w);
 int acme_start(const struct acme_job *job, acme_done_cb done, void *arg);
 void acme_stop(void);
 
+/* A certificate (DER) of an ACME issuer revoked at its CA (revokeCert by
+ * the issuer's account, reason as the API spells it: "keyCompromise", ...);
+ * alreadyRevoked counts as done. done as for acme_start (res NULL). */
+struct acme_revocation {
+	const char *id, *issuer_id, *issuer_config, *issuer_secret, *reason;
+	const uint8_t *der;
+	size_t der_len;
+};
+int acme_revoke_start(const struct acme_revocation *in, acme_done_cb done, void *arg);
+
 #endif

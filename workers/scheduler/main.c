@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "crl.h"
 #include "harden.h"
+#include "acme_revoke.h"
 #include "jobs.h"
 #include "log.h"
 #include "loops.h"
@@ -62,7 +63,7 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		log_error("scheduler loops: out of memory");
 		return -1;
 	}
-	if (jobs_start(w, section) != 0)
+	if (jobs_start(w, section) != 0 || acme_revoke_loop_start(w, section) != 0)
 		return -1;
 	if (loops_start(w, section) != 0)
 		return -1;
@@ -74,6 +75,7 @@ static void scheduler_metrics(struct worker *w, struct strbuf *out)
 	(void)w;
 	loops_metrics(out);
 	jobs_metrics(out);
+	acme_revoke_metrics(out);
 	crl_loop_metrics(out);
 }
 
