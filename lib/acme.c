@@ -29,6 +29,18 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	return -1;
 }
 
+/* where a member is, for error messages ("order: identifiers[2]"); a path
+ * longer than the buffer is cut */
+#define AT_MAX 160
+__attribute__((format(printf, 2, 3))) static void at_path(char at[AT_MAX], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(at, AT_MAX, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- base64url ---- */
 
 static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -262,7 +274,7 @@ static int get_elements(json_t *o, const char *key, bool required, size_t max, s
 {
 	json_t *a;
 	long n = get_array(o, key, required, max, &a, what, err, errlen);
-	char at[128];
+	char at[AT_MAX];
 
 	*arr = NULL;
 	*count = 0;
@@ -271,7 +283,7 @@ static int get_elements(json_t *o, const char *key, bool required, size_t max, s
 	if (!(*arr = calloc((size_t)n, size)))
 		return fail(err, errlen, "%s: out of memory", what);
 	for (size_t i = 0; i < (size_t)n; i++) {
-		snprintf(at, sizeof at, "%s: %s[%zu]", what, key, i);
+		at_path(at, "%s: %s[%zu]", what, key, i);
 		*count = i + 1;
 		if (fn(json_array_get(a, i), (char *)*arr + i * size, at, err, errlen) != 0)
 			return -1;
@@ -746,7 +758,7 @@ bool acme_error_transient(enum acme_error e)
 static int problem_text(json_t *o, const char *key, const char **out, const char *what, char *err, size_t errlen)
 {
 	const char *s;
-	int r = get_str(o, key, false, 64 * 1024, &s, what, err, errlen);
+	int r = get_str(o, key, false, ACME_JSON_MAX, &s, what, err, errlen);
 
 	*out = r == 1 ? sanitized(o, key) : NULL;
 	if (r == 1 && !*out)
@@ -779,12 +791,12 @@ static int subproblem_elem(json_t *e, void *out, const char *at, char *err, size
 {
 	struct acme_subproblem *s = out;
 	json_t *id;
-	char idat[128];
+	char idat[AT_MAX];
 
 	if (problem_head(e, true, &s->type, &s->kind, &s->detail, at, err, errlen) != 0)
 		return -1;
 	if ((id = json_object_get(e, "identifier"))) {
-		snprintf(idat, sizeof idat, "%s: identifier", at);
+		at_path(idat, "%s: identifier", at);
 		if (parse_identifier(id, true, &s->identifier, idat, err, errlen) != 0)
 			return -1;
 		s->has_identifier = true;
@@ -841,13 +853,13 @@ void acme_problem_free(struct acme_problem *p)
 static int error_member(json_t *o, bool *has, struct acme_problem *p, const char *what, char *err, size_t errlen)
 {
 	json_t *e = json_object_get(o, "error");
-	char at[96];
+	char at[AT_MAX];
 
 	*has = false;
 	memset(p, 0, sizeof *p);
 	if (!e)
 		return 0;
-	snprintf(at, sizeof at, "%s: error", what);
+	at_path(at, "%s: error", what);
 	if (problem_from(e, p, at, err, errlen) != 0)
 		return -1;
 	*has = true;
@@ -922,13 +934,16 @@ int acme_parse_directory(const char *body, size_t len, struct acme_directory *d,
 					fail(err, errlen, "%s: profiles: a name not 1..64 of [A-Za-z0-9._-]", M);
 					goto bad;
 				}
-				if (!json_is_string(v) || json_string_length(v) > ACME_DETAIL_MAX) {
-					fail(err, errlen, "%s: profiles: %s: not a string of at most %d bytes", M, name,
-					     ACME_DETAIL_MAX);
+				if (!json_is_string(v)) {
+					fail(err, errlen, "%s: profiles: a description not a string", M);
 					goto bad;
 				}
 				d->profiles[i].name = name;
-				d->profiles[i++].description = json_string_value(v);
+				/* replacing the value of a member the loop is on keeps its place */
+				if (!(d->profiles[i++].description = sanitized(profiles, name))) {
+					fail(err, errlen, "%s: out of memory", M);
+					goto bad;
+				}
 			}
 			d->nprofiles = i;
 		}
@@ -1588,7 +1603,7 @@ size_t acme_chain_choose(const struct acme_chain *chains, size_t n, const char *
 int acme_ari_cert_id(const uint8_t *der, size_t len, char out[ACME_CERT_ID_MAX], char *err, size_t errlen)
 {
 	const uint8_t *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
+	X509 *x = len <= 64 * 1024 ? d2i_X509(NULL, &p, (long)len) : NULL;
 	const ASN1_OCTET_STRING *aki;
 	uint8_t *serial = NULL;
 	CBS cbs, content;

@@ -16,8 +16,9 @@
  * member ("order: authorizations[2]: not an https URL") to err, and leave
  * nothing to free; on success the strings they expose live as long as the
  * parsed object (until its _free). Text from the CA that is meant for people
- * (a problem's detail) is cut to ACME_DETAIL_MAX bytes with control
- * characters replaced by '?', so that it can go into a log line.
+ * (a problem's detail, a profile's description) is cut to ACME_DETAIL_MAX
+ * bytes with control characters replaced by '?', so that it can go into a
+ * log line.
  */
 #ifndef CERTWARD_ACME_H
 #define CERTWARD_ACME_H

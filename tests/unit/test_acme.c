@@ -493,6 +493,11 @@ Test(acme, key_change_inner_jws)
 	"\"https://acme-v02.api.letsencrypt.org/acme/renewal-info\",\"revokeCert\":"                            \
 	"\"https://acme-v02.api.letsencrypt.org/acme/revoke-cert\"}"
 
+#define DIR_URLS_PEBBLE                                                                                     \
+	"\"newNonce\":\"https://localhost:14000/nonce-plz\",\"newAccount\":\"https://localhost:14000/sign-me-up\","  \
+	"\"newOrder\":\"https://localhost:14000/order-plz\",\"revokeCert\":\"https://localhost:14000/revoke-cert\","   \
+	"\"keyChange\":\"https://localhost:14000/rollover-account-key\""
+
 Test(acme, directory_pebble_and_letsencrypt)
 {
 	struct acme_directory d;
@@ -525,6 +530,12 @@ Test(acme, directory_pebble_and_letsencrypt)
 			  "\"meta\":{\"externalAccountRequired\":true}}";
 	cr_assert_eq(acme_parse_directory(eab, strlen(eab), &d, err, sizeof err), 0, "%s", err);
 	cr_assert(d.external_account_required);
+	acme_directory_free(&d);
+
+	/* a description is text for people: control characters replaced */
+	const char *desc = "{" DIR_URLS_PEBBLE ",\"meta\":{\"profiles\":{\"classic\":\"The usual\\r\\nlevel=error\"}}}";
+	cr_assert_eq(acme_parse_directory(desc, strlen(desc), &d, err, sizeof err), 0, "%s", err);
+	cr_assert_str_eq(acme_directory_profile(&d, "classic")->description, "The usual??level=error");
 	acme_directory_free(&d);
 }
 
