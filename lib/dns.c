@@ -400,6 +400,14 @@ static int parse_server(const char *server, struct sockaddr_storage *ss, socklen
 	return 0;
 }
 
+bool dns_server_valid(const char *server)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	return parse_server(server, &ss, &sl) == 0;
+}
+
 int dns_txt_query(const char *server, const char *name, int timeout_ms, struct dns_txt_result *r, char *err,
 		  size_t errlen)
 {

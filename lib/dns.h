@@ -61,4 +61,8 @@ void dns_txt_result_free(struct dns_txt_result *r);
 int dns_txt_query(const char *server, const char *name, int timeout_ms, struct dns_txt_result *r, char *err,
 		  size_t errlen);
 
+/* Whether server is what dns_txt_query takes: "a.b.c.d:port" or
+ * "[v6]:port", a literal address and a port 1..65535 (no name to resolve). */
+bool dns_server_valid(const char *server);
+
 #endif

@@ -612,6 +612,9 @@ def main():
                             for f in res["fields"] if f.get("required")}
                 except KeyError:
                     continue
+                if res["name"] == "issuers":
+                    # the first type, ACME, requires config members (docs/acme-client.md); Local none
+                    body["type"] = "Local"
                 pending.remove(res)
                 progress = True
                 status, answer = call("POST", res["path"], res["path"], json.dumps(body))

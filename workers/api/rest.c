@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "codec.h"
 #include "issuance.h"
+#include "issuer_config.h"
 #include "log.h"
 #include "query.h"
 #include "util.h"
@@ -539,6 +540,26 @@ static void with_secrets(struct rest_call *c)
 	}
 }
 
+/* an issuer's config checked for its type (issuer_config.h): on to the store */
+static void on_vetted(void *arg, int status, const struct resource_error *err, const struct store_outcome *o)
+{
+	struct rest_call *c = arg;
+
+	if (status == 1) {
+		rest_store_failed(c->rc, o, false, "issuers.get");
+		call_free(c);
+	} else if (status == 404 || status == 503) {
+		fail(c, status, status == 404 ? "Not Found" : "Service Unavailable",
+		     status == 404 ? NULL : "the database is unavailable", NULL);
+	} else if (status != 0) {
+		fail(c, 422, "Unprocessable Content", err->msg, err->field);
+	} else if (resource_has_secrets(c->res)) {
+		with_secrets(c);
+	} else {
+		call_store(c);
+	}
+}
+
 /* One REST route: the verb follows from the method and whether the
  * pattern ends in {id}; the caller is authenticated and allowed. */
 static void rest_handle(struct route_call *rc)
@@ -588,6 +609,10 @@ static void rest_handle(struct route_call *rc)
 			issuance_run(rc, c->canonical, csr, keygen, issued, c);
 			free(csr);
 			free(keygen);
+			return;
+		}
+		if (strcmp(c->res->name, "issuers") == 0) {
+			issuer_config_vet(rc->w, c->id, c->canonical, c->verb == V_CREATE, on_vetted, c);
 			return;
 		}
 		if (resource_has_secrets(c->res)) {
