@@ -17,7 +17,8 @@ pebble-challtestsrv's DNS (every name is 127.0.0.1).
   still works.
 - A problem from the CA (a name it cannot validate) ends the job with the
   CA's text.
-- Revocation through the API reaches the CA (revokeCert with the reason)."""
+- Revocation through the API reaches the CA (revokeCert with the reason).
+- A short-lived certificate is renewed by the scheduler alone."""
 import json
 import os
 import subprocess
@@ -57,14 +58,14 @@ def csr_for(name, names):
         return key, f.read()
 
 
-def certificate(name, names, acme_issuer):
+def certificate(name, names, acme_issuer, profile=None):
     """A certificate issued by the Local CA from a CSR for names, then moved
     to acme_issuer: the scheduler renews it from there with the same CSR."""
     key, pem = csr_for(name, names)
     cert = post("/api/v1/certificates", {
         "name": name, "common_name": names[0], "sans": names, "owner_id": S["owner"], "team_id": S["team"],
-        "issuer_id": S["local"], "renewal_policy_id": S["policy"], "certificate_profile_id": S["profile"],
-        "csr_pem": pem})
+        "issuer_id": S["local"], "renewal_policy_id": S["policy"],
+        "certificate_profile_id": profile or S["profile"], "csr_pem": pem})
     body = {k: cert[k] for k in ("name", "common_name", "sans", "owner_id", "team_id", "renewal_policy_id",
                                  "certificate_profile_id")}
     body["issuer_id"] = acme_issuer
@@ -219,6 +220,42 @@ def nonce_reject_and_authz_reuse():
         verify_pebble(ca, leaf)
 
 
+def renewed_by_the_scheduler():
+    """A certificate from a CA that issues for 60 seconds is renewed with no
+    request from the test: the renewal scan makes the job at 2/3 of its
+    life and the scheduler gets the next one from the CA."""
+    ca = Pebble(os.path.join(root, "pebble-short"), http_port=S["plain"], validity_seconds=60)
+    S["extra"].append(ca)
+    iss = acme_issuer("pebble-short", ca)
+    # the Local CA's first version lives shorter still: the renewal time
+    # follows the newest expiry, the CA's
+    short = post("/api/v1/profiles", {"name": "acme-short", "max_ttl_seconds": 30, "allow_short_lived": True,
+                                         "allowed_key_algorithms": [
+        {"algorithm": "ECDSA", "min_size": 256}]})["id"]
+    _, cert = certificate("short", ["short.example.com"], iss, profile=short)
+    j = wait_job(renew(cert["id"]), ("Completed", "Failed"))
+    check(j["status"] == "Completed", "the first ACME job: %r" % j)
+    first, n = newest_leaf(cert["id"], "short-1")
+    serial = openssl("x509", "-in", first, "-noout", "-serial").stdout
+    try:
+        wait_for("a renewal made by the scheduler alone", lambda: newest_leaf(cert["id"], "short-n")[1] >= 3,
+                 timeout=120)
+    except AssertionError:
+        log("certificate: %s" % one("SELECT status || ' renew_at=' || coalesce(renew_at::text, '-') || ' now=' || "
+                                    "now()::text FROM managed_certificates WHERE id = '%s'" % cert["id"]))
+        log("jobs: %s" % psql(pg, "SELECT type, status, requested_by, last_error FROM jobs WHERE certificate_id = "
+                                  "'%s'" % cert["id"]))
+        log("versions: %s" % psql(pg, "SELECT not_before, not_after FROM certificate_versions WHERE "
+                                      "certificate_id = '%s'" % cert["id"]))
+        log("leader: %r" % cw.metrics("scheduler").get("scheduler_leader"))
+        raise
+    leaf, _ = newest_leaf(cert["id"], "short-n")
+    verify_pebble(ca, leaf)
+    check(openssl("x509", "-in", leaf, "-noout", "-serial").stdout != serial, "the same certificate again")
+    check(one("SELECT count(*) FROM jobs WHERE certificate_id = '%s' AND requested_by = 'scheduler' AND "
+              "status = 'Completed'" % cert["id"]) >= "1", "no renewal job of the scheduler")
+
+
 def ca_problem_on_the_job():
     """pebble's validation cannot reach the name (challtestsrv sends it to
     127.0.0.2, where nothing listens): the authorization turns invalid and
@@ -266,6 +303,7 @@ def main():
     cw = Certward(root, pg.dsn,
                   api_extra="  plain_listen: 127.0.0.1:%d\n" % S["plain"],
                   extra="scheduler:\n  dispatch_interval: 200ms\n  job_timeout: 300s\n  acme_revocation_interval: 300ms\n"
+                        "  tick: 1s\n  leader_check: 300ms\n  renewal_scan_interval: 1s\n"
                         "deploy:\n  dns_hook_dir: %s\n  dns_hook_env: \"CTS=http://127.0.0.1:%d HOOK_LOG=%s\"\n"
                         % (hooks, pebble.cts_port, S["hook_log"]))
     api = Api(cw)
@@ -278,6 +316,7 @@ def main():
         case(eab)
         case(nonce_reject_and_authz_reuse)
         case(ca_problem_on_the_job)
+        case(renewed_by_the_scheduler)
         RUN.stop_clean(cw)
     finally:
         for ca in [pebble] + S["extra"]:

@@ -301,7 +301,7 @@ static int exchange(struct job *j, const char *method, const char *url, const ch
 	if (e != HTTP_OK)
 		return fail(j, -2, "%s %s: %s", method, url, err);
 	if (http_header(r, "Replay-Nonce", 0, v, sizeof v) == 0 && acme_nonce_ok(v))
-		snprintf(j->nonce, sizeof j->nonce, "%s", v);
+		snprintf(j->nonce, sizeof j->nonce, "%.*s", ACME_NONCE_MAX, v);
 	j->location[0] = '\0';
 	if (http_header(r, "Location", 0, v, sizeof v) == 0 && acme_url_ok(v))
 		snprintf(j->location, sizeof j->location, "%s", v);
@@ -461,7 +461,7 @@ static int account_key(struct job *j)
 	else if (!(j->jwk = strndup((const char *)c->blob, c->blob_len)))
 		rc = fail(j, -2, "out of memory");
 	else
-		snprintf(j->thumbprint, sizeof j->thumbprint, "%s", c->str);
+		snprintf(j->thumbprint, sizeof j->thumbprint, "%.*s", ACME_THUMBPRINT_LEN, c->str);
 	call_free(c);
 	return rc;
 }
@@ -691,7 +691,7 @@ static int present(struct job *j, const struct acme_challenge *ch, const char *i
 		char txt[ACME_THUMBPRINT_LEN + 1], name[300];
 
 		acme_dns01_txt(ka, txt);
-		snprintf(name, sizeof name, "_acme-challenge.%s.", id);
+		snprintf(name, sizeof name, "_acme-challenge.%.253s.", id);
 		if (!*cfg_s(j, "dns_hook"))
 			return fail(j, -1, "a dns-01 challenge for %s needs the issuer's dns_hook", id);
 		if (hook(j, "present", name, txt) != 0)
