@@ -730,6 +730,20 @@ static void cleanup(struct job *j)
 	memcpy(j->why, why, sizeof why);
 }
 
+/* The authorization at url, fetched and parsed into *a. */
+static int get_authz(struct job *j, const char *url, struct acme_authz *a)
+{
+	struct http_response r = {0};
+	char err[300];
+	int rc = fetch(j, "authorization", url, &r);
+
+	if (rc != 0)
+		return rc;
+	rc = acme_parse_authz(r.body ? r.body : "", r.body_len, a, err, sizeof err);
+	http_response_free(&r);
+	return rc == 0 ? 0 : fail(j, -2, "authorization %s: %s", url, err);
+}
+
 /* One authorization to valid: its challenge chosen, readied, answered, and
  * the authorization polled. */
 static int authorize(struct job *j, const char *url)
@@ -738,16 +752,12 @@ static int authorize(struct job *j, const char *url)
 	struct acme_authz a;
 	const struct acme_challenge *ch = NULL;
 	const char *want = cfg_s(j, "challenge_type");
-	char err[300], id[300];
+	char id[300];
 	time_t until;
 	int rc;
 
-	if ((rc = fetch(j, "authorization", url, &r)) != 0)
+	if ((rc = get_authz(j, url, &a)) != 0)
 		return rc;
-	rc = acme_parse_authz(r.body ? r.body : "", r.body_len, &a, err, sizeof err);
-	http_response_free(&r);
-	if (rc != 0)
-		return fail(j, -2, "authorization %s: %s", url, err);
 	if (a.status == ACME_STATUS_VALID) {
 		acme_authz_free(&a);
 		return 0;
@@ -757,15 +767,12 @@ static int authorize(struct job *j, const char *url)
 		acme_authz_free(&a);
 		return fail(j, -1, "the authorization for %s is %s", id, acme_status_name(a.status));
 	}
-	/* a wildcard is proved in DNS only; dns-persist-01 where offered, else dns-01 */
+	/* a wildcard is proved in DNS only; dns-persist-01 is answered as
+	 * dns-01 (docs/acme-client.md, "Limits") */
 	if (!*want)
 		want = "http-01";
-	if (strcmp(want, "dns-persist-01") == 0)
-		want = acme_authz_challenge(&a, "dns-persist-01") ? "dns-persist-01" : "dns-01";
-	if (a.wildcard && strcmp(want, "http-01") == 0)
+	if (strcmp(want, "dns-persist-01") == 0 || (a.wildcard && strcmp(want, "http-01") == 0))
 		want = "dns-01";
-	if (strcmp(want, "dns-persist-01") == 0)
-		want = "dns-01"; /* the persistent record is the operator's: answered as dns-01 meanwhile */
 	ch = acme_authz_challenge(&a, want);
 	if (!ch) {
 		acme_authz_free(&a);
@@ -795,12 +802,8 @@ static int authorize(struct job *j, const char *url)
 		sleep_s(j->retry_after ? j->retry_after : POLL_DEFAULT_S);
 		if (stopping())
 			return fail(j, -2, "the scheduler is stopping");
-		if ((rc = fetch(j, "authorization", url, &r)) != 0)
+		if ((rc = get_authz(j, url, &a)) != 0)
 			return rc;
-		rc = acme_parse_authz(r.body ? r.body : "", r.body_len, &a, err, sizeof err);
-		http_response_free(&r);
-		if (rc != 0)
-			return fail(j, -2, "authorization %s: %s", url, err);
 		if (a.status == ACME_STATUS_VALID) {
 			acme_authz_free(&a);
 			return 0;
