@@ -18,7 +18,8 @@ pebble-challtestsrv's DNS (every name is 127.0.0.1).
 - A problem from the CA (a name it cannot validate) ends the job with the
   CA's text.
 - Revocation through the API reaches the CA (revokeCert with the reason).
-- A short-lived certificate is renewed by the scheduler alone."""
+- A short-lived certificate is renewed by the scheduler alone.
+- preferred_chain picks the CA's alternate chain by its root's name."""
 import json
 import os
 import subprocess
@@ -256,6 +257,33 @@ def renewed_by_the_scheduler():
               "status = 'Completed'" % cert["id"]) >= "1", "no renewal job of the scheduler")
 
 
+def preferred_chain():
+    """A CA with an alternate chain (another root): preferred_chain naming
+    that root gets the certificate with the alternate intermediate, which
+    verifies against the alternate root alone."""
+    ca = Pebble(os.path.join(root, "pebble-alt"), http_port=S["plain"], env={"PEBBLE_ALTERNATE_ROOTS": "1"})
+    S["extra"].append(ca)
+    alt_root, alt_inter = ca.roots(1)
+    cn = openssl("x509", "-noout", "-subject", "-nameopt", "multiline", stdin=alt_root).stdout
+    cn = [line.split("=", 1)[1].strip() for line in cn.splitlines() if "commonName" in line][0]
+    iss = acme_issuer("pebble-alt", ca, preferred_chain=cn)
+    _, cert = certificate("alt", ["alt.example.com"], iss)
+    j = wait_job(renew(cert["id"]), ("Completed", "Failed"))
+    check(j["status"] == "Completed", "with preferred_chain: %r" % j)
+    code, vs = adm("GET", "/api/v1/certificates/%s/versions" % cert["id"])
+    chain = sorted(vs["data"], key=lambda x: x["created_at"])[-1]["pem_chain"]
+    check(alt_inter.strip().split("-----END CERTIFICATE-----")[0] in chain,
+          "the stored chain does not hold the alternate intermediate")
+    leaf, _ = newest_leaf(cert["id"], "alt")
+    rp, ip = os.path.join(S["dir"], "alt-root.pem"), os.path.join(S["dir"], "alt-inter.pem")
+    with open(rp, "w") as f:
+        f.write(alt_root)
+    with open(ip, "w") as f:
+        f.write(alt_inter)
+    out = openssl("verify", "-CAfile", rp, "-untrusted", ip, leaf, ok=False)
+    check(out.returncode == 0, "verify against the alternate root: %s%s" % (out.stdout, out.stderr))
+
+
 def ca_problem_on_the_job():
     """pebble's validation cannot reach the name (challtestsrv sends it to
     127.0.0.2, where nothing listens): the authorization turns invalid and
@@ -315,6 +343,7 @@ def main():
         case(dns01_wildcard)
         case(eab)
         case(nonce_reject_and_authz_reuse)
+        case(preferred_chain)
         case(ca_problem_on_the_job)
         case(renewed_by_the_scheduler)
         RUN.stop_clean(cw)
