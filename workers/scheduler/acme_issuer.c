@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/mem.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,7 +26,8 @@
 #define POLL_DEFAULT_S 2
 #define AUTHZ_WAIT_S 300  /* how long a challenge may stay pending */
 #define ORDER_WAIT_S 300  /* how long the CA may stay processing */
-#define REPLY_BLOB_MAX 16384
+/* the largest answer kept: a store result (STORE_RESULT's json) */
+#define REPLY_MAX (4u * 1024 * 1024)
 /* a badNonce is answered with a fresh nonce: sent again that many times */
 #define BAD_NONCE_TRIES 10
 
@@ -121,8 +121,11 @@ static void answer(struct call *c)
 
 static void keep_blob(struct call *c, const uint8_t *p, size_t len)
 {
-	if (len > REPLY_BLOB_MAX * 256)
-		len = 0;
+	if (len > REPLY_MAX) {
+		c->failed = EMSGSIZE;
+		snprintf(c->text, sizeof c->text, "an answer larger than %u bytes", REPLY_MAX);
+		return;
+	}
 	c->blob = malloc(len + 1);
 	if (c->blob) {
 		memcpy(c->blob, p, len);
