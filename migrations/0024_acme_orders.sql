@@ -1,0 +1,3 @@
+-- Orders from an ACME issuer for a CSR given to the job itself: a
+-- certificate created on an ACME issuer through the API, a renewal asked
+-- for with a new CSR, or an agent's CSR for its job.

@@ -1,0 +1,2 @@
+-- ACME account key rollover and account deactivation (RFC 8555 7.3.5,
+-- 7.3.6), asked for through the API and carried out by the scheduler.

@@ -1,0 +1,2 @@
+-- ACME Renewal Information (RFC 9773): the renewal window a CA suggests for
+-- each of its certificates, and when the scheduler asks again.
