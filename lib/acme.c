@@ -1691,6 +1691,28 @@ int64_t acme_renewal_pick(const struct acme_renewal_info *ri, uint64_t random)
 	return ri->start + (int64_t)(random % (uint64_t)(ri->end - ri->start));
 }
 
+int64_t acme_ari_renew_at(const struct acme_renewal_info *ri, int64_t now, uint64_t random)
+{
+	return ri->end <= now ? now : acme_renewal_pick(ri, random);
+}
+
+uint32_t acme_ari_retry(uint32_t retry_after, unsigned failed)
+{
+	uint32_t asked = retry_after == 0		   ? ACME_ARI_RETRY_DEFAULT
+			 : retry_after < ACME_ARI_RETRY_MIN ? ACME_ARI_RETRY_MIN
+			 : retry_after > ACME_ARI_RETRY_MAX ? ACME_ARI_RETRY_MAX
+							    : retry_after;
+	uint32_t backoff = ACME_ARI_RETRY_MIN;
+
+	if (failed == 0)
+		return asked;
+	for (unsigned i = 1; i < failed && backoff < ACME_ARI_RETRY_MAX; i++)
+		backoff *= 2;
+	if (backoff > ACME_ARI_RETRY_MAX)
+		backoff = ACME_ARI_RETRY_MAX;
+	return retry_after && asked > backoff ? asked : backoff;
+}
+
 /* ---- payloads ---- */
 
 /* compact text of o (stolen), NULL with err */

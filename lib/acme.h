@@ -358,8 +358,23 @@ int acme_parse_renewal_info(const char *body, size_t len, struct acme_renewal_in
 			    size_t errlen);
 void acme_renewal_info_free(struct acme_renewal_info *ri);
 /* A time uniformly inside [start, end) chosen by random (a value from
- * RAND_bytes). A window already past means: renew now. */
+ * RAND_bytes). */
 int64_t acme_renewal_pick(const struct acme_renewal_info *ri, uint64_t random);
+/* When to renew by the window (RFC 9773 4.2): acme_renewal_pick's time, or
+ * now when the window's end has passed (renew at once). */
+int64_t acme_ari_renew_at(const struct acme_renewal_info *ri, int64_t now, uint64_t random);
+
+#define ACME_ARI_RETRY_MIN 3600	    /* seconds: renewalInfo is asked for again within these */
+#define ACME_ARI_RETRY_MAX 86400
+#define ACME_ARI_RETRY_DEFAULT 21600 /* when the answer has no Retry-After */
+/* Seconds until a certificate's renewalInfo is asked for again (RFC 9773
+ * 4.3): retry_after (the answer's Retry-After in seconds, acme_retry_after;
+ * 0 when it had none) clamped to [ACME_ARI_RETRY_MIN, ACME_ARI_RETRY_MAX],
+ * ACME_ARI_RETRY_DEFAULT without one. After failed (>= 1) failed checks in
+ * a row, ACME_ARI_RETRY_MIN doubled for each failure before this one, at
+ * most ACME_ARI_RETRY_MAX, or the answer's clamped Retry-After when that is
+ * longer. */
+uint32_t acme_ari_retry(uint32_t retry_after, unsigned failed);
 
 /* RFC 3339 date-time to unix seconds (fractions dropped): 0, or -1. */
 int acme_rfc3339_time(const char *s, int64_t *out);

@@ -1203,6 +1203,106 @@ Test(acme, renewal_info)
 	cr_assert_eq(t, 951825600);
 }
 
+Test(acme, renewal_info_hostile)
+{
+	static const struct refusal bad[] = {
+		{"", "not JSON"},
+		{"[]", "not a JSON object"},
+		{"{\"suggestedWindow\":{\"end\":\"2026-12-03T00:00:00Z\"}}", "start missing"},
+		{"{\"suggestedWindow\":null}", "suggestedWindow missing or not an object"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\","
+		 "\"start\":\"2020-01-01T00:00:00Z\"}}",
+		 "not JSON"},
+		/* RFC 3339 in form only */
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01 00:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\"}}",
+		 "start not an RFC 3339"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00\",\"end\":\"2026-12-03T00:00:00Z\"}}",
+		 "start not an RFC 3339"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-02-30T00:00:00Z\"}}",
+		 "end not an RFC 3339"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T24:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\"}}",
+		 "start not an RFC 3339"},
+		{"{\"suggestedWindow\":{\"start\":\"Tue, 01 Dec 2026 00:00:00 GMT\",\"end\":\"2026-12-03T00:00:00Z\"}}",
+		 "start not an RFC 3339"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-12-03T00:00:00+25:00\"}}",
+		 "end not an RFC 3339"},
+		/* start after end once the offsets are applied */
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00-02:00\",\"end\":\"2026-12-01T01:00:00Z\"}}",
+		 "end not after start"},
+		{"{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\"},"
+		 "\"explanationURL\":\"https://ca.test/\\u0007\"}",
+		 "explanationURL not a URI"},
+	};
+	struct acme_renewal_info ri;
+	char *s = malloc(ACME_JSON_MAX + 64), *p;
+
+	EXPECT_REFUSED(acme_parse_renewal_info, struct acme_renewal_info, bad);
+	/* members ARI does not define are ignored */
+	const char *extra = "{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\","
+			    "\"x\":[1]},\"y\":{}}";
+	cr_assert_eq(acme_parse_renewal_info(extra, strlen(extra), &ri, err, sizeof err), 0, "%s", err);
+	acme_renewal_info_free(&ri);
+	/* a body beyond the bound, nesting beyond the bound, an explanationURL
+	 * longer than a URL may be */
+	cr_assert(s);
+	memset(s, ' ', ACME_JSON_MAX + 1);
+	s[0] = '{';
+	s[ACME_JSON_MAX] = '}';
+	cr_assert_eq(acme_parse_renewal_info(s, ACME_JSON_MAX + 1, &ri, err, sizeof err), -1);
+	cr_assert(strstr(err, "larger than"), "%s", err);
+	p = s + sprintf(s, "{\"suggestedWindow\":");
+	for (int i = 0; i < 100; i++)
+		*p++ = '[';
+	*p = '\0';
+	cr_assert_eq(acme_parse_renewal_info(s, strlen(s), &ri, err, sizeof err), -1);
+	cr_assert(strstr(err, "nested deeper"), "%s", err);
+	p = s + sprintf(s, "{\"suggestedWindow\":{\"start\":\"2026-12-01T00:00:00Z\",\"end\":\"2026-12-03T00:00:00Z\"},"
+			   "\"explanationURL\":\"https://ca.test/");
+	memset(p, 'a', ACME_URL_MAX);
+	strcpy(p + ACME_URL_MAX, "\"}");
+	cr_assert_eq(acme_parse_renewal_info(s, strlen(s), &ri, err, sizeof err), -1);
+	cr_assert(strstr(err, "explanationURL"), "%s", err);
+	free(s);
+}
+
+Test(acme, ari_renew_at_and_retry)
+{
+	struct acme_renewal_info ri = {.start = 1796083200, .end = 1796083200 + 2 * 86400};
+
+	/* a window ahead: a time inside it, whatever now is */
+	for (uint64_t r = 1; r < 1000000; r = r * 7 + 3) {
+		int64_t t = acme_ari_renew_at(&ri, ri.start - 86400, r * 0x9e3779b97f4a7c15ull);
+
+		cr_assert(t >= ri.start && t < ri.end);
+		cr_assert_eq(t, acme_renewal_pick(&ri, r * 0x9e3779b97f4a7c15ull));
+	}
+	/* inside it: still the pick (one already past means renewing now) */
+	cr_assert_eq(acme_ari_renew_at(&ri, ri.start + 60, 0), ri.start);
+	/* its end passed (or reached): now */
+	cr_assert_eq(acme_ari_renew_at(&ri, ri.end, 12345), ri.end);
+	cr_assert_eq(acme_ari_renew_at(&ri, ri.end + 86400 * 400, 12345), ri.end + 86400 * 400);
+
+	/* Retry-After clamped to [1 h, 1 d], 6 h without one */
+	cr_assert_eq(acme_ari_retry(0, 0), ACME_ARI_RETRY_DEFAULT);
+	cr_assert_eq(acme_ari_retry(1, 0), 3600);
+	cr_assert_eq(acme_ari_retry(3599, 0), 3600);
+	cr_assert_eq(acme_ari_retry(7200, 0), 7200);
+	cr_assert_eq(acme_ari_retry(86400, 0), 86400);
+	cr_assert_eq(acme_ari_retry(ACME_RETRY_AFTER_MAX + 1, 0), 86400);
+	cr_assert_eq(acme_ari_retry(UINT32_MAX, 0), 86400);
+	/* failures in a row: 1 h doubling to 1 d, or a longer Retry-After */
+	cr_assert_eq(acme_ari_retry(0, 1), 3600);
+	cr_assert_eq(acme_ari_retry(0, 2), 7200);
+	cr_assert_eq(acme_ari_retry(0, 3), 14400);
+	cr_assert_eq(acme_ari_retry(0, 5), 57600);
+	cr_assert_eq(acme_ari_retry(0, 6), 86400);
+	cr_assert_eq(acme_ari_retry(0, 1000), 86400);
+	cr_assert_eq(acme_ari_retry(0, UINT32_MAX), 86400);
+	cr_assert_eq(acme_ari_retry(7200, 1), 7200);
+	cr_assert_eq(acme_ari_retry(60, 3), 14400);
+	cr_assert_eq(acme_ari_retry(40000, 3), 40000);
+}
+
 /* ---- payloads ---- */
 
 Test(acme, payloads)

@@ -79,6 +79,11 @@ struct job {
 	/* a revocation (acme_revoke_start) rather than an order */
 	bool revoke;
 	int reason;
+	/* a renewal information check (acme_ari_start) rather than an order */
+	char ari_cert_id[ACME_CERT_ID_MAX];
+	acme_ari_cb ari_done;
+	struct acme_ari_answer ari;
+	struct acme_renewal_info ri;
 	/* the outcome */
 	int rc;
 	char why[600];
@@ -915,22 +920,84 @@ static int download(struct job *j, const char *url)
 	return 0;
 }
 
+/* The CertID of the certificate an order replaces (RFC 9773 5) into out,
+ * "" when there is none: the newest version of the job's certificate, when
+ * this issuer issued it. Without it the order is an order all the same. */
+static void replaced(struct job *j, char out[ACME_CERT_ID_MAX])
+{
+	const char *p[1] = {j->job_id};
+	json_t *v = NULL;
+	const char *pem;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char err[200];
+
+	out[0] = '\0';
+	if (store(j, "acme_ari.replaces", p, 1, &v) != 0) {
+		log_warn("ACME issuer %s: job %s: %s (ordered without replaces)", j->issuer_id, j->job_id, j->why);
+		j->rc = 0;
+		return;
+	}
+	pem = json_string_value(json_object_get(v, "pem_chain"));
+	if (pem && x509pem_first_der(pem, &der, &len) == 0 && acme_ari_cert_id(der, len, out, err, sizeof err) != 0)
+		out[0] = '\0';
+	free(der);
+	json_decref(v);
+}
+
+/* Whether the CA refused a newOrder for its replaces: alreadyReplaced
+ * (RFC 9773 5), or a malformed or unauthorized problem about it (a
+ * certificate the CA does not know, or of another account). */
+static bool replaces_refused(const struct http_response *r)
+{
+	struct acme_problem p;
+	char err[200];
+	bool yes;
+
+	if (!r->body || acme_parse_problem(r->body, r->body_len, &p, err, sizeof err) != 0)
+		return false;
+	yes = p.kind == ACME_ERR_ALREADY_REPLACED ||
+	      ((p.kind == ACME_ERR_MALFORMED || p.kind == ACME_ERR_UNAUTHORIZED) && strcasestr(p.detail, "replace"));
+	acme_problem_free(&p);
+	return yes;
+}
+
+static int new_order(struct job *j, const char *replaces, struct http_response *r)
+{
+	const char *profile = cfg_s(j, "profile");
+	char err[300], *payload;
+	int rc;
+
+	payload = acme_payload_new_order((const char *const *)j->names, j->nnames, *profile ? profile : NULL,
+					 *replaces ? replaces : NULL, err, sizeof err);
+	if (!payload)
+		return fail(j, -1, "newOrder: %s", err);
+	rc = post(j, j->dir.new_order, payload, false, r);
+	free(payload);
+	return rc;
+}
+
 static int order(struct job *j)
 {
 	struct http_response r = {0};
 	struct acme_order o;
-	char *payload, err[300], url[ACME_URL_MAX + 1], fin[ACME_URL_MAX + 1];
+	char *payload, err[300], url[ACME_URL_MAX + 1], fin[ACME_URL_MAX + 1], replaces[ACME_CERT_ID_MAX] = "";
 	const char *profile = cfg_s(j, "profile");
 	int rc;
 
 	if (*profile && !acme_directory_profile(&j->dir, profile))
 		return fail(j, -1, "the CA offers no profile \"%s\"", profile);
-	payload = acme_payload_new_order((const char *const *)j->names, j->nnames, *profile ? profile : NULL, NULL,
-					 err, sizeof err);
-	if (!payload)
-		return fail(j, -1, "newOrder: %s", err);
-	rc = post(j, j->dir.new_order, payload, false, &r);
-	free(payload);
+	if (j->dir.renewal_info)
+		replaced(j, replaces);
+	if (*replaces)
+		log_info("ACME issuer %s: job %s orders the replacement of %s", j->issuer_id, j->job_id, replaces);
+	rc = new_order(j, replaces, &r);
+	if (rc == 0 && r.status != 201 && *replaces && replaces_refused(&r)) {
+		log_info("ACME issuer %s: job %s: the CA refused replaces %s: ordered again without it", j->issuer_id,
+			 j->job_id, replaces);
+		http_response_free(&r);
+		rc = new_order(j, "", &r);
+	}
 	if (rc != 0)
 		return rc;
 	if (r.status != 201) {
@@ -1042,12 +1109,49 @@ static int revoke_cert(struct job *j)
 	return rc;
 }
 
+/* RFC 9773 4.1: GET <renewalInfo>/<CertID>, unauthenticated. No
+ * renewalInfo in the directory, or a 404: j->ari.window stays false. */
+static int renewal_info(struct job *j)
+{
+	struct http_response r = {0};
+	char url[ACME_URL_MAX + ACME_CERT_ID_MAX + 2], err[300];
+	size_t n;
+	int rc;
+
+	if (!j->dir.renewal_info)
+		return 0;
+	j->ari.offered = true;
+	n = strlen(j->dir.renewal_info);
+	if (n && j->dir.renewal_info[n - 1] == '/')
+		n--;
+	snprintf(url, sizeof url, "%.*s/%s", (int)n, j->dir.renewal_info, j->ari_cert_id);
+	j->retry_after = 0;
+	rc = exchange(j, "GET", url, NULL, &r);
+	j->ari.retry_after = j->retry_after;
+	if (rc == 0 && r.status == 200) {
+		if (acme_parse_renewal_info(r.body ? r.body : "", r.body_len, &j->ri, err, sizeof err) == 0) {
+			j->ari.window = true;
+			j->ari.start = j->ri.start;
+			j->ari.end = j->ri.end;
+			j->ari.explanation_url = j->ri.explanation_url;
+		} else {
+			rc = fail(j, -2, "%s: %s", url, err);
+		}
+	} else if (rc == 0 && r.status != 404) {
+		rc = problem(j, url, &r);
+	}
+	http_response_free(&r);
+	return rc;
+}
+
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
 	struct call *c;
 
-	if (directory(j) == 0 && account_key(j) == 0 && account(j) == 0)
+	if (*j->ari_cert_id)
+		(void)(directory(j) == 0 && renewal_info(j) == 0);
+	else if (directory(j) == 0 && account_key(j) == 0 && account(j) == 0)
 		(void)(j->revoke ? revoke_cert(j) : order(j));
 	cleanup(j);
 	c = calloc(1, sizeof *c);
@@ -1082,6 +1186,7 @@ static void job_free(struct job *j)
 	if (j->have_dir)
 		acme_directory_free(&j->dir);
 	acme_links_free(&j->links);
+	acme_renewal_info_free(&j->ri);
 	free(j->res.der);
 	free(j->res.chain_pem);
 	free(j);
@@ -1090,7 +1195,9 @@ static void job_free(struct job *j)
 /* on the loop: the outcome to the job's owner */
 static void job_finish(struct job *j)
 {
-	if (j->rc == 0) {
+	if (j->ari_done) {
+		j->ari_done(j->arg, j->rc, j->why, &j->ari);
+	} else if (j->rc == 0) {
 		struct acme_result res = j->res;
 
 		A.succeeded++;
@@ -1133,27 +1240,25 @@ static int names(struct job *j, const struct acme_job *in)
 	return j->nnames ? 0 : -1;
 }
 
-static int start(const struct acme_job *in, acme_done_cb done, void *arg, bool revoking, int reason)
+/* A job made from in, not started yet (job_run); NULL when out of memory or
+ * in has no names. */
+static struct job *job_new(const struct acme_job *in, acme_done_cb done, void *arg)
 {
 	struct job *j = calloc(1, sizeof *j);
-	pthread_attr_t at;
-	pthread_t th;
 	json_error_t je;
 
 	if (!j)
-		return -1;
+		return NULL;
 	snprintf(j->job_id, sizeof j->job_id, "%s", in->job_id);
 	snprintf(j->issuer_id, sizeof j->issuer_id, "%s", in->issuer_id);
 	j->done = done;
 	j->arg = arg;
-	j->revoke = revoking;
-	j->reason = reason;
 	j->cfg = json_loads(in->issuer_config ? in->issuer_config : "{}", 0, &je);
 	j->secret_hex = in->issuer_secret && *in->issuer_secret ? strdup(in->issuer_secret) : NULL;
 	j->csr = malloc(in->csr_len ? in->csr_len : 1);
 	if (!j->cfg || !json_is_object(j->cfg) || !j->csr || names(j, in) != 0) {
 		job_free(j);
-		return -1;
+		return NULL;
 	}
 	memcpy(j->csr, in->csr, in->csr_len);
 	j->csr_len = in->csr_len;
@@ -1166,6 +1271,15 @@ static int start(const struct acme_job *in, acme_done_cb done, void *arg, bool r
 		.timeout_s = 30,
 		.max_body = 1024 * 1024,
 	};
+	return j;
+}
+
+/* j on a thread of its own; freed when it could not start */
+static int job_run(struct job *j)
+{
+	pthread_attr_t at;
+	pthread_t th;
+
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&th, &at, job_thread, j) != 0) {
@@ -1176,6 +1290,17 @@ static int start(const struct acme_job *in, acme_done_cb done, void *arg, bool r
 	pthread_attr_destroy(&at);
 	A.started++;
 	return 0;
+}
+
+static int start(const struct acme_job *in, acme_done_cb done, void *arg, bool revoking, int reason)
+{
+	struct job *j = job_new(in, done, arg);
+
+	if (!j)
+		return -1;
+	j->revoke = revoking;
+	j->reason = reason;
+	return job_run(j);
 }
 
 int acme_start(const struct acme_job *in, acme_done_cb done, void *arg)
@@ -1205,6 +1330,25 @@ int acme_revoke_start(const struct acme_revocation *in, acme_done_cb done, void 
 		if (reasons[i] && strcmp(reasons[i], in->reason) == 0)
 			reason = (int)i;
 	return start(&job, done, arg, true, reason);
+}
+
+int acme_ari_start(const struct acme_ari_check *in, acme_ari_cb done, void *arg)
+{
+	struct acme_job job = {
+		.job_id = in->id,
+		.issuer_id = in->issuer_id,
+		.issuer_config = in->issuer_config,
+		.common_name = "renewal-info",
+		.sans = "",
+		.csr = (const uint8_t *)"",
+	};
+	struct job *j;
+
+	if (!in->cert_id || !acme_ari_cert_id_ok(in->cert_id) || !(j = job_new(&job, NULL, arg)))
+		return -1;
+	snprintf(j->ari_cert_id, sizeof j->ari_cert_id, "%s", in->cert_id);
+	j->ari_done = done;
+	return job_run(j);
 }
 
 int acme_init(struct worker *w)

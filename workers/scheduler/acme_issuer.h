@@ -11,6 +11,7 @@
 #ifndef CERTWARD_SCHEDULER_ACME_ISSUER_H
 #define CERTWARD_SCHEDULER_ACME_ISSUER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,5 +55,27 @@ struct acme_revocation {
 	size_t der_len;
 };
 int acme_revoke_start(const struct acme_revocation *in, acme_done_cb done, void *arg);
+
+/* A certificate's renewal information (RFC 9773 4.1): the issuer's
+ * directory, then an unauthenticated GET of <renewalInfo>/<cert_id> (an
+ * acme_ari_cert_id). done gets rc 0 with window true (start..end, Unix
+ * seconds, explanation_url or NULL), or false when the CA has no
+ * renewalInfo (offered false) or none for this certificate (404); -1/-2
+ * with why for anything else (the CA's problem, the network, an answer
+ * that does not parse). a is never NULL: retry_after is the renewalInfo
+ * answer's Retry-After in seconds (0: none). 0, or -1 when it could not
+ * start (done is not called). */
+struct acme_ari_check {
+	const char *id; /* the certificate's */
+	const char *issuer_id, *issuer_config, *cert_id;
+};
+struct acme_ari_answer {
+	bool offered, window;
+	int64_t start, end;
+	const char *explanation_url;
+	uint32_t retry_after;
+};
+typedef void (*acme_ari_cb)(void *arg, int rc, const char *why, const struct acme_ari_answer *a);
+int acme_ari_start(const struct acme_ari_check *in, acme_ari_cb done, void *arg);
 
 #endif

@@ -6,6 +6,7 @@
 #include "crl.h"
 #include "harden.h"
 #include "acme_revoke.h"
+#include "acme_ari.h"
 #include "jobs.h"
 #include "log.h"
 #include "loops.h"
@@ -63,7 +64,8 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		log_error("scheduler loops: out of memory");
 		return -1;
 	}
-	if (jobs_start(w, section) != 0 || acme_revoke_loop_start(w, section) != 0)
+	if (jobs_start(w, section) != 0 || acme_revoke_loop_start(w, section) != 0 ||
+	    acme_ari_loop_start(w, section) != 0)
 		return -1;
 	if (loops_start(w, section) != 0)
 		return -1;
@@ -76,6 +78,7 @@ static void scheduler_metrics(struct worker *w, struct strbuf *out)
 	loops_metrics(out);
 	jobs_metrics(out);
 	acme_revoke_metrics(out);
+	acme_ari_metrics(out);
 	crl_loop_metrics(out);
 }
 
