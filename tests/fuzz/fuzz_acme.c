@@ -374,6 +374,13 @@ static void parse_text(unsigned which, const char *s, size_t n)
 			int64_t t = acme_renewal_pick(&ri, r * 0x9e3779b97f4a7c15ull);
 
 			need(t >= ri.start && t < ri.end);
+			need(acme_ari_renew_at(&ri, ri.start, r * 0x9e3779b97f4a7c15ull) == t);
+		}
+		need(acme_ari_renew_at(&ri, ri.end, 1) == ri.end);
+		{
+			uint32_t wait = acme_ari_retry((uint32_t)n * 2654435761u, (unsigned)(n % 40));
+
+			need(wait >= ACME_ARI_RETRY_MIN && wait <= ACME_ARI_RETRY_MAX);
 		}
 		acme_renewal_info_free(&ri);
 		return;

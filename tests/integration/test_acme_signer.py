@@ -5,7 +5,11 @@ here, JWS signatures (ES256, ES384, RS256) verified with the openssl CLI,
 key files 0600 under key_dir/acme wrapped with the CA passphrase and loaded
 again by a restarted signer, another alg refused, EAB HMACs of a secret
 sealed through POST /api/v1/issuers as Python's hmac computes them, bad
-input refused, and no key material in any log."""
+input refused, and no key material in any log. Key rollover: a pending key
+(key_dir/acme/<issuer>.key.next) of another algorithm, kept by a restarted
+signer, signing keyChange inner JWS objects only, committed over the
+account key or aborted; retirement of a deactivated account's key; their
+bad input refused."""
 import base64
 import hashlib
 import hmac
@@ -17,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TEST_HOOKS, Api, Cases, Certward, Postgres, check, log, make_key, make_root, psql, teardown,
@@ -70,7 +75,7 @@ def ask(req):
         return None
     line = wait_for("the answer to %s" % path, answered, timeout=60)
     if tag + "ok" in line:
-        return "ok", dict(re.findall(r" (jwk|thumbprint|signature|type)=(\S+)", line))
+        return "ok", dict(re.findall(r" (jwk|thumbprint|signature|type|file)=(\S+)", line))
     m = re.search(r'acme-signer [^:]*: error: (.*?)" code=(\d+)', line)
     check(m, "unreadable answer: %r" % line)
     return "error", (int(m.group(2)), m.group(1))
@@ -334,6 +339,163 @@ def eab():
     check(m.get("acme_eab_signatures_total") == 2, "eab metrics: %r" % m.get("acme_eab_signatures_total"))
 
 
+def key_msg(message, issuer_id, **fields):
+    return ask(dict({"message": message, "issuer_id": issuer_id}, **fields))
+
+
+def jwk_of(a):
+    text = bytes.fromhex(a["jwk"]).decode()
+    return text, json.loads(text)
+
+
+def key_change_input(alg, new_jwk, old_jwk, account="https://127.0.0.1:14000/my-account/1", header_jwk=None,
+                     **payload):
+    """The inner JWS of a keyChange (RFC 8555 7.3.5), as the scheduler makes it."""
+    protected = {"alg": alg, "jwk": header_jwk or new_jwk, "url": "https://127.0.0.1:14000/rollover-account-key"}
+    body = dict({"account": account, "oldKey": old_jwk}, **payload)
+    return b64u(json.dumps(protected).encode()) + "." + b64u(json.dumps(body).encode())
+
+
+def openssl_pub(path):
+    out = subprocess.run(["openssl", "pkey", "-in", path, "-passin", "file:" + passfile, "-pubout"],
+                         capture_output=True, text=True, timeout=30)
+    check(out.returncode == 0, "%s does not open: %s" % (path, out.stderr))
+    return out.stdout
+
+
+def rollover():
+    """ACME_KEY_NEXT makes a pending key of another algorithm in
+    <issuer>.key.next (0600, wrapped), refuses a second one while it is
+    pending and gives it back with alg ""; a restarted signer still has it.
+    ACME_JWS_SIGN_NEXT signs a keyChange inner JWS with it (openssl verifies
+    with the new JWK) and nothing else, while ACME_JWS_SIGN still signs with
+    the account key. ACME_KEY_COMMIT with another thumbprint is refused; with
+    the pending key's it replaces the account key's file (.next gone), asked
+    again it answers the same. ACME_KEY_ABORT removes a pending key."""
+    old_text, old, old_tp = account("acme-roll", "ES256")
+    path = os.path.join(acme_dir(), "acme-roll.key")
+    refused(key_msg("ACME_KEY_NEXT", "acme-roll", alg=""), "no key rollover is pending for issuer acme-roll", 2)
+    kind, a = key_msg("ACME_KEY_NEXT", "acme-roll", alg="ES384")
+    check(kind == "ok" and a["type"] == "ACME_ACCOUNT", "NEXT: %r" % ((kind, a),))
+    new_text, new = jwk_of(a)
+    check(new["crv"] == "P-384" and a["thumbprint"] == b64u(hashlib.sha256(new_text.encode()).digest()),
+          "the pending JWK: %s %s" % (new_text, a["thumbprint"]))
+    new_tp = a["thumbprint"]
+    st = os.stat(path + ".next")
+    check(stat.S_IMODE(st.st_mode) == 0o600, "the pending key's mode %o" % st.st_mode)
+    with open(path + ".next") as f:
+        check("BEGIN ENCRYPTED PRIVATE KEY" in f.read(), "the pending key is not wrapped")
+    check(openssl_pub(path + ".next") == jwk_pem(new) and openssl_pub(path) == jwk_pem(old),
+          "the files' keys are not the JWKs'")
+    refused(key_msg("ACME_KEY_NEXT", "acme-roll", alg="ES256"), "a key rollover is pending for issuer acme-roll", 17)
+    # a crash between the CA's answer and the commit: the pending key is on disk
+    pid = cw.status()["signer"]["pid"]
+    cw.ctl("restart", "signer")
+    wait_for("signer back", lambda: cw.all_running() and cw.status()["signer"]["pid"] != pid, timeout=60)
+    wait_for("the scheduler reaches the new signer",
+             lambda: key_msg("ACME_KEY_NEXT", "acme-roll", alg="")[0] == "ok", timeout=30, interval=0.5)
+    kind, a = key_msg("ACME_KEY_NEXT", "acme-roll", alg="")
+    check(kind == "ok" and jwk_of(a)[1] == new and a["thumbprint"] == new_tp, "the pending key after a restart")
+    # the inner JWS, by the new key
+    text = key_change_input("ES384", new, old)
+    kind, ans = ask({"message": "ACME_JWS_SIGN_NEXT", "issuer_id": "acme-roll", "signing_input": text})
+    check(kind == "ok" and ans["type"] == "ACME_JWS_SIGNATURE", "SIGN_NEXT: %r" % ((kind, ans),))
+    sig = bytes.fromhex(ans["signature"])
+    check(len(sig) == 96 and verifies(new, "ES384", text, sig), "the inner JWS does not verify with the new key")
+    for bad, needle in ((key_change_input("ES384", new, old, header_jwk=old), "jwk is not the pending key"),
+                        (key_change_input("ES384", new, new), "oldKey is not the account key"),
+                        (key_change_input("ES384", new, old, account=7), "not a keyChange object"),
+                        (key_change_input("ES256", new, old), "the protected header's alg is not ES384"),
+                        (signing_input("ES384", {"identifiers": []}, jwk=new), "not a keyChange object"),
+                        (signing_input("ES384", {}, kid="https://127.0.0.1:14000/my-account/1"),
+                         "jwk is not the pending key"),
+                        ("", "not <protected>.<payload>")):
+        refused(ask({"message": "ACME_JWS_SIGN_NEXT", "issuer_id": "acme-roll", "signing_input": bad}), needle)
+    refused(ask({"message": "ACME_JWS_SIGN_NEXT", "issuer_id": "acme-es256",
+                 "signing_input": key_change_input("ES256", old, old)}), "no key rollover is pending", 2)
+    # the outer JWS: the account key still
+    text = signing_input("ES256", {"x": 1}, kid="https://127.0.0.1:14000/my-account/1")
+    kind, ans = jws_sign("acme-roll", text)
+    check(kind == "ok" and verifies(old, "ES256", text, bytes.fromhex(ans["signature"])), "the outer JWS")
+    refused(key_msg("ACME_KEY_COMMIT", "acme-roll", thumbprint=old_tp), "has another thumbprint")
+    kind, a = key_msg("ACME_KEY_COMMIT", "acme-roll", thumbprint=new_tp)
+    check(kind == "ok" and jwk_of(a)[1] == new and a["thumbprint"] == new_tp, "COMMIT: %r" % ((kind, a),))
+    check(not os.path.exists(path + ".next") and openssl_pub(path) == jwk_pem(new),
+          "the account key's file after the commit")
+    check(key_msg("ACME_KEY_COMMIT", "acme-roll", thumbprint=new_tp) == (kind, a), "a second COMMIT")
+    kind, a = ask({"message": "ACME_ACCOUNT_GET", "issuer_id": "acme-roll", "alg": ""})
+    check(kind == "ok" and a["thumbprint"] == new_tp, "ACCOUNT_GET with no alg: %r" % ((kind, a),))
+    refused(ask({"message": "ACME_ACCOUNT_GET", "issuer_id": "acme-roll", "alg": "ES256"}), "the account key is ES384")
+    text = signing_input("ES384", {"after": "rollover"}, kid="https://127.0.0.1:14000/my-account/1")
+    kind, ans = jws_sign("acme-roll", text)
+    check(kind == "ok" and verifies(new, "ES384", text, bytes.fromhex(ans["signature"])), "signed by the new key")
+    # abort
+    kind, a = key_msg("ACME_KEY_NEXT", "acme-roll", alg="RS256")
+    check(kind == "ok" and jwk_of(a)[1]["kty"] == "RSA" and os.path.exists(path + ".next"), "NEXT RS256")
+    refused(key_msg("ACME_KEY_ABORT", "acme-roll", thumbprint=new_tp), "has another thumbprint")
+    kind, d = key_msg("ACME_KEY_ABORT", "acme-roll", thumbprint=a["thumbprint"])
+    check(kind == "ok" and d["type"] == "ACME_KEY_DONE" and not os.path.exists(path + ".next"), "ABORT: %r" % (d,))
+    check(key_msg("ACME_KEY_ABORT", "acme-roll", thumbprint=a["thumbprint"])[0] == "ok", "ABORT with none pending")
+    refused(key_msg("ACME_KEY_NEXT", "acme-roll", alg=""), "no key rollover is pending", 2)
+    check(openssl_pub(path) == jwk_pem(new), "an abort touched the account key")
+    lines = log_text("signer")
+    check("made a pending ACME account key" in lines and "the pending ACME account key is the account key now"
+          in lines and "previous=" + old_tp in lines and "discarded the pending ACME account key" in lines,
+          "the signer's log lines of the rollover")
+
+
+def retire():
+    """ACME_KEY_RETIRE with another thumbprint is refused; with the account
+    key's, the file becomes <issuer>.key.deactivated.<unix time> (a pending
+    key goes with it), the key signs nothing more, ACME_ACCOUNT_GET "" finds
+    none and the next ACME_ACCOUNT_GET makes a new key. An issuer with no
+    key: nothing to retire."""
+    _, old, tp = account("acme-retire", "ES256")
+    check(key_msg("ACME_KEY_NEXT", "acme-retire", alg="ES256")[0] == "ok", "a pending key")
+    refused(key_msg("ACME_KEY_RETIRE", "acme-retire", thumbprint=account("acme-es256", "ES256")[2]),
+            "has another thumbprint")
+    before = int(time.time())
+    kind, d = key_msg("ACME_KEY_RETIRE", "acme-retire", thumbprint=tp)
+    check(kind == "ok" and d["type"] == "ACME_KEY_DONE", "RETIRE: %r" % ((kind, d),))
+    m = re.fullmatch(r"acme-retire\.key\.deactivated\.(\d+)", d.get("file", ""))
+    check(m and before <= int(m.group(1)) <= time.time() + 1, "the retired file's name: %r" % d)
+    names = sorted(n for n in os.listdir(acme_dir()) if n.startswith("acme-retire."))
+    check(names == [d["file"]], "files left: %r" % names)
+    check(openssl_pub(os.path.join(acme_dir(), d["file"])) == jwk_pem(old), "the retired file's key")
+    refused(ask({"message": "ACME_ACCOUNT_GET", "issuer_id": "acme-retire", "alg": ""}), "no account key", 2)
+    refused(jws_sign("acme-retire", signing_input("ES256", {})), "no account key for issuer acme-retire")
+    _, fresh, tp2 = account("acme-retire", "ES256")
+    check(tp2 != tp and fresh != old, "no new key after the retirement")
+    kind, d = key_msg("ACME_KEY_RETIRE", "acme-nokey", thumbprint=tp)
+    check(kind == "ok" and d.get("file") == "-", "RETIRE without a key: %r" % ((kind, d),))
+
+
+def rollover_bad_input():
+    """Bad issuer ids and algorithms, an issuer without an account key, and
+    fields past their bounds (never sent)."""
+    for message, field in (("ACME_KEY_NEXT", {"alg": "ES256"}), ("ACME_KEY_COMMIT", {"thumbprint": "x"}),
+                           ("ACME_KEY_ABORT", {"thumbprint": "x"}), ("ACME_KEY_RETIRE", {"thumbprint": "x"}),
+                           ("ACME_JWS_SIGN_NEXT", {"signing_input": signing_input("ES256", {})})):
+        for bad in ("../../etc", "a/b", ""):
+            refused(ask(dict({"message": message, "issuer_id": bad}, **field)), "issuer_id: not a valid id")
+        kind, ans = ask(dict({"message": message, "issuer_id": "a" * 65}, **field))
+        check(kind == "unsent" and "not sent" in ans, "%s, a 65-byte issuer id: %r" % (message, (kind, ans)))
+    for alg in ("HS256", "none", "es256"):
+        refused(key_msg("ACME_KEY_NEXT", "acme-es256", alg=alg), "alg: one of ES256, ES384, RS256")
+    refused(key_msg("ACME_KEY_NEXT", "acme-none", alg="ES256"), "no account key for issuer acme-none", 2)
+    refused(key_msg("ACME_KEY_COMMIT", "acme-none", thumbprint="x" * 43), "no account key for issuer acme-none", 2)
+    refused(key_msg("ACME_KEY_COMMIT", "acme-es256", thumbprint="x" * 43), "no key rollover is pending", 2)
+    kind, ans = key_msg("ACME_KEY_COMMIT", "acme-es256", thumbprint="x" * 65)
+    check(kind == "unsent", "a 65-byte thumbprint: %r" % ((kind, ans),))
+    kind, ans = key_msg("ACME_KEY_NEXT", "acme-es256", alg="ES256384X")
+    check(kind == "unsent", "a 9-byte alg: %r" % ((kind, ans),))
+    big = key_change_input("ES256", {"x": "y" * 13000}, {})
+    kind, ans = ask({"message": "ACME_JWS_SIGN_NEXT", "issuer_id": "acme-es256", "signing_input": big})
+    check(kind == "unsent", "a 16 KiB+ signing input: %r" % ((kind, ans),))
+    check(not [n for n in os.listdir(acme_dir()) if n.startswith("acme-none") or n.endswith(".tmp")],
+          "a refused request left a file")
+
+
 def no_key_material_in_logs():
     """Neither the account keys, the EAB keys nor the passphrase reach a log."""
     text = every_log()
@@ -378,6 +540,9 @@ try:
         case(bad_input_refused)
         case(restart_keeps_keys)
         case(eab)
+        case(rollover)
+        case(retire)
+        case(rollover_bad_input)
         case(no_key_material_in_logs)
         RUN.stop_clean(cw)
 finally:

@@ -57,6 +57,8 @@ static void on_answer(int status, struct ipc_msg *r, int fd, void *arg)
 		} else if (r->type == IPC_T_ACME_EAB_SIGNATURE) {
 			log_hex(kv, sizeof kv, &o, "signature", r->u.acme_eab_signature.signature.ptr,
 				r->u.acme_eab_signature.signature.len);
+		} else if (r->type == IPC_T_ACME_KEY_DONE) {
+			snprintf(kv + o, sizeof kv - o, " file=%s", *r->u.acme_key_done.file ? r->u.acme_key_done.file : "-");
 		}
 		log_event(LOG_INFO, NULL, kv, "acme-signer %s: ok", h->tag);
 	}
@@ -98,6 +100,27 @@ static int acme_signer(struct worker *w, const char *path, char *msg, size_t msg
 		m.u.acme_jws_sign.issuer_id = field(req, "issuer_id");
 		m.u.acme_jws_sign.signing_input.ptr = (const uint8_t *)input;
 		m.u.acme_jws_sign.signing_input.len = (uint32_t)strlen(input);
+	} else if (strcmp(type, "ACME_KEY_NEXT") == 0) {
+		m.type = IPC_T_ACME_KEY_NEXT;
+		m.u.acme_key_next.issuer_id = field(req, "issuer_id");
+		m.u.acme_key_next.alg = field(req, "alg");
+	} else if (strcmp(type, "ACME_JWS_SIGN_NEXT") == 0) {
+		m.type = IPC_T_ACME_JWS_SIGN_NEXT;
+		m.u.acme_jws_sign_next.issuer_id = field(req, "issuer_id");
+		m.u.acme_jws_sign_next.signing_input.ptr = (const uint8_t *)input;
+		m.u.acme_jws_sign_next.signing_input.len = (uint32_t)strlen(input);
+	} else if (strcmp(type, "ACME_KEY_COMMIT") == 0) {
+		m.type = IPC_T_ACME_KEY_COMMIT;
+		m.u.acme_key_commit.issuer_id = field(req, "issuer_id");
+		m.u.acme_key_commit.thumbprint = field(req, "thumbprint");
+	} else if (strcmp(type, "ACME_KEY_ABORT") == 0) {
+		m.type = IPC_T_ACME_KEY_ABORT;
+		m.u.acme_key_abort.issuer_id = field(req, "issuer_id");
+		m.u.acme_key_abort.thumbprint = field(req, "thumbprint");
+	} else if (strcmp(type, "ACME_KEY_RETIRE") == 0) {
+		m.type = IPC_T_ACME_KEY_RETIRE;
+		m.u.acme_key_retire.issuer_id = field(req, "issuer_id");
+		m.u.acme_key_retire.thumbprint = field(req, "thumbprint");
 	} else if (strcmp(type, "ACME_EAB_SIGN") == 0) {
 		const char *hex = field(req, "sealed");
 
@@ -115,7 +138,8 @@ static int acme_signer(struct worker *w, const char *path, char *msg, size_t msg
 		m.u.acme_eab_sign.signing_input.len = (uint32_t)strlen(input);
 	} else {
 		json_decref(req);
-		snprintf(msg, msglen, "message: ACME_ACCOUNT_GET, ACME_JWS_SIGN or ACME_EAB_SIGN");
+		snprintf(msg, msglen, "message: ACME_ACCOUNT_GET, ACME_JWS_SIGN, ACME_EAB_SIGN, ACME_KEY_NEXT, "
+				      "ACME_JWS_SIGN_NEXT, ACME_KEY_COMMIT, ACME_KEY_ABORT or ACME_KEY_RETIRE");
 		return -EINVAL;
 	}
 	if (!(h = calloc(1, sizeof *h))) {

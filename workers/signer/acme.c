@@ -15,10 +15,12 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ca.h"
@@ -42,14 +44,21 @@ static const struct {
 /* the longest base64url member eab_hmac_key we take (CAs hand out 32 to 64 bytes) */
 #define EAB_KEY_B64_MAX 1024
 
-struct account {
-	char issuer_id[65];
-	EVP_PKEY *key;
-	size_t alg; /* index into algs */
+/* a key with its public JWK and thumbprint */
+struct acct_key {
+	EVP_PKEY *key; /* NULL: none */
+	size_t alg;    /* index into algs */
 	char jwk[ACME_JWK_MAX];
 	size_t jwk_len;
 	char thumbprint[44];
-	uint64_t used; /* when last used, to drop the least recent */
+};
+
+struct account {
+	char issuer_id[65];
+	struct acct_key cur;  /* the account key */
+	struct acct_key next; /* a rollover's pending key (<issuer_id>.key.next) */
+	bool next_read;       /* next is what the disk has */
+	uint64_t used;        /* when last used, to drop the least recent */
 };
 
 struct acme_keys {
@@ -111,11 +120,18 @@ out:
 	return rc;
 }
 
+static void key_clear(struct acct_key *x)
+{
+	EVP_PKEY_free(x->key);
+	memset(x, 0, sizeof *x);
+}
+
 static void account_free(struct account *a)
 {
 	if (!a)
 		return;
-	EVP_PKEY_free(a->key);
+	EVP_PKEY_free(a->cur.key);
+	EVP_PKEY_free(a->next.key);
 	free(a);
 }
 
@@ -161,16 +177,16 @@ static int alg_of_key(EVP_PKEY *key)
 	return -1;
 }
 
-/* The public JWK of a's key in RFC 7638's member order (EC: crv, kty, x, y;
+/* The public JWK of x's key in RFC 7638's member order (EC: crv, kty, x, y;
  * RSA: e, kty, n), and its thumbprint. 0 or -1. */
-static int make_jwk(struct account *a)
+static int make_jwk(struct acct_key *k)
 {
 	uint8_t bin[1 + 2 * 66], digest[SHA256_DIGEST_LENGTH];
 	char x[100], y[100];
 	int n;
 
-	if (EVP_PKEY_id(a->key) == EVP_PKEY_EC) {
-		const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(a->key);
+	if (EVP_PKEY_id(k->key) == EVP_PKEY_EC) {
+		const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(k->key);
 		size_t len = EC_POINT_point2oct(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec),
 						POINT_CONVERSION_UNCOMPRESSED, bin, sizeof bin, NULL);
 		size_t w = (len - 1) / 2;
@@ -179,10 +195,10 @@ static int make_jwk(struct account *a)
 			return -1;
 		b64url(bin + 1, w, x);
 		b64url(bin + 1 + w, w, y);
-		n = snprintf(a->jwk, sizeof a->jwk, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-			     a->alg == 0 ? "P-256" : "P-384", x, y);
+		n = snprintf(k->jwk, sizeof k->jwk, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+			     k->alg == 0 ? "P-256" : "P-384", x, y);
 	} else {
-		const RSA *rsa = EVP_PKEY_get0_RSA(a->key);
+		const RSA *rsa = EVP_PKEY_get0_RSA(k->key);
 		uint8_t nb[512], eb[16];
 		char n64[700], e64[24];
 		size_t nlen = BN_num_bytes(RSA_get0_n(rsa)), elen = BN_num_bytes(RSA_get0_e(rsa));
@@ -194,46 +210,14 @@ static int make_jwk(struct account *a)
 		BN_bn2bin(RSA_get0_e(rsa), eb);
 		b64url(nb, nlen, n64);
 		b64url(eb, elen, e64);
-		n = snprintf(a->jwk, sizeof a->jwk, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", e64, n64);
+		n = snprintf(k->jwk, sizeof k->jwk, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", e64, n64);
 	}
-	if (n < 0 || (size_t)n >= sizeof a->jwk)
+	if (n < 0 || (size_t)n >= sizeof k->jwk)
 		return -1;
-	a->jwk_len = (size_t)n;
-	SHA256((const uint8_t *)a->jwk, a->jwk_len, digest);
-	b64url(digest, sizeof digest, a->thumbprint);
+	k->jwk_len = (size_t)n;
+	SHA256((const uint8_t *)k->jwk, k->jwk_len, digest);
+	b64url(digest, sizeof digest, k->thumbprint);
 	return 0;
-}
-
-/* key (taken over) as issuer_id's account in memory, the least recently
- * used one dropped when they are ACME_KEYS_MAX. NULL when out of memory
- * (key freed). */
-static struct account *keep(struct acme_keys *k, const char *issuer_id, EVP_PKEY *key, int alg)
-{
-	struct account *a = calloc(1, sizeof *a);
-
-	if (!a) {
-		EVP_PKEY_free(key);
-		return NULL;
-	}
-	snprintf(a->issuer_id, sizeof a->issuer_id, "%s", issuer_id);
-	a->key = key;
-	a->alg = (size_t)alg;
-	if (make_jwk(a) != 0) {
-		ERR_clear_error();
-		account_free(a);
-		return NULL;
-	}
-	if (k->n == ACME_KEYS_MAX) {
-		size_t oldest = 0;
-
-		for (size_t i = 1; i < k->n; i++)
-			if (k->accounts[i]->used < k->accounts[oldest]->used)
-				oldest = i;
-		account_free(k->accounts[oldest]);
-		k->accounts[oldest] = k->accounts[--k->n];
-	}
-	k->accounts[k->n++] = a;
-	return a;
 }
 
 /* why from fmt, BoringSSL's error queue cleared; returns rc */
@@ -249,14 +233,103 @@ static int refuse(char *why, size_t whylen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* key (taken over, of algs[alg]) into *x with its JWK: 0, or -1 (key freed) */
+static int key_set(struct acct_key *x, EVP_PKEY *key, size_t alg)
+{
+	x->key = key;
+	x->alg = alg;
+	if (make_jwk(x) == 0)
+		return 0;
+	ERR_clear_error();
+	key_clear(x);
+	return -1;
+}
+
+/* key_dir/acme/<issuer_id>.key<suffix> */
+static void key_path(const struct acme_keys *k, const char *issuer_id, const char *suffix, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s.key%s", k->dir, issuer_id, suffix);
+}
+
+/* The directory's entries to disk: a rename in it is durable once this
+ * returns 0. */
+static int sync_dir(const struct acme_keys *k)
+{
+	int fd = open(k->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* The key in path into *x: 0, or -2 with why. */
+static int key_load(struct acme_keys *k, const char *path, const char *issuer_id, bool pending, struct acct_key *x,
+		    char *why, size_t whylen)
+{
+	const char *what = pending ? "the pending ACME account key" : "the ACME account key";
+	EVP_PKEY *key = pki_key_load(path, k->passphrase, pending ? "a pending ACME account key" : "an ACME account key");
+	int alg;
+
+	if (!key)
+		return refuse(why, whylen, -2, "%s of issuer %s cannot be read (the signer's log says why)", what,
+			      issuer_id);
+	if ((alg = alg_of_key(key)) < 0) {
+		EVP_PKEY_free(key);
+		return refuse(why, whylen, -2, "%s of issuer %s is of no ACME algorithm", what, issuer_id);
+	}
+	if (key_set(x, key, (size_t)alg) != 0)
+		return refuse(why, whylen, -2, "%s of issuer %s has no JWK", what, issuer_id);
+	return 0;
+}
+
+/* cur (taken over) as issuer_id's account in memory, the least recently
+ * used one dropped when they are ACME_KEYS_MAX. NULL when out of memory
+ * (cur's key freed). */
+static struct account *keep(struct acme_keys *k, const char *issuer_id, struct acct_key *cur)
+{
+	struct account *a = calloc(1, sizeof *a);
+
+	if (!a) {
+		key_clear(cur);
+		return NULL;
+	}
+	snprintf(a->issuer_id, sizeof a->issuer_id, "%s", issuer_id);
+	a->cur = *cur;
+	cur->key = NULL;
+	if (k->n == ACME_KEYS_MAX) {
+		size_t oldest = 0;
+
+		for (size_t i = 1; i < k->n; i++)
+			if (k->accounts[i]->used < k->accounts[oldest]->used)
+				oldest = i;
+		account_free(k->accounts[oldest]);
+		k->accounts[oldest] = k->accounts[--k->n];
+	}
+	k->accounts[k->n++] = a;
+	a->used = ++k->clock;
+	return a;
+}
+
+/* issuer_id's account dropped from memory (its file renamed away) */
+static void forget(struct acme_keys *k, const char *issuer_id)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->accounts[i]->issuer_id, issuer_id) == 0) {
+			account_free(k->accounts[i]);
+			k->accounts[i] = k->accounts[--k->n];
+			return;
+		}
+}
+
 /* issuer_id's account: in memory, else read from its file. NULL with *rc
  * 0 when it has no key file, else -1 or -2 with why. */
 static struct account *account_of(struct acme_keys *k, const char *issuer_id, int *rc, char *why, size_t whylen)
 {
-	char path[1200];
-	EVP_PKEY *key;
+	char path[ACME_PATH_MAX];
+	struct acct_key cur = {0};
 	struct account *a;
-	int alg;
 
 	*rc = -1;
 	if (!valid_resource_id(issuer_id, 64)) {
@@ -266,85 +339,140 @@ static struct account *account_of(struct acme_keys *k, const char *issuer_id, in
 	for (size_t i = 0; i < k->n; i++)
 		if (strcmp(k->accounts[i]->issuer_id, issuer_id) == 0) {
 			k->accounts[i]->used = ++k->clock;
+			*rc = 0;
 			return k->accounts[i];
 		}
-	snprintf(path, sizeof path, "%s/%s.key", k->dir, issuer_id);
+	key_path(k, issuer_id, "", path, sizeof path);
 	if (access(path, F_OK) != 0 && errno == ENOENT) {
 		*rc = 0;
 		return NULL;
 	}
-	*rc = -2;
-	if (!(key = pki_key_load(path, k->passphrase, "an ACME account key"))) {
-		refuse(why, whylen, -2, "the ACME account key of issuer %s cannot be read (the signer's log says why)",
-		       issuer_id);
+	if ((*rc = key_load(k, path, issuer_id, false, &cur, why, whylen)) != 0)
+		return NULL;
+	if (!(a = keep(k, issuer_id, &cur))) {
+		*rc = refuse(why, whylen, -2, "out of memory");
 		return NULL;
 	}
-	if ((alg = alg_of_key(key)) < 0) {
-		EVP_PKEY_free(key);
-		refuse(why, whylen, -2, "the ACME account key of issuer %s is of no ACME algorithm", issuer_id);
-		return NULL;
-	}
-	if (!(a = keep(k, issuer_id, key, alg))) {
-		refuse(why, whylen, -2, "out of memory");
-		return NULL;
-	}
-	a->used = ++k->clock;
-	*rc = 0;
 	return a;
+}
+
+/* issuer_id's account, which must have a key: NULL with *rc -3 (no key),
+ * -1 or -2, and why. */
+static struct account *account_with_key(struct acme_keys *k, const char *issuer_id, int *rc, char *why,
+					size_t whylen)
+{
+	struct account *a = account_of(k, issuer_id, rc, why, whylen);
+
+	if (!a && *rc == 0)
+		*rc = refuse(why, whylen, ACME_NO_KEY, "no account key for issuer %s (ACME_ACCOUNT_GET makes it)",
+			     issuer_id);
+	return a;
+}
+
+/* a's pending key: in memory, else read from its file. NULL with *rc 0
+ * when there is none, else -2 with why. */
+static struct acct_key *pending_of(struct acme_keys *k, struct account *a, int *rc, char *why, size_t whylen)
+{
+	char path[ACME_PATH_MAX];
+
+	*rc = 0;
+	if (a->next_read)
+		return a->next.key ? &a->next : NULL;
+	key_path(k, a->issuer_id, ".next", path, sizeof path);
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		a->next_read = true;
+		return NULL;
+	}
+	if ((*rc = key_load(k, path, a->issuer_id, true, &a->next, why, whylen)) != 0)
+		return NULL;
+	a->next_read = true;
+	return &a->next;
+}
+
+static void answer(const struct acct_key *x, struct acme_account *out)
+{
+	out->jwk = x->jwk;
+	out->jwk_len = x->jwk_len;
+	out->thumbprint = x->thumbprint;
+}
+
+/* an index into algs, NALGS for "" (none asked for), or -1 */
+static int alg_named(const char *alg)
+{
+	size_t i;
+
+	if (!*alg)
+		return (int)NALGS;
+	for (i = 0; i < NALGS && strcmp(algs[i].name, alg) != 0; i++)
+		;
+	return i < NALGS ? (int)i : -1;
+}
+
+/* a new key of algs[alg] into *x, written to path (0600, wrapped) and its
+ * directory synced: 0, or -2 with why */
+static int key_make(struct acme_keys *k, const char *issuer_id, size_t alg, const char *path, struct acct_key *x,
+		    char *why, size_t whylen)
+{
+	EVP_PKEY *key;
+
+	/* mkdirat: the seccomp filter allows it, not mkdir */
+	if (mkdirat(AT_FDCWD, k->dir, 0700) != 0 && errno != EEXIST)
+		return refuse(why, whylen, -2, "cannot create %s", k->dir);
+	if (!(key = pki_key_generate(algs[alg].key)) || key_set(x, key, alg) != 0)
+		return refuse(why, whylen, -2, "cannot make an ACME account key");
+	if (pki_key_save(x->key, path, k->passphrase) != 0 || sync_dir(k) != 0) {
+		key_clear(x);
+		unlink(path);
+		return refuse(why, whylen, -2, "cannot write the ACME account key of issuer %s", issuer_id);
+	}
+	return 0;
+}
+
+static void log_key(const char *issuer_id, const struct acct_key *x, const char *more, const char *msg)
+{
+	char kv[400];
+
+	snprintf(kv, sizeof kv, "issuer_id=%s alg=%s thumbprint=%s%s", issuer_id, algs[x->alg].name, x->thumbprint,
+		 more);
+	log_event(LOG_INFO, NULL, kv, "%s", msg);
 }
 
 int acme_account_get(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out,
 		     char *why, size_t whylen)
 {
 	struct account *a;
-	size_t want;
-	int rc;
-	char path[1200];
-	EVP_PKEY *key;
+	struct acct_key made = {0};
+	int want = alg_named(alg), rc;
+	char path[ACME_PATH_MAX];
 
-	for (want = 0; want < NALGS && strcmp(algs[want].name, alg) != 0; want++)
-		;
-	if (want == NALGS)
+	if (want < 0)
 		return refuse(why, whylen, -1, "alg: one of ES256, ES384, RS256");
 	if (!(a = account_of(k, issuer_id, &rc, why, whylen)) && rc != 0)
 		return rc;
 	if (!a) {
-		/* mkdirat: the seccomp filter allows it, not mkdir */
-		if (mkdirat(AT_FDCWD, k->dir, 0700) != 0 && errno != EEXIST)
-			return refuse(why, whylen, -2, "cannot create %s", k->dir);
-		snprintf(path, sizeof path, "%s/%s.key", k->dir, issuer_id);
-		if (!(key = pki_key_generate(algs[want].key)))
-			return refuse(why, whylen, -2, "cannot make an ACME account key");
-		if (pki_key_save(key, path, k->passphrase) != 0) {
-			EVP_PKEY_free(key);
-			return refuse(why, whylen, -2, "cannot write the ACME account key of issuer %s", issuer_id);
-		}
-		if (!(a = keep(k, issuer_id, key, (int)want)))
+		if (want == (int)NALGS)
+			return refuse(why, whylen, ACME_NO_KEY, "no account key for issuer %s", issuer_id);
+		key_path(k, issuer_id, "", path, sizeof path);
+		if ((rc = key_make(k, issuer_id, (size_t)want, path, &made, why, whylen)) != 0)
+			return rc;
+		if (!(a = keep(k, issuer_id, &made)))
 			return refuse(why, whylen, -2, "out of memory");
-		a->used = ++k->clock;
-		{
-			char kv[200];
-
-			snprintf(kv, sizeof kv, "issuer_id=%s alg=%s thumbprint=%s", issuer_id, algs[want].name,
-				 a->thumbprint);
-			log_event(LOG_INFO, NULL, kv, "made an ACME account key");
-		}
-	} else if (a->alg != want) {
-		return refuse(why, whylen, -1, "the account key is %s", algs[a->alg].name);
+		log_key(issuer_id, &a->cur, "", "made an ACME account key");
+	} else if (want != (int)NALGS && a->cur.alg != (size_t)want) {
+		return refuse(why, whylen, -1, "the account key is %s", algs[a->cur.alg].name);
 	}
-	out->jwk = a->jwk;
-	out->jwk_len = a->jwk_len;
-	out->thumbprint = a->thumbprint;
+	answer(&a->cur, out);
 	return 0;
 }
 
 /* in is "<protected>.<payload>", both base64url, whose protected header
  * names alg: the signer signs JWS objects of that algorithm, nothing else.
- * 0 or -1 with why. */
-static int check_signing_input(const uint8_t *in, size_t len, const char *alg, char *why, size_t whylen)
+ * 0 (with the header in *header when header is not NULL) or -1 with why. */
+static int check_signing_input(const uint8_t *in, size_t len, const char *alg, json_t **header, char *why,
+			       size_t whylen)
 {
 	const uint8_t *dot = len ? memchr(in, '.', len) : NULL;
-	uint8_t *header;
+	uint8_t *text;
 	long n;
 	json_t *j;
 	const char *named;
@@ -357,11 +485,11 @@ static int check_signing_input(const uint8_t *in, size_t len, const char *alg, c
 		      *p == '_'))
 			return refuse(why, whylen, -1, "signing_input: the payload is not base64url");
 	/* room for what EVP_DecodeBase64 wants of the padded text */
-	if (!(header = malloc((size_t)(dot - in) + 3)))
+	if (!(text = malloc((size_t)(dot - in) + 3)))
 		return refuse(why, whylen, -1, "out of memory");
-	n = b64url_decode((const char *)in, (size_t)(dot - in), header, (size_t)(dot - in) + 3);
-	j = n < 0 ? NULL : json_loadb((const char *)header, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	free(header);
+	n = b64url_decode((const char *)in, (size_t)(dot - in), text, (size_t)(dot - in) + 3);
+	j = n < 0 ? NULL : json_loadb((const char *)text, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
 	named = json_string_value(json_object_get(j, "alg"));
 	if (!json_is_object(j))
 		refuse(why, whylen, -1, "signing_input: the protected header is not a base64url JSON object");
@@ -369,34 +497,30 @@ static int check_signing_input(const uint8_t *in, size_t len, const char *alg, c
 		refuse(why, whylen, -1, "signing_input: the protected header's alg is not %s", alg);
 	else
 		rc = 0;
-	json_decref(j);
+	if (rc == 0 && header)
+		*header = j;
+	else
+		json_decref(j);
 	return rc;
 }
 
-long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in, size_t len, uint8_t *sig,
-		   char *why, size_t whylen)
+/* The JWS signature of in with x's key into sig: its length, or -2 with why. */
+static long sign_with(const struct acct_key *x, const char *issuer_id, const uint8_t *in, size_t len, uint8_t *sig,
+		      char *why, size_t whylen)
 {
-	struct account *a;
 	EVP_MD_CTX *ctx;
 	uint8_t der[ACME_SIG_MAX];
 	size_t der_len = sizeof der;
-	int rc, ok;
+	int ok;
 
-	if (!(a = account_of(k, issuer_id, &rc, why, whylen))) {
-		if (rc != 0)
-			return rc;
-		return refuse(why, whylen, -1, "no account key for issuer %s (ACME_ACCOUNT_GET makes it)", issuer_id);
-	}
-	if (check_signing_input(in, len, algs[a->alg].name, why, whylen) != 0)
-		return -1;
 	if (!(ctx = EVP_MD_CTX_new()))
 		return refuse(why, whylen, -2, "out of memory");
-	ok = EVP_DigestSignInit(ctx, NULL, a->alg == 1 ? EVP_sha384() : EVP_sha256(), NULL, a->key) &&
+	ok = EVP_DigestSignInit(ctx, NULL, x->alg == 1 ? EVP_sha384() : EVP_sha256(), NULL, x->key) &&
 	     EVP_DigestSign(ctx, der, &der_len, in, len);
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return refuse(why, whylen, -2, "the ACME account key of issuer %s did not sign", issuer_id);
-	if (a->alg == 2) {
+	if (x->alg == 2) {
 		memcpy(sig, der, der_len);
 		return (long)der_len;
 	}
@@ -404,7 +528,7 @@ long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in
 		/* RFC 7518 3.4: R and S as fixed-width big-endian integers, not DER */
 		ECDSA_SIG *es = ECDSA_SIG_from_bytes(der, der_len);
 		const BIGNUM *r, *s;
-		size_t w = a->alg == 0 ? 32 : 48;
+		size_t w = x->alg == 0 ? 32 : 48;
 
 		if (!es)
 			return refuse(why, whylen, -2, "the ACME account key of issuer %s did not sign", issuer_id);
@@ -417,6 +541,231 @@ long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in
 	}
 }
 
+long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in, size_t len, uint8_t *sig,
+		   char *why, size_t whylen)
+{
+	struct account *a;
+	int rc;
+
+	if (!(a = account_of(k, issuer_id, &rc, why, whylen))) {
+		if (rc != 0)
+			return rc;
+		return refuse(why, whylen, -1, "no account key for issuer %s (ACME_ACCOUNT_GET makes it)", issuer_id);
+	}
+	if (check_signing_input(in, len, algs[a->cur.alg].name, NULL, why, whylen) != 0)
+		return -1;
+	return sign_with(&a->cur, issuer_id, in, len, sig, why, whylen);
+}
+
+/* ---- key rollover (RFC 8555 7.3.5) and retirement ---- */
+
+int acme_key_next(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out, char *why,
+		  size_t whylen)
+{
+	int want = alg_named(alg), rc;
+	struct account *a;
+	struct acct_key *p;
+	char path[ACME_PATH_MAX];
+
+	if (want < 0)
+		return refuse(why, whylen, -1, "alg: one of ES256, ES384, RS256");
+	if (!(a = account_with_key(k, issuer_id, &rc, why, whylen)))
+		return rc;
+	p = pending_of(k, a, &rc, why, whylen);
+	if (rc != 0)
+		return rc;
+	if (want == (int)NALGS) {
+		if (!p)
+			return refuse(why, whylen, 1, "no key rollover is pending for issuer %s", issuer_id);
+	} else {
+		if (p)
+			return refuse(why, whylen, ACME_PENDING,
+				      "a key rollover is pending for issuer %s (key %s): commit or abort it first",
+				      issuer_id, p->thumbprint);
+		key_path(k, issuer_id, ".next", path, sizeof path);
+		if ((rc = key_make(k, issuer_id, (size_t)want, path, &a->next, why, whylen)) != 0)
+			return rc;
+		a->next_read = true;
+		p = &a->next;
+		log_key(issuer_id, p, "", "made a pending ACME account key (rollover)");
+	}
+	answer(p, out);
+	return 0;
+}
+
+/* The JSON text jwk (a key's, as made here) equals v. */
+static bool same_jwk(const char *jwk, json_t *v)
+{
+	json_t *j = json_loads(jwk, 0, NULL);
+	bool same = j && v && json_equal(j, v);
+
+	json_decref(j);
+	return same;
+}
+
+/* in is the inner JWS of a keyChange (RFC 8555 7.3.5) for the rollover
+ * from cur to next: protected {"alg" next's, "jwk" next's, ...}, payload
+ * {"account": a string, "oldKey": cur's JWK}. 0 or -1 with why. */
+static int check_key_change(const uint8_t *in, size_t len, const struct acct_key *cur, const struct acct_key *next,
+			    char *why, size_t whylen)
+{
+	json_t *header = NULL, *payload = NULL;
+	const uint8_t *dot;
+	uint8_t *text;
+	size_t plen;
+	long n;
+	int rc = -1;
+
+	if (check_signing_input(in, len, algs[next->alg].name, &header, why, whylen) != 0)
+		return -1;
+	if (!same_jwk(next->jwk, json_object_get(header, "jwk"))) {
+		json_decref(header);
+		return refuse(why, whylen, -1, "signing_input: the protected header's jwk is not the pending key");
+	}
+	json_decref(header);
+	dot = memchr(in, '.', len);
+	plen = len - (size_t)(dot + 1 - in);
+	if (!(text = malloc(plen + 3)))
+		return refuse(why, whylen, -1, "out of memory");
+	n = b64url_decode((const char *)dot + 1, plen, text, plen + 3);
+	payload = n <= 0 ? NULL : json_loadb((const char *)text, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
+	if (!json_is_object(payload) || !json_is_string(json_object_get(payload, "account")))
+		refuse(why, whylen, -1, "signing_input: the payload is not a keyChange object");
+	else if (!same_jwk(cur->jwk, json_object_get(payload, "oldKey")))
+		refuse(why, whylen, -1, "signing_input: the payload's oldKey is not the account key");
+	else
+		rc = 0;
+	json_decref(payload);
+	return rc;
+}
+
+long acme_jws_sign_next(struct acme_keys *k, const char *issuer_id, const uint8_t *in, size_t len, uint8_t *sig,
+			char *why, size_t whylen)
+{
+	struct account *a;
+	struct acct_key *p;
+	int rc;
+
+	if (!(a = account_with_key(k, issuer_id, &rc, why, whylen)))
+		return rc;
+	if (!(p = pending_of(k, a, &rc, why, whylen)))
+		return rc ? rc : refuse(why, whylen, ACME_NO_KEY, "no key rollover is pending for issuer %s", issuer_id);
+	if (check_key_change(in, len, &a->cur, p, why, whylen) != 0)
+		return -1;
+	return sign_with(p, issuer_id, in, len, sig, why, whylen);
+}
+
+int acme_key_commit(struct acme_keys *k, const char *issuer_id, const char *thumbprint, struct acme_account *out,
+		    char *why, size_t whylen)
+{
+	struct account *a;
+	struct acct_key *p;
+	char from[ACME_PATH_MAX], to[ACME_PATH_MAX], before[sizeof a->cur.thumbprint];
+	int rc;
+
+	if (!(a = account_with_key(k, issuer_id, &rc, why, whylen)))
+		return rc;
+	p = pending_of(k, a, &rc, why, whylen);
+	if (rc != 0)
+		return rc;
+	if (!p) {
+		/* committed already: an answer lost, asked again */
+		if (strcmp(a->cur.thumbprint, thumbprint) == 0) {
+			answer(&a->cur, out);
+			return 0;
+		}
+		return refuse(why, whylen, ACME_NO_KEY, "no key rollover is pending for issuer %s", issuer_id);
+	}
+	if (strcmp(p->thumbprint, thumbprint) != 0)
+		return refuse(why, whylen, -1, "the pending key of issuer %s has another thumbprint", issuer_id);
+	key_path(k, issuer_id, ".next", from, sizeof from);
+	key_path(k, issuer_id, "", to, sizeof to);
+	if (rename(from, to) != 0)
+		return refuse(why, whylen, -2, "cannot make the pending key of issuer %s its account key", issuer_id);
+	memcpy(before, a->cur.thumbprint, sizeof before);
+	EVP_PKEY_free(a->cur.key);
+	a->cur = a->next;
+	memset(&a->next, 0, sizeof a->next);
+	a->next_read = true;
+	{
+		char more[80];
+
+		snprintf(more, sizeof more, " previous=%s", before);
+		log_key(issuer_id, &a->cur, more, "the pending ACME account key is the account key now (rollover)");
+	}
+	answer(&a->cur, out);
+	if (sync_dir(k) != 0)
+		return refuse(why, whylen, -2, "the account key of issuer %s is renamed but not synced to disk", issuer_id);
+	return 0;
+}
+
+int acme_key_abort(struct acme_keys *k, const char *issuer_id, const char *thumbprint, char *why, size_t whylen)
+{
+	struct account *a;
+	struct acct_key *p;
+	char path[ACME_PATH_MAX];
+	int rc;
+
+	if (!(a = account_of(k, issuer_id, &rc, why, whylen)))
+		return rc;
+	if (!(p = pending_of(k, a, &rc, why, whylen)))
+		return rc;
+	if (strcmp(p->thumbprint, thumbprint) != 0)
+		return refuse(why, whylen, -1, "the pending key of issuer %s has another thumbprint", issuer_id);
+	key_path(k, issuer_id, ".next", path, sizeof path);
+	if (unlink(path) != 0 && errno != ENOENT)
+		return refuse(why, whylen, -2, "cannot remove the pending key of issuer %s", issuer_id);
+	log_key(issuer_id, p, "", "discarded the pending ACME account key (rollover)");
+	key_clear(p);
+	/* a pending key back after a crash is settled like any other */
+	(void)sync_dir(k);
+	return 0;
+}
+
+int acme_key_retire(struct acme_keys *k, const char *issuer_id, const char *thumbprint, char *file, size_t filelen,
+		    char *why, size_t whylen)
+{
+	struct account *a;
+	char from[ACME_PATH_MAX], to[ACME_PATH_MAX], suffix[64];
+	long long now = (long long)time(NULL);
+	int rc;
+
+	file[0] = '\0';
+	if (!(a = account_of(k, issuer_id, &rc, why, whylen)))
+		return rc; /* no key: nothing to retire */
+	if (strcmp(a->cur.thumbprint, thumbprint) != 0)
+		return refuse(why, whylen, -1, "the account key of issuer %s has another thumbprint", issuer_id);
+	key_path(k, issuer_id, "", from, sizeof from);
+	/* the signer alone writes here: a name found free stays free */
+	for (unsigned i = 0;; i++) {
+		if (i == 100)
+			return refuse(why, whylen, -2, "no free name to retire the account key of issuer %s", issuer_id);
+		if (i)
+			snprintf(suffix, sizeof suffix, ".deactivated.%lld.%u", now, i);
+		else
+			snprintf(suffix, sizeof suffix, ".deactivated.%lld", now);
+		key_path(k, issuer_id, suffix, to, sizeof to);
+		if (access(to, F_OK) != 0 && errno == ENOENT)
+			break;
+	}
+	if (rename(from, to) != 0)
+		return refuse(why, whylen, -2, "cannot retire the account key of issuer %s", issuer_id);
+	key_path(k, issuer_id, ".next", from, sizeof from);
+	(void)unlink(from);
+	snprintf(file, filelen, "%s.key%s", issuer_id, suffix);
+	{
+		char more[200];
+
+		snprintf(more, sizeof more, " file=%s", file);
+		log_key(issuer_id, &a->cur, more, "retired the ACME account key (account deactivated)");
+	}
+	forget(k, issuer_id);
+	if (sync_dir(k) != 0)
+		return refuse(why, whylen, -2, "the account key of issuer %s is retired but not synced to disk", issuer_id);
+	return 0;
+}
+
 long acme_eab_sign(const uint8_t *sealed, size_t sealed_len, const uint8_t *in, size_t len, uint8_t *mac,
 		   char *why, size_t whylen)
 {
@@ -425,7 +774,7 @@ long acme_eab_sign(const uint8_t *sealed, size_t sealed_len, const uint8_t *in, 
 	unsigned mac_len = 0;
 	long n, klen;
 
-	if (check_signing_input(in, len, "HS256", why, whylen) != 0)
+	if (check_signing_input(in, len, "HS256", NULL, why, whylen) != 0)
 		return -1;
 	n = secrets_member(sealed, sealed_len, "eab_hmac_key", b64, sizeof b64, why, whylen);
 	if (n < 0)
