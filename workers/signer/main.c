@@ -744,35 +744,59 @@ static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
 	free(res.chain_pem);
 }
 
-/* ACME_ACCOUNT_GET, ACME_JWS_SIGN, ACME_EAB_SIGN (the scheduler alone may
- * send them, checked by the codec): protocol signatures, not certificates,
- * so answered at once, without a ledger line */
+/* ACME_ACCOUNT_GET, ACME_JWS_SIGN, ACME_EAB_SIGN and the rollover's
+ * ACME_KEY_NEXT, ACME_JWS_SIGN_NEXT, ACME_KEY_COMMIT, ACME_KEY_ABORT,
+ * ACME_KEY_RETIRE (the scheduler alone may send them, checked by the
+ * codec): protocol signatures and account keys, not certificates, so
+ * answered at once, without a ledger line */
 static void acme_message(struct ipc_channel *from, struct ipc_msg *m)
 {
 	struct ipc_msg r = {0};
 	struct acme_account acct;
 	uint8_t sig[ACME_SIG_MAX];
-	char why[300];
+	char why[300], file[128];
 	long n;
 
-	if (m->type == IPC_T_ACME_ACCOUNT_GET) {
-		n = acme_account_get(signer.acme, m->u.acme_account_get.issuer_id, m->u.acme_account_get.alg, &acct, why,
-				     sizeof why);
+	if (m->type == IPC_T_ACME_ACCOUNT_GET || m->type == IPC_T_ACME_KEY_NEXT || m->type == IPC_T_ACME_KEY_COMMIT) {
+		if (m->type == IPC_T_ACME_ACCOUNT_GET)
+			n = acme_account_get(signer.acme, m->u.acme_account_get.issuer_id, m->u.acme_account_get.alg,
+					     &acct, why, sizeof why);
+		else if (m->type == IPC_T_ACME_KEY_NEXT)
+			n = acme_key_next(signer.acme, m->u.acme_key_next.issuer_id, m->u.acme_key_next.alg, &acct, why,
+					  sizeof why);
+		else
+			n = acme_key_commit(signer.acme, m->u.acme_key_commit.issuer_id, m->u.acme_key_commit.thumbprint,
+					    &acct, why, sizeof why);
 		if (n == 0) {
 			r.type = IPC_T_ACME_ACCOUNT;
 			r.u.acme_account.jwk.ptr = (const uint8_t *)acct.jwk;
 			r.u.acme_account.jwk.len = (uint32_t)acct.jwk_len;
 			r.u.acme_account.thumbprint = acct.thumbprint;
 		}
-	} else if (m->type == IPC_T_ACME_JWS_SIGN) {
-		n = acme_jws_sign(signer.acme, m->u.acme_jws_sign.issuer_id, m->u.acme_jws_sign.signing_input.ptr,
-				  m->u.acme_jws_sign.signing_input.len, sig, why, sizeof why);
+	} else if (m->type == IPC_T_ACME_JWS_SIGN || m->type == IPC_T_ACME_JWS_SIGN_NEXT) {
+		if (m->type == IPC_T_ACME_JWS_SIGN)
+			n = acme_jws_sign(signer.acme, m->u.acme_jws_sign.issuer_id, m->u.acme_jws_sign.signing_input.ptr,
+					  m->u.acme_jws_sign.signing_input.len, sig, why, sizeof why);
+		else
+			n = acme_jws_sign_next(signer.acme, m->u.acme_jws_sign_next.issuer_id,
+					       m->u.acme_jws_sign_next.signing_input.ptr,
+					       m->u.acme_jws_sign_next.signing_input.len, sig, why, sizeof why);
 		if (n > 0) {
 			signer.acme_jws++;
 			r.type = IPC_T_ACME_JWS_SIGNATURE;
 			r.u.acme_jws_signature.signature.ptr = sig;
 			r.u.acme_jws_signature.signature.len = (uint32_t)n;
 		}
+	} else if (m->type == IPC_T_ACME_KEY_ABORT || m->type == IPC_T_ACME_KEY_RETIRE) {
+		file[0] = '\0';
+		if (m->type == IPC_T_ACME_KEY_ABORT)
+			n = acme_key_abort(signer.acme, m->u.acme_key_abort.issuer_id, m->u.acme_key_abort.thumbprint, why,
+					   sizeof why);
+		else
+			n = acme_key_retire(signer.acme, m->u.acme_key_retire.issuer_id, m->u.acme_key_retire.thumbprint,
+					    file, sizeof file, why, sizeof why);
+		r.type = IPC_T_ACME_KEY_DONE;
+		r.u.acme_key_done.file = file;
 	} else {
 		n = acme_eab_sign(m->u.acme_eab_sign.sealed.ptr, m->u.acme_eab_sign.sealed.len,
 				  m->u.acme_eab_sign.signing_input.ptr, m->u.acme_eab_sign.signing_input.len, sig, why,
@@ -784,11 +808,18 @@ static void acme_message(struct ipc_channel *from, struct ipc_msg *m)
 			r.u.acme_eab_signature.signature.len = (uint32_t)n;
 		}
 	}
+	/* "is a rollover pending?", asked before every account lookup: no is an
+	 * answer, not a refusal */
+	if (n == 1 && m->type == IPC_T_ACME_KEY_NEXT) {
+		ipc_reply_error(from, m, ENOENT, why);
+		return;
+	}
 	if (n < 0) {
 		signer.acme_refused++;
 		log_event(n == -2 ? LOG_ERROR : LOG_WARN, NULL, NULL, "refused %s for %s: %s", ipc_type_name(m->type),
 			  ipc_channel_peer(from), why);
-		ipc_reply_error(from, m, n == -2 ? EIO : EINVAL, why);
+		ipc_reply_error(from, m, n == -2 ? EIO : n == ACME_NO_KEY ? ENOENT : n == ACME_PENDING ? EEXIST : EINVAL,
+				why);
 		return;
 	}
 	ipc_reply(from, m, &r);
@@ -885,6 +916,11 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 	case IPC_T_ACME_ACCOUNT_GET:
 	case IPC_T_ACME_JWS_SIGN:
 	case IPC_T_ACME_EAB_SIGN:
+	case IPC_T_ACME_KEY_NEXT:
+	case IPC_T_ACME_JWS_SIGN_NEXT:
+	case IPC_T_ACME_KEY_COMMIT:
+	case IPC_T_ACME_KEY_ABORT:
+	case IPC_T_ACME_KEY_RETIRE:
 		acme_message(from, m);
 		return;
 	case IPC_T_OCSP_RESPONDERS_RENEW: {
