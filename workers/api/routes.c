@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acme_account.h"
 #include "acme_http.h"
 #include "actions.h"
 #include "approvals.h"
@@ -49,6 +50,7 @@ void routes_init(void)
 	notify_routes_init();
 	approvals_routes_init();
 	acme_http_routes_init();
+	acme_account_routes_init();
 }
 
 static const char *const role_names[] = {"admin", "operator", "viewer", "agent"};

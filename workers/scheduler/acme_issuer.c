@@ -30,6 +30,8 @@
 #define REPLY_MAX (4u * 1024 * 1024)
 /* a badNonce is answered with a fresh nonce: sent again that many times */
 #define BAD_NONCE_TRIES 10
+/* account actions (acme_account_start) running at once */
+#define ACCOUNT_RUNS_MAX 16
 
 /* ---- the event loop's side: calls made for job threads ---- */
 
@@ -63,6 +65,9 @@ static struct {
 	struct call *head, **tail;
 	volatile bool stopping;
 	uint64_t started, succeeded, failed;
+	/* issuers whose account an account action of this process is working
+	 * on (under mu): other runs leave its pending key alone */
+	char account_busy[ACCOUNT_RUNS_MAX][132];
 } A = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 struct job {
@@ -79,6 +84,12 @@ struct job {
 	/* a revocation (acme_revoke_start) rather than an order */
 	bool revoke;
 	int reason;
+	/* an account action (acme_account_start) rather than an order */
+	enum { ACCOUNT_NONE, ACCOUNT_KEYCHANGE, ACCOUNT_DEACTIVATE } account_action;
+	char new_alg[8];
+	char old_thumbprint[ACME_THUMBPRINT_LEN + 1];
+	bool holds_account; /* in A.account_busy */
+	bool deactivated;   /* the account was found deactivated, its key retired */
 	/* a renewal information check (acme_ari_start) rather than an order */
 	char ari_cert_id[ACME_CERT_ID_MAX];
 	acme_ari_cb ari_done;
@@ -160,6 +171,8 @@ static void on_ipc_reply(int status, struct ipc_msg *m, int fd, void *arg)
 		keep_blob(c, m->u.acme_jws_signature.signature.ptr, m->u.acme_jws_signature.signature.len);
 	} else if (m->type == IPC_T_ACME_EAB_SIGNATURE) {
 		keep_blob(c, m->u.acme_eab_signature.signature.ptr, m->u.acme_eab_signature.signature.len);
+	} else if (m->type == IPC_T_ACME_KEY_DONE) {
+		snprintf(c->str, sizeof c->str, "%s", m->u.acme_key_done.file);
 	} else if (m->type == IPC_T_DNS_HOOK_DONE) {
 		c->u32 = m->u.dns_hook_done.exit_status;
 		keep_blob(c, m->u.dns_hook_done.output.ptr, m->u.dns_hook_done.output.len);
@@ -358,8 +371,9 @@ static int get_nonce(struct job *j)
 	return j->nonce[0] ? 0 : fail(j, -2, "the CA's newNonce gave no Replay-Nonce");
 }
 
-/* A signature of the account key on signing_input, by the signer. */
-static int jws_sign(struct job *j, const char *input, uint8_t *sig, size_t *siglen)
+/* A signature on signing_input by the signer: of the account key, or
+ * (next) of a rollover's pending key. */
+static int jws_sign(struct job *j, bool next, const char *input, uint8_t *sig, size_t *siglen)
 {
 	struct call *c = calloc(1, sizeof *c);
 	int rc;
@@ -367,10 +381,17 @@ static int jws_sign(struct job *j, const char *input, uint8_t *sig, size_t *sigl
 	if (!c)
 		return fail(j, -2, "out of memory");
 	c->kind = CALL_SIGNER;
-	c->msg.type = IPC_T_ACME_JWS_SIGN;
-	c->msg.u.acme_jws_sign.issuer_id = j->issuer_id;
-	c->msg.u.acme_jws_sign.signing_input.ptr = (const uint8_t *)input;
-	c->msg.u.acme_jws_sign.signing_input.len = (uint32_t)strlen(input);
+	if (next) {
+		c->msg.type = IPC_T_ACME_JWS_SIGN_NEXT;
+		c->msg.u.acme_jws_sign_next.issuer_id = j->issuer_id;
+		c->msg.u.acme_jws_sign_next.signing_input.ptr = (const uint8_t *)input;
+		c->msg.u.acme_jws_sign_next.signing_input.len = (uint32_t)strlen(input);
+	} else {
+		c->msg.type = IPC_T_ACME_JWS_SIGN;
+		c->msg.u.acme_jws_sign.issuer_id = j->issuer_id;
+		c->msg.u.acme_jws_sign.signing_input.ptr = (const uint8_t *)input;
+		c->msg.u.acme_jws_sign.signing_input.len = (uint32_t)strlen(input);
+	}
 	rc = bridge(c);
 	if (rc == -2)
 		return fail(j, -2, "the scheduler is stopping");
@@ -402,7 +423,7 @@ static int post(struct job *j, const char *url, const char *payload, bool by_jwk
 				     payload, err, sizeof err) != 0)
 			return fail(j, -1, "a request to %s: %s", url, err);
 		j->nonce[0] = '\0'; /* used */
-		if (jws_sign(j, jws.signing_input, sig, &siglen) != 0) {
+		if (jws_sign(j, false, jws.signing_input, sig, &siglen) != 0) {
 			acme_jws_free(&jws);
 			return j->rc;
 		}
@@ -449,7 +470,59 @@ static int directory(struct job *j)
 	return rc;
 }
 
-/* the account key's public JWK from the signer (made there the first time) */
+/* The JWS algorithm of a public JWK from the signer, or NULL. */
+static const char *jwk_alg(const char *jwk)
+{
+	json_t *j = json_loads(jwk, 0, NULL);
+	const char *kty = json_string_value(json_object_get(j, "kty"));
+	const char *crv = json_string_value(json_object_get(j, "crv"));
+	const char *alg = NULL;
+
+	if (kty && strcmp(kty, "RSA") == 0)
+		alg = "RS256";
+	else if (kty && strcmp(kty, "EC") == 0 && crv)
+		alg = strcmp(crv, "P-256") == 0 ? "ES256" : strcmp(crv, "P-384") == 0 ? "ES384" : NULL;
+	json_decref(j);
+	return alg;
+}
+
+/* The key of the signer's ACME_ACCOUNT answer c as the job's account key:
+ * its JWK, thumbprint and algorithm. */
+static int use_key(struct job *j, const struct call *c)
+{
+	char *jwk = c->blob ? strndup((const char *)c->blob, c->blob_len) : NULL;
+	const char *alg = jwk ? jwk_alg(jwk) : NULL;
+
+	if (!alg) {
+		free(jwk);
+		return fail(j, -2, "the ACME account key: %s", jwk ? "a JWK of no JWS algorithm" : "out of memory");
+	}
+	free(j->jwk);
+	j->jwk = jwk;
+	snprintf(j->alg, sizeof j->alg, "%s", alg);
+	snprintf(j->thumbprint, sizeof j->thumbprint, "%.*s", ACME_THUMBPRINT_LEN, c->str);
+	return 0;
+}
+
+/* A signer call for the job: 0 with c's answer, or -1/-2 set (EINVAL and
+ * EEXIST refusals for good) saying what; ENOENT answered as 1 when absent
+ * is not a failure there. */
+static int signer_ask(struct job *j, struct call *c, const char *what, bool absent_ok)
+{
+	int rc = bridge(c);
+
+	if (rc == -2)
+		return fail(j, -2, "the scheduler is stopping");
+	if (rc == 0)
+		return 0;
+	if (c->failed == ENOENT && absent_ok)
+		return 1;
+	return fail(j, c->failed == EINVAL || c->failed == EEXIST || c->failed == ENOENT ? -1 : -2, "%s: %s", what,
+		    c->text);
+}
+
+/* the account key's public JWK from the signer (made there the first time;
+ * an account action takes the key there is, whatever its algorithm) */
 static int account_key(struct job *j)
 {
 	struct call *c = calloc(1, sizeof *c);
@@ -462,14 +535,10 @@ static int account_key(struct job *j)
 	c->kind = CALL_SIGNER;
 	c->msg.type = IPC_T_ACME_ACCOUNT_GET;
 	c->msg.u.acme_account_get.issuer_id = j->issuer_id;
-	c->msg.u.acme_account_get.alg = j->alg;
-	rc = bridge(c);
-	if (rc != 0)
-		rc = fail(j, c->failed == EINVAL ? -1 : -2, "the ACME account key: %s", c->text);
-	else if (!(j->jwk = strndup((const char *)c->blob, c->blob_len)))
-		rc = fail(j, -2, "out of memory");
-	else
-		snprintf(j->thumbprint, sizeof j->thumbprint, "%.*s", ACME_THUMBPRINT_LEN, c->str);
+	c->msg.u.acme_account_get.alg = j->account_action ? "" : j->alg;
+	rc = signer_ask(j, c, "the ACME account key", false);
+	if (rc == 0)
+		rc = use_key(j, c);
 	call_free(c);
 	return rc;
 }
@@ -536,39 +605,239 @@ out:
 	return out;
 }
 
+/* ---- the account key: a rollover's pending key, retirement ---- */
+
+/* Whether an account action of this process is working on the issuer's
+ * account now. */
+static bool account_busy(const char *issuer_id)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&A.mu);
+	for (size_t i = 0; i < ACCOUNT_RUNS_MAX && !busy; i++)
+		busy = strcmp(A.account_busy[i], issuer_id) == 0;
+	pthread_mutex_unlock(&A.mu);
+	return busy;
+}
+
+/* On the loop: the issuer's account taken for an account action; false
+ * when one runs already or they are ACCOUNT_RUNS_MAX. */
+static bool account_take(const char *issuer_id)
+{
+	size_t free_slot = ACCOUNT_RUNS_MAX;
+
+	if (!*issuer_id || strlen(issuer_id) >= sizeof A.account_busy[0] || account_busy(issuer_id))
+		return false;
+	pthread_mutex_lock(&A.mu);
+	for (size_t i = 0; i < ACCOUNT_RUNS_MAX && free_slot == ACCOUNT_RUNS_MAX; i++)
+		if (!A.account_busy[i][0])
+			free_slot = i;
+	if (free_slot < ACCOUNT_RUNS_MAX)
+		snprintf(A.account_busy[free_slot], sizeof A.account_busy[free_slot], "%s", issuer_id);
+	pthread_mutex_unlock(&A.mu);
+	return free_slot < ACCOUNT_RUNS_MAX;
+}
+
+static void account_release(const char *issuer_id)
+{
+	pthread_mutex_lock(&A.mu);
+	for (size_t i = 0; i < ACCOUNT_RUNS_MAX; i++)
+		if (strcmp(A.account_busy[i], issuer_id) == 0)
+			A.account_busy[i][0] = '\0';
+	pthread_mutex_unlock(&A.mu);
+}
+
+/* A rollover message (ACME_KEY_NEXT, _COMMIT, _ABORT, _RETIRE) about
+ * thumbprint (or alg, for ACME_KEY_NEXT) to the signer; *out the call with
+ * its answer when not NULL (the caller frees it). 0, 1 (ENOENT and
+ * absent_ok), or -1/-2 set. */
+static int key_call(struct job *j, enum ipc_type type, const char *arg, bool absent_ok, struct call **out)
+{
+	static const char *const what[] = {"a new ACME account key", "the new ACME account key",
+					   "discarding the new ACME account key", "retiring the ACME account key"};
+	struct call *c = calloc(1, sizeof *c);
+	size_t w = type == IPC_T_ACME_KEY_NEXT	   ? 0
+		   : type == IPC_T_ACME_KEY_COMMIT ? 1
+		   : type == IPC_T_ACME_KEY_ABORT  ? 2
+						   : 3;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (!c)
+		return fail(j, -2, "out of memory");
+	c->kind = CALL_SIGNER;
+	c->msg.type = type;
+	if (type == IPC_T_ACME_KEY_NEXT) {
+		c->msg.u.acme_key_next.issuer_id = j->issuer_id;
+		c->msg.u.acme_key_next.alg = arg;
+	} else if (type == IPC_T_ACME_KEY_COMMIT) {
+		c->msg.u.acme_key_commit.issuer_id = j->issuer_id;
+		c->msg.u.acme_key_commit.thumbprint = arg;
+	} else if (type == IPC_T_ACME_KEY_ABORT) {
+		c->msg.u.acme_key_abort.issuer_id = j->issuer_id;
+		c->msg.u.acme_key_abort.thumbprint = arg;
+	} else {
+		c->msg.u.acme_key_retire.issuer_id = j->issuer_id;
+		c->msg.u.acme_key_retire.thumbprint = arg;
+	}
+	rc = signer_ask(j, c, what[w], absent_ok);
+	if (rc == 0 && out)
+		*out = c;
+	else
+		call_free(c);
+	return rc;
+}
+
+/* The pending key of that thumbprint made the account key: the job's from
+ * now on, and the account's record (acme_accounts.rolled). */
+static int commit_key(struct job *j, const char *thumbprint)
+{
+	char before[ACME_THUMBPRINT_LEN + 1];
+	const char *p[4] = {j->issuer_id, j->thumbprint, j->alg, before};
+	struct call *c;
+	int rc;
+
+	memcpy(before, j->thumbprint, sizeof before);
+	if (key_call(j, IPC_T_ACME_KEY_COMMIT, thumbprint, false, &c) != 0)
+		return j->rc;
+	rc = use_key(j, c);
+	call_free(c);
+	if (rc != 0)
+		return rc;
+	log_event(LOG_INFO, NULL, NULL, "ACME issuer %s: the account key is %s (%s) now, was %s", j->issuer_id,
+		  j->thumbprint, j->alg, before);
+	return store(j, "acme_accounts.rolled", p, 4, NULL);
+}
+
+/* Whether the CA knows the job's account key: newAccount with
+ * onlyReturnExisting (RFC 8555 7.3.1). 1 (its account URL kept), 0
+ * (accountDoesNotExist), or -1/-2 set. */
+static int key_known(struct job *j)
+{
+	struct http_response r = {0};
+	struct acme_problem p;
+	char *payload, err[300];
+	int rc;
+
+	if (!(payload = acme_payload_new_account(NULL, 0, false, true, NULL, err, sizeof err)))
+		return fail(j, -1, "newAccount: %s", err);
+	rc = post(j, j->dir.new_account, payload, true, &r);
+	free(payload);
+	if (rc != 0)
+		return rc;
+	if (r.status == 200 && j->location[0]) {
+		snprintf(j->kid, sizeof j->kid, "%s", j->location);
+		rc = 1;
+	} else if (r.status == 200) {
+		rc = fail(j, -2, "newAccount: the CA gave no account URL");
+	} else {
+		bool unknown = false;
+
+		if (r.body && acme_parse_problem(r.body, r.body_len, &p, err, sizeof err) == 0) {
+			unknown = p.kind == ACME_ERR_ACCOUNT_DOES_NOT_EXIST;
+			acme_problem_free(&p);
+		}
+		rc = unknown ? 0 : problem(j, "newAccount (onlyReturnExisting)", &r);
+	}
+	http_response_free(&r);
+	return rc;
+}
+
+/*
+ * A rollover's pending key left by a run that ended between the CA's
+ * answer and the commit (a crash, the signer away): made the account key
+ * when the CA knows the account key no more (it took the new one), removed
+ * when it still does (it never saw the change). A pending key that an
+ * account action of this process is working with is that run's to settle.
+ */
+static int settle(struct job *j)
+{
+	char next[ACME_THUMBPRINT_LEN + 1];
+	struct call *c;
+	int rc;
+
+	if (j->account_action == ACCOUNT_NONE && account_busy(j->issuer_id))
+		return 0;
+	if ((rc = key_call(j, IPC_T_ACME_KEY_NEXT, "", true, &c)) != 0)
+		return rc == 1 ? 0 : rc;
+	snprintf(next, sizeof next, "%.*s", ACME_THUMBPRINT_LEN, c->str);
+	call_free(c);
+	if ((rc = key_known(j)) < 0)
+		return rc;
+	if (rc == 1) {
+		log_warn("ACME issuer %s: a new account key the CA never took (%s) is discarded", j->issuer_id, next);
+		return key_call(j, IPC_T_ACME_KEY_ABORT, next, false, NULL);
+	}
+	log_warn("ACME issuer %s: the CA knows the account key no more: its new key %s, pending, is the account key "
+		 "now", j->issuer_id, next);
+	return commit_key(j, next);
+}
+
+/* The account key retired in the signer (its account deactivated): the
+ * issuer's next order makes a new one. */
+static int retire_key(struct job *j)
+{
+	struct call *c;
+
+	if (key_call(j, IPC_T_ACME_KEY_RETIRE, j->thumbprint, false, &c) != 0)
+		return j->rc;
+	log_event(LOG_INFO, NULL, NULL, "ACME issuer %s: the account key %s is retired (%s)", j->issuer_id,
+		  j->thumbprint, *c->str ? c->str : "it was gone");
+	call_free(c);
+	return 0;
+}
+
 /* The account URL (kid): remembered in acme_accounts for this key, else
- * registered (newAccount answers 200 for a key it knows, 201 for a new one). */
+ * registered (newAccount answers 200 for a key it knows, 201 for a new one).
+ * A rollover's pending key is settled first; a key whose account the CA
+ * deactivated is retired and a new one made. An account action registers
+ * nothing: it asks for the account of the key (onlyReturnExisting). */
 static int account(struct job *j)
 {
 	const char *p[5] = {j->issuer_id};
 	json_t *known = NULL;
 	struct http_response r = {0};
 	const char *email = cfg_s(j, "contact_email");
+	bool only_existing = j->account_action != ACCOUNT_NONE;
 	char *payload, *binding = NULL, err[300];
 	int rc;
 
+	if (settle(j) != 0)
+		return j->rc;
 	if (store(j, "acme_accounts.get", p, 1, &known) != 0)
 		return j->rc;
 	{
 		const char *url = json_string_value(json_object_get(known, "account_url"));
 		const char *tp = json_string_value(json_object_get(known, "key_thumbprint"));
 		const char *st = json_string_value(json_object_get(known, "status"));
+		bool this_key = url && tp && st && strcmp(tp, j->thumbprint) == 0 && strlen(url) <= ACME_URL_MAX;
 
-		if (url && tp && st && strcmp(tp, j->thumbprint) == 0 && strcmp(st, "valid") == 0 &&
-		    strlen(url) <= ACME_URL_MAX) {
+		if (this_key && strcmp(st, "valid") == 0) {
 			snprintf(j->kid, sizeof j->kid, "%s", url);
 			json_decref(known);
 			return 0;
 		}
+		json_decref(known);
+		/* a deactivation whose run ended before the key was retired */
+		if (this_key && strcmp(st, "deactivated") == 0) {
+			if (retire_key(j) != 0)
+				return j->rc;
+			if (only_existing) {
+				j->deactivated = true;
+				return 0;
+			}
+			if (account_key(j) != 0)
+				return j->rc;
+		}
 	}
-	json_decref(known);
-	if (*cfg_s(j, "eab_key_id") && !(binding = eab(j)))
+	if (!only_existing && *cfg_s(j, "eab_key_id") && !(binding = eab(j)))
 		return j->rc;
-	if (!*cfg_s(j, "eab_key_id") && j->dir.external_account_required) {
+	if (!only_existing && !*cfg_s(j, "eab_key_id") && j->dir.external_account_required) {
 		return fail(j, -1, "the CA requires an external account binding: set eab_key_id and the secret "
 				   "eab_hmac_key on the issuer");
 	}
-	payload = acme_payload_new_account(*email ? &email : NULL, *email ? 1 : 0, true, false, binding, err,
+	payload = acme_payload_new_account(*email ? &email : NULL, *email ? 1 : 0, true, only_existing, binding, err,
 					   sizeof err);
 	free(binding);
 	if (!payload)
@@ -601,6 +870,129 @@ static int account(struct job *j)
 	}
 	log_event(LOG_INFO, NULL, NULL, "ACME issuer %s: account %s", j->issuer_id, j->kid);
 	return 0;
+}
+
+/* ---- account actions ---- */
+
+/*
+ * Key rollover (RFC 8555 7.3.5): a new key made pending in the signer, the
+ * keyChange's inner JWS signed by it, the outer by the account key; on the
+ * CA's 200 the pending key becomes the account key, on a refusal it is
+ * removed. Without an answer (the network) it stays pending, for the next
+ * run of the issuer to settle. An account key other than the one the
+ * action was asked for means a run before this one got as far as the
+ * commit: done.
+ */
+static int key_change(struct job *j)
+{
+	struct acme_jws inner = {0};
+	struct http_response r = {0};
+	char next[ACME_THUMBPRINT_LEN + 1], *body = NULL, err[300], why[sizeof j->why];
+	struct call *c;
+	uint8_t sig[600];
+	size_t siglen = sizeof sig;
+	int rc;
+
+	if (j->deactivated)
+		return fail(j, -1, "the account is deactivated: there is no account key to roll over");
+	if (strcmp(j->thumbprint, j->old_thumbprint) != 0) {
+		const char *p[4] = {j->issuer_id, j->thumbprint, j->alg, j->old_thumbprint};
+
+		return store(j, "acme_accounts.rolled", p, 4, NULL);
+	}
+	if (key_call(j, IPC_T_ACME_KEY_NEXT, j->new_alg, false, &c) != 0)
+		return j->rc;
+	snprintf(next, sizeof next, "%.*s", ACME_THUMBPRINT_LEN, c->str);
+	rc = acme_jws_key_change(&inner, j->new_alg, (const char *)c->blob, j->dir.key_change, j->kid, j->jwk, err,
+				 sizeof err);
+	call_free(c);
+	if (rc != 0) {
+		fail(j, -1, "keyChange: %s", err);
+		goto refused;
+	}
+	if (jws_sign(j, true, inner.signing_input, sig, &siglen) != 0)
+		goto refused;
+	if (!(body = acme_jws_finish(&inner, sig, siglen, err, sizeof err))) {
+		fail(j, -2, "keyChange: %s", err);
+		goto refused;
+	}
+	if ((rc = post(j, j->dir.key_change, body, false, &r)) != 0)
+		goto out;
+	if (r.status != 200) {
+		rc = problem(j, "keyChange", &r);
+		/* a server error may come after the change: settled by the next run */
+		if (r.status < 500)
+			goto refused;
+		goto out;
+	}
+	rc = commit_key(j, next);
+	goto out;
+refused:
+	rc = j->rc;
+	memcpy(why, j->why, sizeof why);
+	if (key_call(j, IPC_T_ACME_KEY_ABORT, next, false, NULL) != 0)
+		log_warn("ACME issuer %s: %s", j->issuer_id, j->why);
+	j->rc = rc;
+	memcpy(j->why, why, sizeof why);
+out:
+	http_response_free(&r);
+	acme_jws_free(&inner);
+	free(body);
+	return rc;
+}
+
+/*
+ * Deactivation (RFC 8555 7.3.6): {"status": "deactivated"} to the account
+ * URL; then the account recorded deactivated and its key retired, so the
+ * issuer's next order registers a new account with a new key. A CA
+ * answering unauthorized deactivated the account before (an earlier run
+ * ended before it could record it: RFC 8555 7.3.6 has a deactivated
+ * account's requests refused so).
+ */
+static int deactivate(struct job *j)
+{
+	const char *p[2] = {j->issuer_id, j->thumbprint};
+	struct http_response r = {0};
+	struct acme_account acct;
+	struct acme_problem pr;
+	char *payload, err[300];
+	int rc;
+
+	if (j->deactivated)
+		return 0;
+	if (!(payload = acme_payload_deactivate()))
+		return fail(j, -2, "out of memory");
+	rc = post(j, j->kid, payload, false, &r);
+	free(payload);
+	if (rc != 0)
+		return rc;
+	if (r.status == 200) {
+		if (acme_parse_account(r.body ? r.body : "", r.body_len, &acct, err, sizeof err) != 0) {
+			rc = fail(j, -2, "the deactivated account: %s", err);
+		} else {
+			if (acct.status != ACME_STATUS_DEACTIVATED)
+				rc = fail(j, -2, "the CA answered the deactivation with an account that is %s",
+					  acme_status_name(acct.status));
+			acme_account_free(&acct);
+		}
+	} else if ((r.status == 401 || r.status == 403) && r.body &&
+		   acme_parse_problem(r.body, r.body_len, &pr, err, sizeof err) == 0) {
+		if (pr.kind == ACME_ERR_UNAUTHORIZED)
+			log_warn("ACME issuer %s: the CA refuses the account %s (%s): deactivated before", j->issuer_id,
+				 j->kid, pr.detail);
+		else
+			rc = problem(j, "deactivation", &r);
+		acme_problem_free(&pr);
+	} else {
+		rc = problem(j, "deactivation", &r);
+	}
+	http_response_free(&r);
+	if (rc != 0)
+		return rc;
+	if (store(j, "acme_accounts.deactivated", p, 2, NULL) != 0)
+		return j->rc;
+	log_event(LOG_INFO, NULL, NULL, "ACME issuer %s: account %s deactivated", j->issuer_id, j->kid);
+	return retire_key(j);
 }
 
 /* POST-as-GET url into *r with status 200; -1/-2 set. */
@@ -1152,7 +1544,10 @@ static void *job_thread(void *arg)
 	if (*j->ari_cert_id)
 		(void)(directory(j) == 0 && renewal_info(j) == 0);
 	else if (directory(j) == 0 && account_key(j) == 0 && account(j) == 0)
-		(void)(j->revoke ? revoke_cert(j) : order(j));
+		(void)(j->revoke ? revoke_cert(j)
+		       : j->account_action == ACCOUNT_KEYCHANGE ? key_change(j)
+		       : j->account_action == ACCOUNT_DEACTIVATE ? deactivate(j)
+		       : order(j));
 	cleanup(j);
 	c = calloc(1, sizeof *c);
 	if (!c || stopping()) {
@@ -1187,6 +1582,8 @@ static void job_free(struct job *j)
 		acme_directory_free(&j->dir);
 	acme_links_free(&j->links);
 	acme_renewal_info_free(&j->ri);
+	if (j->holds_account)
+		account_release(j->issuer_id);
 	free(j->res.der);
 	free(j->res.chain_pem);
 	free(j);
@@ -1348,6 +1745,36 @@ int acme_ari_start(const struct acme_ari_check *in, acme_ari_cb done, void *arg)
 		return -1;
 	snprintf(j->ari_cert_id, sizeof j->ari_cert_id, "%s", in->cert_id);
 	j->ari_done = done;
+	return job_run(j);
+}
+
+int acme_account_start(const struct acme_account_action *in, acme_done_cb done, void *arg)
+{
+	struct acme_job job = {
+		.job_id = in->id,
+		.issuer_id = in->issuer_id,
+		.issuer_config = in->issuer_config,
+		.issuer_secret = in->issuer_secret,
+		.common_name = "account",
+		.sans = "",
+		.csr = (const uint8_t *)"",
+	};
+	struct job *j;
+
+	if (!in->old_thumbprint || strlen(in->old_thumbprint) != ACME_THUMBPRINT_LEN ||
+	    (!in->deactivate && (!in->new_alg || !*in->new_alg || strlen(in->new_alg) >= sizeof j->new_alg)))
+		return -1;
+	/* one run at a time on an issuer's account */
+	if (!account_take(in->issuer_id))
+		return -1;
+	if (!(j = job_new(&job, done, arg))) {
+		account_release(in->issuer_id);
+		return -1;
+	}
+	j->holds_account = true;
+	j->account_action = in->deactivate ? ACCOUNT_DEACTIVATE : ACCOUNT_KEYCHANGE;
+	snprintf(j->new_alg, sizeof j->new_alg, "%s", in->deactivate ? "" : in->new_alg);
+	snprintf(j->old_thumbprint, sizeof j->old_thumbprint, "%s", in->old_thumbprint);
 	return job_run(j);
 }
 

@@ -56,6 +56,19 @@ struct acme_revocation {
 };
 int acme_revoke_start(const struct acme_revocation *in, acme_done_cb done, void *arg);
 
+/* An account action asked for through the API (acme_account_actions,
+ * docs/acme-client.md, "Account key rollover and deactivation"): a key
+ * rollover to a new key of new_alg (RFC 8555 7.3.5), or the account's
+ * deactivation (7.3.6) and its key's retirement. old_thumbprint is the
+ * account key's when it was asked for. One at a time per issuer: -1 while
+ * one runs. done as for acme_start (res NULL). */
+struct acme_account_action {
+	const char *id, *issuer_id, *issuer_config, *issuer_secret;
+	bool deactivate; /* else a key rollover */
+	const char *new_alg, *old_thumbprint;
+};
+int acme_account_start(const struct acme_account_action *in, acme_done_cb done, void *arg);
+
 /* A certificate's renewal information (RFC 9773 4.1): the issuer's
  * directory, then an unauthenticated GET of <renewalInfo>/<cert_id> (an
  * acme_ari_cert_id). done gets rc 0 with window true (start..end, Unix

@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "crl.h"
 #include "harden.h"
+#include "acme_account.h"
 #include "acme_revoke.h"
 #include "acme_ari.h"
 #include "jobs.h"
@@ -65,6 +66,7 @@ static int scheduler_init(struct worker *w, const struct cfg *section)
 		return -1;
 	}
 	if (jobs_start(w, section) != 0 || acme_revoke_loop_start(w, section) != 0 ||
+	    acme_account_loop_start(w, section) != 0 ||
 	    acme_ari_loop_start(w, section) != 0)
 		return -1;
 	if (loops_start(w, section) != 0)
@@ -78,6 +80,7 @@ static void scheduler_metrics(struct worker *w, struct strbuf *out)
 	loops_metrics(out);
 	jobs_metrics(out);
 	acme_revoke_metrics(out);
+	acme_account_metrics(out);
 	acme_ari_metrics(out);
 	crl_loop_metrics(out);
 }
