@@ -41,6 +41,9 @@ struct agent_target {
 	char *target_id; /* NULL unless bound to a server deployment target */
 	enum target_type type;
 	char *cert_path, *key_path, *chain_path, *pem_path;
+	/* where the web server of the target's names serves
+	 * /.well-known/acme-challenge/ from (HTTP-01 on this host), or NULL */
+	char *acme_webroot;
 	/* NULL-terminated argv, or NULL for the type's default; has_* set when
 	 * agent.yml gave the key (an empty list then means "none") */
 	char **validate, **reload;

@@ -333,6 +333,8 @@ static int target_pair(struct walk *w, const char *key, yaml_node_t *kn, yaml_no
 		return get_path(w, vn, key, &t->chain_path);
 	if (strcmp(key, "pem_path") == 0)
 		return get_path(w, vn, key, &t->pem_path);
+	if (strcmp(key, "acme_webroot") == 0)
+		return get_path(w, vn, key, &t->acme_webroot);
 	if (strcmp(key, "validate") == 0)
 		return get_argv(w, vn, key, &t->validate, &t->has_validate);
 	if (strcmp(key, "reload") == 0)
@@ -611,6 +613,7 @@ void agent_config_free(struct agent_config *c)
 		free(t->key_path);
 		free(t->chain_path);
 		free(t->pem_path);
+		free(t->acme_webroot);
 		free_strv(t->validate);
 		free_strv(t->reload);
 		free(t->verify_address);

@@ -29,14 +29,13 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static const struct agent_target *local_target(const struct agent_config *c,
-					       const struct work_target *wt)
+const struct agent_target *deploy_local_target(const struct agent_config *c, const char *id, const char *name)
 {
 	for (size_t i = 0; i < c->ntargets; i++)
-		if (c->targets[i].target_id && strcmp(c->targets[i].target_id, wt->id) == 0)
+		if (c->targets[i].target_id && strcmp(c->targets[i].target_id, id) == 0)
 			return &c->targets[i];
 	for (size_t i = 0; i < c->ntargets; i++)
-		if (wt->name[0] && strcmp(c->targets[i].name, wt->name) == 0)
+		if (name[0] && strcmp(c->targets[i].name, name) == 0)
 			return &c->targets[i];
 	return NULL;
 }
@@ -122,7 +121,7 @@ int deploy_resolve(const struct agent_config *c, const struct work_job *job,
 	}
 	for (size_t i = 0; i < job->ntargets; i++) {
 		const struct work_target *wt = &job->targets[i];
-		const struct agent_target *at = local_target(c, wt);
+		const struct agent_target *at = deploy_local_target(c, wt->id, wt->name);
 		int rc = at ? from_local(at, wt, &t[i]) : from_server(c, wt, &t[i], why, whylen);
 
 		if (rc != 0) {

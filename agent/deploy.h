@@ -25,6 +25,10 @@ struct deploy_target {
 	uint64_t verify_timeout_ms, command_timeout_ms;
 };
 
+/* agent.yml's entry for a server target: the one bound to its id, else the
+ * one of its name; NULL when agent.yml does not describe it. */
+const struct agent_target *deploy_local_target(const struct agent_config *c, const char *id, const char *name);
+
 /* The job's targets resolved against agent.yml: 0 with *out (count *n),
  * or -1 with WHY naming the first target that cannot be deployed. */
 int deploy_resolve(const struct agent_config *c, const struct work_job *job,

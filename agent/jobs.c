@@ -190,6 +190,18 @@ enum step { STEP_NEXT, STEP_WAIT, STEP_STUCK };
 
 static enum step send_csr(struct agent_ctx *ctx, struct journal *j, EVP_PKEY *key, int may_recover);
 
+/* Whether a 202 to a CSR says the certificate is being ordered (an ACME
+ * issuer) rather than carrying it. */
+static int ordered_answer(const struct http_response *r)
+{
+	json_t *a = api_json(r);
+	const char *st = json_string_value(json_object_get(a, "status"));
+	int yes = st && strcmp(st, "ordered") == 0;
+
+	json_decref(a);
+	return yes;
+}
+
 /* GET the certificate signed for an earlier CSR whose answer was lost. */
 static enum step recover_certificate(struct agent_ctx *ctx, struct journal *j, EVP_PKEY *key,
 				     const struct work_job *listed, int may_resend)
@@ -214,6 +226,26 @@ static enum step recover_certificate(struct agent_ctx *ctx, struct journal *j, E
 		}
 	} else {
 		api_problem(&r, why, sizeof why);
+	}
+	{
+		char marker[PATH_MAX + 32];
+
+		journal_file(j, "ordered", marker, sizeof marker);
+		if (access(marker, F_OK) == 0) {
+			if (listed && !awaiting) {
+				/* the CA's order is under way (Pending or Running) */
+				s = STEP_WAIT;
+				goto out;
+			}
+			if (awaiting) {
+				/* the order failed and the job waits for a new CSR */
+				(void)unlink(marker);
+				log_event(LOG_INFO, NULL, NULL, "job %s: the order failed; a new CSR is sent", j->job.id);
+				s = send_csr(ctx, j, key, 0);
+				goto out;
+			}
+			snprintf(why, sizeof why, "the CA's order ended without a certificate for this key");
+		}
 	}
 	if (awaiting && may_resend) {
 		log_event(LOG_INFO, NULL, NULL, "job %s: no certificate for the kept key (%s): CSR sent again",
@@ -256,6 +288,21 @@ static enum step send_csr(struct agent_ctx *ctx, struct journal *j, EVP_PKEY *ke
 		goto out;
 	snprintf(path, sizeof path, "/api/v1/agents/%s/csr", ctx->st.agent_id);
 	if (job_call(ctx, j, "POST", path, text, strlen(text), &r) != 0) {
+		s = STEP_WAIT;
+		goto out;
+	}
+	if (r.status == 202 && ordered_answer(&r)) {
+		char path2[PATH_MAX + 32];
+
+		/* an ACME issuer: the CA signs later; the certificate is fetched
+		 * once the job is done (recover_certificate) */
+		journal_file(j, "ordered", path2, sizeof path2);
+		if (atomic_write(path2, "", 0, 0600, NULL, why, sizeof why) != 0) {
+			log_event(LOG_ERROR, NULL, NULL, "job %s: %s", j->job.id, why);
+			goto out;
+		}
+		log_event(LOG_INFO, NULL, NULL, "job %s: CSR accepted; the certificate is being ordered from the CA",
+			  j->job.id);
 		s = STEP_WAIT;
 		goto out;
 	}

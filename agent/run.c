@@ -17,6 +17,7 @@
 #include "build_config.h"
 #include "discovery.h"
 #include "identity.h"
+#include "challenges.h"
 #include "jobs.h"
 #include "log.h"
 #include "util.h"
@@ -190,7 +191,16 @@ static void resume_local(struct agent_ctx *ctx, const struct work_list *listed)
 		if (!agent_stop && journal_dir(ctx->cfg.state_dir, ids[i], dir, sizeof dir) == 0) {
 			if (journal_load(dir, &j, why, sizeof why) == 0) {
 				enum job_phase before = j.phase;
+				char marker[PATH_MAX + 32];
 
+				/* a CSR an ACME CA is being asked to sign: only the
+				 * work list says whether the order is still under way */
+				journal_file(&j, "ordered", marker, sizeof marker);
+				if (!listed && access(marker, F_OK) == 0) {
+					journal_free(&j);
+					free(ids[i]);
+					continue;
+				}
 				if (!listed)
 					log_event(LOG_INFO, NULL, NULL, "job %s: resuming from %s", j.job.id,
 						  job_phase_name(before));
@@ -265,6 +275,8 @@ static void poll_work(struct agent_ctx *ctx)
 	if (l.skipped)
 		log_event(LOG_WARN, NULL, NULL, "work: %zu malformed jobs left out: %s", l.skipped,
 			  l.skipped_why);
+	/* HTTP-01 challenges first: a CA is waiting for them */
+	challenges_sync(ctx, &l);
 	/* journalled jobs first (a retry after a lost answer), then new ones */
 	resume_local(ctx, &l);
 	for (size_t i = 0; i < l.njobs && !agent_stop && !agent_api_paused(ctx); i++) {

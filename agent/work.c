@@ -311,6 +311,75 @@ fail:
 	return NULL;
 }
 
+/* base64url characters only, 1..max of them */
+static int b64url_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= max &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+static int challenge_from_json(const json_t *o, struct work_challenge *c, char *why, size_t whylen)
+{
+	const char *dot;
+
+	memset(c, 0, sizeof *c);
+	if (!json_is_object(o)) {
+		snprintf(why, whylen, "challenges: an entry is not an object");
+		return -1;
+	}
+	if (copy_member(o, "token", c->token, sizeof c->token, 0, why, whylen) != 0 ||
+	    copy_member(o, "key_authorization", c->key_authorization, sizeof c->key_authorization, 0, why,
+			whylen) != 0 ||
+	    copy_member(o, "target_id", c->target_id, sizeof c->target_id, 0, why, whylen) != 0 ||
+	    copy_member(o, "target_name", c->target_name, sizeof c->target_name, 1, why, whylen) != 0 ||
+	    copy_member(o, "state", c->state, sizeof c->state, 0, why, whylen) != 0)
+		return -1;
+	/* <token>.<43 base64url characters> (RFC 8555 8.1), the token a file name */
+	dot = strchr(c->key_authorization, '.');
+	if (!b64url_ok(c->token, WORK_TOKEN_MAX) || !dot || (size_t)(dot - c->key_authorization) != strlen(c->token) ||
+	    strncmp(c->key_authorization, c->token, strlen(c->token)) != 0 || strlen(dot + 1) != 43 ||
+	    !b64url_ok(dot + 1, 43) || !work_id_ok(c->target_id)) {
+		snprintf(why, whylen, "challenges: a malformed token, key authorization or target id");
+		return -1;
+	}
+	if (dup_member(o, "webroot", WORK_PATH_MAX, &c->webroot, why, whylen) != 0)
+		return -1;
+	return 0;
+}
+
+/* The challenges list (optional) into out */
+static int challenges_parse(const json_t *list, struct work_list *out, char *why, size_t whylen)
+{
+	size_t i;
+	const json_t *item;
+
+	if (!list || json_is_null(list))
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > WORK_MAX_CHALLENGES) {
+		snprintf(why, whylen, "the work answer's challenges are not a list of at most %d", WORK_MAX_CHALLENGES);
+		return -1;
+	}
+	out->challenges = calloc(json_array_size(list) + 1, sizeof *out->challenges);
+	if (!out->challenges) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	json_array_foreach (list, i, item) {
+		char cwhy[256];
+
+		if (challenge_from_json(item, &out->challenges[out->nchallenges], cwhy, sizeof cwhy) != 0) {
+			free(out->challenges[out->nchallenges].webroot);
+			if (out->skipped++ == 0)
+				snprintf(out->skipped_why, sizeof out->skipped_why, "%s", cwhy);
+			continue;
+		}
+		out->nchallenges++;
+	}
+	return 0;
+}
+
 int work_parse(const char *body, size_t len, struct work_list *out, char *why, size_t whylen)
 {
 	json_error_t jerr;
@@ -354,6 +423,11 @@ int work_parse(const char *body, size_t len, struct work_list *out, char *why, s
 		}
 		out->njobs++;
 	}
+	if (challenges_parse(json_object_get(root, "challenges"), out, why, whylen) != 0) {
+		json_decref(root);
+		work_list_free(out);
+		return -1;
+	}
 	json_decref(root);
 	return 0;
 }
@@ -363,5 +437,8 @@ void work_list_free(struct work_list *l)
 	for (size_t i = 0; i < l->njobs; i++)
 		work_job_free(&l->jobs[i]);
 	free(l->jobs);
+	for (size_t i = 0; i < l->nchallenges; i++)
+		free(l->challenges[i].webroot);
+	free(l->challenges);
 	memset(l, 0, sizeof *l);
 }

@@ -42,9 +42,26 @@ struct work_job {
 	size_t ntargets;
 };
 
+/* An HTTP-01 challenge this agent answers: the key authorization goes to
+ * <webroot>/.well-known/acme-challenge/<token> (docs/acme-client.md). */
+#define WORK_MAX_CHALLENGES 100
+#define WORK_TOKEN_MAX 128
+#define WORK_KEYAUTH_MAX (WORK_TOKEN_MAX + 1 + 43)
+
+struct work_challenge {
+	char token[WORK_TOKEN_MAX + 1];
+	char key_authorization[WORK_KEYAUTH_MAX + 1];
+	char target_id[WORK_ID_MAX + 1];
+	char target_name[WORK_ID_MAX + 1];
+	char state[16];	 /* waiting, ready, failed */
+	char *webroot;	 /* the server target's config.acme_webroot, or NULL */
+};
+
 struct work_list {
 	struct work_job *jobs;
 	size_t njobs;
+	struct work_challenge *challenges;
+	size_t nchallenges;
 	/* items left out as malformed, with the first one's reason */
 	size_t skipped;
 	char skipped_why[256];
@@ -56,9 +73,10 @@ int work_job_from_json(const json_t *item, struct work_job *j, char *why, size_t
 json_t *work_job_to_json(const struct work_job *j);
 void work_job_free(struct work_job *j);
 
-/* The whole answer {"jobs": [...], "count": N}: 0, or -1 with WHY when it is
- * not such an object or has more than WORK_MAX_JOBS jobs. A malformed item
- * is skipped (counted in skipped) rather than failing the others. */
+/* The whole answer {"jobs": [...], "count": N, "challenges": [...]}: 0, or
+ * -1 with WHY when it is not such an object or has more than WORK_MAX_JOBS
+ * jobs or WORK_MAX_CHALLENGES challenges. A malformed item is skipped
+ * (counted in skipped) rather than failing the others. */
 int work_parse(const char *body, size_t len, struct work_list *out, char *why, size_t whylen);
 void work_list_free(struct work_list *l);
 

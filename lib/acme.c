@@ -431,6 +431,22 @@ void acme_dns01_txt(const char *key_authorization, char out[ACME_THUMBPRINT_LEN 
 	sha256_b64url(key_authorization, strlen(key_authorization), out);
 }
 
+int acme_dns_persist_value(const char *issuer_domain, const char *account_url, bool wildcard, char *out,
+			   size_t cap)
+{
+	size_t n = issuer_domain ? strlen(issuer_domain) : 0;
+	int len;
+
+	/* a DNS name: letters, digits, hyphens and dots, no empty label */
+	if (n == 0 || n > 253 || issuer_domain[0] == '.' || issuer_domain[n - 1] == '.' ||
+	    strstr(issuer_domain, "..") ||
+	    strspn(issuer_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n ||
+	    !account_url || !acme_url_ok(account_url) || strpbrk(account_url, "; \"\\"))
+		return -1;
+	len = snprintf(out, cap, "%s; accounturi=%s%s", issuer_domain, account_url, wildcard ? "; policy=wildcard" : "");
+	return len < 0 || (size_t)len >= cap ? -1 : 0;
+}
+
 /* ---- JWS ---- */
 
 static bool alg_ok(const char *alg)

@@ -125,6 +125,13 @@ int acme_jwk_thumbprint(const char *jwk, size_t len, char out[ACME_THUMBPRINT_LE
 int acme_key_authorization(const char *token, const char *thumbprint, char out[ACME_KEYAUTH_MAX]);
 /* The dns-01 TXT value: b64url(SHA-256(key authorization)). */
 void acme_dns01_txt(const char *key_authorization, char out[ACME_THUMBPRINT_LEN + 1]);
+/* The TXT value of a dns-persist-01 record (draft-ietf-acme-dns-persist,
+ * at _validation-persist.<name>): "<issuer_domain>; accounturi=<account_url>"
+ * and, for a wildcard, "; policy=wildcard". 0, or -1 when an argument is
+ * unfit (issuer_domain not a DNS name, account_url not an https URL) or the
+ * value does not fit out. */
+int acme_dns_persist_value(const char *issuer_domain, const char *account_url, bool wildcard, char *out,
+			   size_t cap);
 
 /* ---- what the CA sends ---- */
 

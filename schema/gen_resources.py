@@ -33,7 +33,8 @@ is never stored without the other. So are the rows of a link table behind
 a "refs" field (a certificate's target_ids).
 
 Other resource keys: "issuance" (true: also R.create_issued, a record
-created with its first certificate version, see ops_of), "list_where" (a condition on the rows a list shows,
+created with its first certificate version, and R.create_ordered, a record
+created with the job that orders it from an ACME CA; see ops_of), "list_where" (a condition on the rows a list shows,
 e.g. agents not retired, on the resource's own table), "reads" (the tables
 behind a resource whose "table" is a view), "read_roles" / "write_roles" (who may list/get
 and create/update/delete; default admin, operator, viewer / admin). Field
@@ -292,6 +293,26 @@ def ops_of(res):
             % (table, ", ".join(ins_cols), ", ".join(ins_vals), link_ctes(res, "$1::jsonb", False),
                audit_cte(res, "create", 2), name, obj_of(res, "$1::jsonb")))
         ops["create_issued"] = (name + ".create_issued", 16, "ROW", create_issued)
+        # a record created with an Issuance job that orders its certificate
+        # from an ACME CA (docs/acme-client.md): the record Pending, the job
+        # with its own CSR ($8, PEM) and, when the signer made the key, the
+        # key sealed ($9 hex, or NULL), both audit events, in one statement.
+        # The job waits for approval when the profile or the renewal policy
+        # asks for one (migration 0019). A, then $8, $9 -> {"certificate":
+        # the record, "job": {"id", "status"}}
+        create_ordered = (
+            "WITH r AS (INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1::jsonb AS j) s RETURNING t.*), %s%s, "
+            "jb AS (INSERT INTO jobs (type, certificate_id, status, requested_by, csr_pem, sealed_key) "
+            "SELECT 'Issuance', r.id, 'Pending', $2, $8, decode($9, 'hex') FROM r RETURNING id, status), "
+            "je AS (INSERT INTO audit_events (actor, actor_type, actor_role, action, resource_type, resource_id, "
+            "request_id, source_address, outcome, body_sha256, details) SELECT $2, $3, $4, 'certificate.ordered', "
+            "'%s', r.id, $5, $6::inet, 'success', decode($7, 'hex'), jsonb_build_object('job_id', jb.id, "
+            "'issuer_id', r.issuer_id, 'server_key', $9::text IS NOT NULL) FROM r, jb) "
+            "SELECT json_build_object('certificate', %s, 'job', json_build_object('id', jb.id, 'status', "
+            "jb.status)) FROM r t, jb"
+            % (table, ", ".join(cols), ", ".join(vals), link_ctes(res, "$1::jsonb", False),
+               audit_cte(res, "create", 2), name, obj_of(res, "$1::jsonb")))
+        ops["create_ordered"] = (name + ".create_ordered", 9, "ROW", create_ordered)
     ops.update({
         "list": (name + ".list", 5, "LIST", lst),
         "get": (name + ".get", 1, "ROW", "SELECT %s FROM %s t WHERE t.id = $1" % (obj, table)),
@@ -311,6 +332,7 @@ def ops_of(res):
     out = [ops[v] + kind.get(v, ("O", None)) for v in VERBS if v in verbs]
     if "create_issued" in ops:
         out.append(ops["create_issued"] + ("W", writes + " certificate_versions issued_serials version_keys"))
+        out.append(ops["create_ordered"] + ("W", writes + " jobs approval_requests"))
     # audit.failure_mode fail_open: the same change without its event, for
     # when the event cannot be written (rest.c retries with these, counted
     # and logged)

@@ -241,6 +241,21 @@ def sanitizer_reports(log_dir):
     return bad
 
 
+def stop_process(p, timeout=30):
+    """SIGTERM to p (a Popen) when it still runs, then SIGKILL after timeout
+    seconds. True when it ended on SIGTERM (or had ended already)."""
+    if not p or p.poll() is not None:
+        return True
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return False
+
+
 def teardown(cw, pg, root):
     """Whatever happened: no certward process, no PostgreSQL, no files left."""
     if cw:
@@ -438,9 +453,13 @@ class Nginx:
 
     NAME = "web.example.internal"
 
-    def __init__(self, d):
-        for sub in ("nginx", "nginx/tmp", "certs"):
+    def __init__(self, d, http_port=None):
+        """With http_port, also plain HTTP on that loopback port serving the
+        directory d/www (self.webroot), as a web server answering ACME
+        HTTP-01 challenges from its document root does."""
+        for sub in ("nginx", "nginx/tmp", "certs", "www"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
+        self.webroot = os.path.join(d, "www")
         self.cert, self.key = os.path.join(d, "certs", "web.crt"), os.path.join(d, "certs", "web.key")
         self_signed(self.cert, self.key, "old.example.internal")
         self.port = free_port()
@@ -453,8 +472,10 @@ class Nginx:
             "  scgi_temp_path %(d)s/nginx/tmp;\n"
             "  server {\n    listen 127.0.0.1:%(p)d ssl;\n    server_name %(n)s;\n"
             "    ssl_certificate %(c)s;\n    ssl_certificate_key %(k)s;\n"
-            "    return 200 \"ok\\n\";\n  }\n}\n" % {"d": d, "p": self.port, "n": self.NAME, "c": self.cert,
-                                                   "k": self.key})
+            "    return 200 \"ok\\n\";\n  }\n%(h)s}\n" % {"d": d, "p": self.port, "n": self.NAME, "c": self.cert,
+                                                     "k": self.key, "h": "" if not http_port else
+                                                     "  server {\n    listen 127.0.0.1:%d;\n    root %s;\n  }\n"
+                                                     % (http_port, os.path.join(d, "www"))})
         with open(self.conf, "w") as f:
             f.write(self.text)
         r = subprocess.run(["nginx", "-c", self.conf, "-p", self.prefix], capture_output=True, text=True, timeout=30)
@@ -787,6 +808,19 @@ class Pebble:
         inter = self._get("%s/intermediates/%d" % (base, index))
         check(root and inter, "pebble has no chain %d" % index)
         return root.decode(), inter.decode()
+
+    def verify(self, leaf, index=0):
+        """Checks that the certificate in file leaf verifies with openssl
+        against pebble's chain index (its root and intermediate)."""
+        root, inter = self.roots(index)
+        rp, ip = os.path.join(self.dir, "root-%d.pem" % index), os.path.join(self.dir, "inter-%d.pem" % index)
+        with open(rp, "w") as f:
+            f.write(root)
+        with open(ip, "w") as f:
+            f.write(inter)
+        out = openssl("verify", "-CAfile", rp, "-untrusted", ip, leaf, ok=False)
+        check(out.returncode == 0 and out.stdout.strip().endswith(": OK"),
+              "openssl verify with pebble's chain: %s%s" % (out.stdout, out.stderr))
 
     def add_txt(self, name, value):
         """A TXT record name (a FQDN; the final dot added when missing) with

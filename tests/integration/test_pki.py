@@ -684,8 +684,14 @@ def issuance_through_the_api():
         code, prob = api.call("POST", "/api/v1/certificates", admin, body(name, pem))
         check(code == status and prob.get("field") == field and needle in prob.get("detail", ""),
               "%s: %r" % (name, (code, prob)))
+    # an ACME issuer orders the record's names: a CSR for others is refused before anything is stored
     code, prob = api.call("POST", "/api/v1/certificates", admin, body("acme", csr_pem("acme1"), issuer=acme))
-    check(code == 422 and prob.get("field") == "issuer_id", "an ACME issuer: %r" % ((code, prob),))
+    check(code == 400 and prob.get("field") == "csr_pem" and "not the record's" in prob.get("detail", ""),
+          "an ACME issuer: %r" % ((code, prob),))
+    # an issuer certward does not sign for
+    step = post("/api/v1/issuers", {"name": "step", "type": "StepCA"})["id"]
+    code, prob = api.call("POST", "/api/v1/certificates", admin, body("step", csr_pem("step1"), issuer=step))
+    check(code == 422 and prob.get("field") == "issuer_id", "a StepCA issuer: %r" % ((code, prob),))
     check(count("managed_certificates") == before, "a refused request wrote a record")
 
     # the signer killed while the request waits for it

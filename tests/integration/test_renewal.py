@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AS_ROOT, BUILD, Api, Cases, Certward, Nginx, Postgres, agent_token, check, free_port, log,
-                     make_key, make_root, psql, served_serial, teardown, wait_for)
+                     make_key, make_root, psql, served_serial, stop_process, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -251,14 +251,7 @@ def the_scheduler_lock():
 def stop_servers():
     if S.get("nginx"):
         S["nginx"].stop()
-    p = S.get("agent")
-    if p and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_process(S.get("agent"))
 
 
 def agent_log():

@@ -1357,3 +1357,23 @@ Test(acme, payloads)
 	cr_assert_str_eq(s, "{\"status\":\"deactivated\"}");
 	free(s);
 }
+
+Test(acme_dns_persist, record_value)
+{
+	char out[600];
+
+	cr_assert_eq(acme_dns_persist_value("ca.example", "https://ca.example/acct/123", false, out, sizeof out), 0);
+	cr_expect_str_eq(out, "ca.example; accounturi=https://ca.example/acct/123");
+	cr_assert_eq(acme_dns_persist_value("letsencrypt.org", "https://ca.example/acct/1", true, out, sizeof out), 0);
+	cr_expect_str_eq(out, "letsencrypt.org; accounturi=https://ca.example/acct/1; policy=wildcard");
+	/* what would break the record or is no issuer domain: refused */
+	cr_expect_neq(acme_dns_persist_value("", "https://ca.example/a", false, out, sizeof out), 0);
+	cr_expect_neq(acme_dns_persist_value("ca..example", "https://ca.example/a", false, out, sizeof out), 0);
+	cr_expect_neq(acme_dns_persist_value("ca.example;x=y", "https://ca.example/a", false, out, sizeof out), 0);
+	cr_expect_neq(acme_dns_persist_value("ca.example", "https://ca.example/a;policy=wildcard", false, out,
+					     sizeof out), 0);
+	cr_expect_neq(acme_dns_persist_value("ca.example", "http://ca.example/a", false, out, sizeof out), 0);
+	cr_expect_neq(acme_dns_persist_value("ca.example", NULL, false, out, sizeof out), 0);
+	/* too small a buffer */
+	cr_expect_neq(acme_dns_persist_value("ca.example", "https://ca.example/acct/123", false, out, 20), 0);
+}

@@ -742,6 +742,45 @@ Test(agent_work, bounds)
 	cr_expect_neq(work_parse("{\"jobs\":{}}", 11, &l, why, sizeof why), 0);
 }
 
+Test(agent_work, challenges)
+{
+	/* one good challenge; a token that would leave the directory; a key
+	 * authorization for another token; a short thumbprint; no target */
+	static const char *body =
+		"{\"jobs\":[],\"count\":0,\"challenges\":["
+		"{\"token\":\"tok_A-1\",\"key_authorization\":\"tok_A-1.abcdefghijABCDEFGHIJ0123456789_-abcdefghijk\","
+		"\"target_id\":\"tgt-1\",\"target_name\":\"web\",\"webroot\":\"/srv/www\",\"state\":\"waiting\"},"
+		"{\"token\":\"../x\",\"key_authorization\":\"../x.abcdefghijABCDEFGHIJ0123456789_-abcdefghijk\","
+		"\"target_id\":\"tgt-1\",\"state\":\"waiting\"},"
+		"{\"token\":\"tokB\",\"key_authorization\":\"tokC.abcdefghijABCDEFGHIJ0123456789_-abcdefghijk\","
+		"\"target_id\":\"tgt-1\",\"state\":\"waiting\"},"
+		"{\"token\":\"tokD\",\"key_authorization\":\"tokD.short\",\"target_id\":\"tgt-1\",\"state\":\"ready\"},"
+		"{\"token\":\"tokE\",\"key_authorization\":\"tokE.abcdefghijABCDEFGHIJ0123456789_-abcdefghijk\","
+		"\"state\":\"waiting\"}]}";
+	struct work_list l;
+	char why[256];
+	struct strbuf b;
+
+	cr_assert_eq(work_parse(body, strlen(body), &l, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(l.nchallenges, 1);
+	cr_expect_eq(l.skipped, 4);
+	cr_expect_str_eq(l.challenges[0].token, "tok_A-1");
+	cr_expect_str_eq(l.challenges[0].target_id, "tgt-1");
+	cr_expect_str_eq(l.challenges[0].webroot, "/srv/www");
+	cr_expect_str_eq(l.challenges[0].state, "waiting");
+	work_list_free(&l);
+
+	/* more than WORK_MAX_CHALLENGES, or not a list: the answer is refused */
+	strbuf_init(&b, 1 << 20);
+	strbuf_printf(&b, "{\"jobs\":[],\"challenges\":[");
+	for (int i = 0; i <= WORK_MAX_CHALLENGES; i++)
+		strbuf_printf(&b, "%s{\"token\":\"t%d\"}", i ? "," : "", i);
+	strbuf_printf(&b, "]}");
+	cr_expect_neq(work_parse(b.p, b.len, &l, why, sizeof why), 0);
+	strbuf_free(&b);
+	cr_expect_neq(work_parse("{\"jobs\":[],\"challenges\":{}}", 27, &l, why, sizeof why), 0);
+}
+
 /* ---- keys and CSRs ---- */
 
 Test(agent_keys, every_key_type_makes_a_csr)

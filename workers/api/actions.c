@@ -202,9 +202,15 @@ static bool id_ok(struct route_call *c)
 static void simple(struct route_call *c)
 {
 	const char *p[8] = {route_param(c, "id")};
+	size_t n;
 
-	if (id_ok(c))
-		call(c, p, route_audit_params(c, p, 1));
+	if (!id_ok(c))
+		return;
+	n = route_audit_params(c, p, 1);
+	/* certificates.renew: $8, no CSR of the job's own */
+	if ((enum action)(size_t)c->route->arg == A_RENEW)
+		p[n++] = NULL;
+	call(c, p, n);
 }
 
 static void renewed(void *arg, int status, const char *title, const char *detail, const char *field,
@@ -212,8 +218,8 @@ static void renewed(void *arg, int status, const char *title, const char *detail
 {
 	struct route_call *c = arg;
 
-	if (status == 201)
-		route_respond(c, 201, "application/json", body, len);
+	if (status == 201 || status == 202)
+		route_respond(c, status, "application/json", body, len);
 	else
 		route_problem(c, status, title, detail, field);
 }
@@ -221,7 +227,8 @@ static void renewed(void *arg, int status, const char *title, const char *detail
 /*
  * Renew: without a body, a Renewal job (the reference's 202); with
  * {"csr_pem": ...} and a Local issuer, signed now as a new version
- * (issuance_renew, 201 with the version).
+ * (issuance_renew, 201 with the version); with an ACME issuer, a Renewal
+ * job that orders a certificate for that CSR (202).
  */
 static void renew(struct route_call *c)
 {

@@ -12,6 +12,7 @@
  *   POST /api/v1/agents/{id}/csr                   a job's CSR, signed now    202 (the agent)
  *   GET  /api/v1/agents/{id}/certificates/{cert_id}  the newest version       200 (the agent)
  *   POST /api/v1/agents/{id}/jobs/{job_id}/status  the job's outcome          200 (the agent)
+ *   POST /api/v1/agents/{id}/challenges/{token}    an HTTP-01 file in place   200 (the agent)
  *
  * A token is made like an API key (lib/apikey.h): the store keeps its salt
  * and hash, the api checks the secret. Enrolment checks the token, has the
@@ -690,6 +691,14 @@ static void on_csr_signed(void *arg, int status, const char *title, const char *
 		ask(k->c, "agents.certificate", p, 2, on_issued_pickup, k);
 		return;
 	}
+	if (status == 202) {
+		/* an ACME issuer: the scheduler orders it; the agent fetches the
+		 * certificate once its job is done */
+		route_respond_json(k->c, 202, json_pack("{s:s, s:s, s:s}", "status", "ordered", "job_id", k->job_id,
+							"certificate_id", k->certificate_id));
+		csr_free(k);
+		return;
+	}
 	/* the job goes back to AwaitingCSR (or Failed at its last attempt);
 	 * the answer is the signing's own */
 	k->failure_status = status;
@@ -712,7 +721,7 @@ static void on_csr_taken(const struct store_outcome *o, void *arg)
 		unavailable(k->c);
 	} else if (strcmp(state, "done") == 0) {
 		json_decref(j);
-		issuance_renew(k->c, k->certificate_id, k->csr_pem, on_csr_signed, k);
+		issuance_renew_job(k->c, k->certificate_id, k->csr_pem, k->job_id, on_csr_signed, k);
 		return;
 	} else if (strcmp(state, "taken") == 0) {
 		snprintf(detail, sizeof detail,
@@ -846,6 +855,58 @@ static void job_status(struct route_call *c)
 	json_decref(b);
 }
 
+static void on_challenge(const struct store_outcome *o, void *arg)
+{
+	struct route_call *c = arg;
+	json_t *j;
+	const char *state = state_of(o, &j);
+
+	if (!state)
+		unavailable(c);
+	else if (strcmp(state, "done") == 0)
+		route_respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+	else
+		route_problem(c, 404, "Not Found", "no live HTTP-01 challenge of this agent by that token", NULL);
+	json_decref(j);
+}
+
+/* The agent's word on an HTTP-01 challenge it was to write into a target's
+ * webroot: ready, or failed with why (docs/acme-client.md) */
+static void challenge(struct route_call *c)
+{
+	static const char *const allowed[] = {"status", "error"};
+	const char *token = route_param(c, "token"), *status, *error, *p[4];
+	size_t n = token ? strlen(token) : 0;
+	json_t *b;
+
+	if (n == 0 || n > 128 ||
+	    strspn(token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+		route_problem(c, 404, "Not Found", "no live HTTP-01 challenge of this agent by that token", NULL);
+		return;
+	}
+	if (!(b = action_body(c, allowed, 2)))
+		return;
+	status = member(c, b, "status", true, 16);
+	error = BAD(status) ? status : member(c, b, "error", false, 1024);
+	if (BAD(error)) {
+		json_decref(b);
+		return;
+	}
+	if (strcmp(status, "ready") != 0 && strcmp(status, "failed") != 0)
+		route_problem(c, 400, "Bad Request", "status: ready or failed", "status");
+	else if (error && !report_text_ok(error))
+		route_problem(c, 400, "Bad Request", "error: UTF-8 text without control characters but newlines and tabs",
+			      "error");
+	else {
+		p[0] = c->who.agent_id;
+		p[1] = token;
+		p[2] = status;
+		p[3] = error ? error : (strcmp(status, "failed") == 0 ? "the agent gave no reason" : NULL);
+		ask(c, "agents.challenge", p, 4, on_challenge, c);
+	}
+	json_decref(b);
+}
+
 static const struct route agent_routes[] = {
 	{"POST", "/api/v1/agent-tokens", ROLES_MANAGE, 0, token_create, NULL},
 	{"GET", "/api/v1/agent-tokens", ROLES_MANAGE, 0, token_list, NULL},
@@ -857,6 +918,7 @@ static const struct route agent_routes[] = {
 	{"POST", "/api/v1/agents/{id}/csr", ROLE_AGENT, ROUTE_OWN_AGENT, csr, NULL},
 	{"GET", "/api/v1/agents/{id}/certificates/{cert_id}", ROLE_AGENT, ROUTE_OWN_AGENT, pickup, NULL},
 	{"POST", "/api/v1/agents/{id}/jobs/{job_id}/status", ROLE_AGENT, ROUTE_OWN_AGENT, job_status, NULL},
+	{"POST", "/api/v1/agents/{id}/challenges/{token}", ROLE_AGENT, ROUTE_OWN_AGENT, challenge, NULL},
 };
 
 void agents_routes_init(void)

@@ -49,6 +49,9 @@ struct issuance {
 	/* a renewal (issuance_renew): a version of this record */
 	bool renewal;
 	char renew_id[132];
+	/* an ACME issuer: the CA signs later, the scheduler orders it (order()) */
+	bool acme;
+	char job_id[132]; /* the agent's job the CSR is for (issuance_renew_job), "" for none */
 };
 
 static void issuance_free(struct issuance *is)
@@ -241,6 +244,217 @@ static void kind_of(const char *alg, char *kind, size_t kcap, char *size, size_t
 				   : "256");
 }
 
+/* ---- 2b. an ACME issuer: the order is the scheduler's ---- */
+
+/* The record's names (common_name and sans) in one newline-separated
+ * string (malloc'd), NULL when out of memory. */
+static char *record_names(const char *body, const char **cn)
+{
+	json_t *j = json_loads(body, 0, NULL), *v;
+	char *sans = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&sans, &len);
+
+	*cn = "";
+	json_array_foreach(json_object_get(j, "sans"), i, v)
+		if (f && json_is_string(v))
+			fprintf(f, "%s%s", i ? "\n" : "", json_string_value(v));
+	if (!f || fclose(f) != 0) {
+		json_decref(j);
+		free(sans);
+		return NULL;
+	}
+	/* the common name, copied after the names (one allocation) */
+	{
+		const char *c = json_string_value(json_object_get(j, "common_name"));
+		size_t cl = c ? strlen(c) : 0;
+		char *out = realloc(sans, len + cl + 2);
+
+		if (!out) {
+			json_decref(j);
+			free(sans);
+			return NULL;
+		}
+		memcpy(out + len + 1, c ? c : "", cl + 1);
+		*cn = out + len + 1;
+		json_decref(j);
+		return out;
+	}
+}
+
+/* Whether name (a DNS name, any case) is one of the record's. */
+static bool record_has(const char *cn, const char *sans, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strcasecmp(cn, name) == 0)
+		return true;
+	for (const char *p = sans; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l == n && strncasecmp(p, name, n) == 0)
+			return true;
+		p += l + (e != NULL);
+	}
+	return false;
+}
+
+/*
+ * An ACME CA orders exactly the names in the CSR (RFC 8555 7.4): the
+ * scheduler orders the record's common_name and sans, so the CSR must
+ * name the same DNS names, no more and no fewer. true (why filled) when
+ * they differ.
+ */
+static bool names_differ(const struct csr_checked *c, const char *body, char *why, size_t whylen)
+{
+	const char *cn;
+	char *sans = record_names(body, &cn);
+	size_t found = 0, wanted = 0;
+	bool differ = false;
+
+	if (!sans) {
+		snprintf(why, whylen, "out of memory");
+		return true;
+	}
+	for (int i = 0; c->sans && i < (int)sk_GENERAL_NAME_num(c->sans) && !differ; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(c->sans, (size_t)i);
+		char name[256];
+		int len;
+
+		if (g->type != GEN_DNS) {
+			snprintf(why, whylen, "an ACME CA is asked for DNS names only: the CSR names something else");
+			differ = true;
+			break;
+		}
+		len = ASN1_STRING_length(g->d.dNSName);
+		if (len <= 0 || len >= (int)sizeof name) {
+			snprintf(why, whylen, "a DNS name of the CSR is empty or too long");
+			differ = true;
+			break;
+		}
+		memcpy(name, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
+		name[len] = '\0';
+		if (!record_has(cn, sans, name)) {
+			snprintf(why, whylen, "the CSR names %.100s, which is not the record's common_name or one of its "
+				 "sans (the ACME order is for the record's names)", name);
+			differ = true;
+		}
+		found++;
+	}
+	if (!differ) {
+		/* and every name of the record is in the CSR */
+		wanted = (*cn != '\0');
+		for (const char *p = sans; *p;) {
+			const char *e = strchr(p, '\n');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+
+			if (!(*cn && l == strlen(cn) && strncasecmp(p, cn, l) == 0))
+				wanted++;
+			p += l + (e != NULL);
+		}
+		if (found < wanted) {
+			snprintf(why, whylen, "the CSR names %zu of the record's %zu names (common_name and sans): the "
+				 "ACME order is for all of them", found, wanted);
+			differ = true;
+		}
+	}
+	free(sans);
+	return differ;
+}
+
+static void on_ordered(const struct store_outcome *o, void *arg);
+static void on_order_renewal(const struct store_outcome *o, void *arg);
+static void on_agent_order(const struct store_outcome *o, void *arg);
+
+/* The CSR (the client's, the agent's or the one made with the key here)
+ * handed to the scheduler with the job that orders the certificate */
+static void order(struct issuance *is)
+{
+	const char *p[16];
+	size_t n = 0;
+
+	if (is->job_id[0]) {
+		p[n++] = is->rc->who.agent_id;
+		p[n++] = is->job_id;
+		p[n++] = is->csr_pem;
+		ask(is, "agents.csr_order", p, n, on_agent_order);
+	} else if (is->renewal) {
+		p[n++] = is->renew_id;
+		n = route_audit_params(is->rc, p, n);
+		p[n++] = is->csr_pem;
+		ask(is, "certificates.renew", p, n, on_order_renewal);
+	} else {
+		p[n++] = is->body;
+		n = route_audit_params(is->rc, p, n);
+		p[n++] = is->csr_pem;
+		p[n++] = is->sealed_hex; /* NULL: the client holds the key */
+		ask(is, "managed_certificates.create_ordered", p, n, on_ordered);
+	}
+}
+
+/* KEYGEN_CSR_MADE: the key (sealed for the store, in clear for this answer)
+ * and its CSR, then the order */
+static void on_key_made(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct issuance *is = arg;
+	const struct ipc_keygen_csr_made *k;
+
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m && m->type == IPC_T_ERROR && m->u.error.code == EINVAL) {
+		char detail[360];
+
+		snprintf(detail, sizeof detail, "key_generation: %.300s", m->u.error.message);
+		give_up(is, 400, "Bad Request", detail, "key_generation");
+		return;
+	}
+	if (status != 0 || !m || m->type != IPC_T_KEYGEN_CSR_MADE) {
+		unavailable(is, "the signer is unavailable");
+		return;
+	}
+	k = &m->u.keygen_csr_made;
+	free(is->csr_pem);
+	is->csr_pem = issuance_der_to_pem(k->csr.ptr, k->csr.len, true);
+	is->sealed_hex = malloc(2 * (size_t)k->sealed_key.len + 1);
+	is->key_pem = malloc((size_t)k->key_pem.len + 1);
+	if (!is->csr_pem || !is->sealed_hex || !is->key_pem || !k->sealed_key.len) {
+		OPENSSL_cleanse((void *)k->key_pem.ptr, k->key_pem.len);
+		unavailable(is, "out of memory");
+		return;
+	}
+	hex_encode(k->sealed_key.ptr, k->sealed_key.len, is->sealed_hex);
+	memcpy(is->key_pem, k->key_pem.ptr, k->key_pem.len);
+	is->key_pem[k->key_pem.len] = '\0';
+	is->key_pem_len = k->key_pem.len;
+	/* the frame's copy of the key goes when the reply is freed; wipe it first */
+	OPENSSL_cleanse((void *)k->key_pem.ptr, k->key_pem.len);
+	order(is);
+}
+
+/* KEYGEN_CSR: the signer makes the key and its CSR for the record's names */
+static void make_key(struct issuance *is)
+{
+	struct ipc_msg m = {.type = IPC_T_KEYGEN_CSR};
+	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
+	const char *cn;
+	char *sans = record_names(is->body, &cn);
+
+	if (!sans) {
+		unavailable(is, "out of memory");
+		return;
+	}
+	m.u.keygen_csr.profile.ptr = (const uint8_t *)is->profile;
+	m.u.keygen_csr.profile.len = (uint32_t)strlen(is->profile);
+	m.u.keygen_csr.common_name = cn;
+	m.u.keygen_csr.sans.ptr = (const uint8_t *)sans;
+	m.u.keygen_csr.sans.len = (uint32_t)strlen(sans);
+	m.u.keygen_csr.key_algorithm = is->keygen_alg;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_key_made, is) != 0)
+		unavailable(is, "the signer is unavailable");
+	free(sans);
+}
+
 /* ---- 1. what the CSR is checked against ---- */
 
 static void check_csr(struct issuance *is)
@@ -261,7 +475,10 @@ static void check_csr(struct issuance *is)
 		}
 		/* the signer checks the key and names it made against the profile */
 		kind_of(is->keygen_alg, is->key_alg, sizeof is->key_alg, is->key_size, sizeof is->key_size);
-		sign_keygen(is);
+		if (is->acme)
+			make_key(is);
+		else
+			sign_keygen(is);
 		return;
 	}
 
@@ -273,8 +490,17 @@ static void check_csr(struct issuance *is)
 	}
 	snprintf(is->key_alg, sizeof is->key_alg, "%s", c.key_alg);
 	snprintf(is->key_size, sizeof is->key_size, "%d", c.key_bits);
+	if (is->acme && names_differ(&c, is->body, why, sizeof why)) {
+		csr_checked_free(&c);
+		snprintf(detail, sizeof detail, "csr_pem: %s", why);
+		give_up(is, 400, "Bad Request", detail, "csr_pem");
+		return;
+	}
 	csr_checked_free(&c);
-	sign(is);
+	if (is->acme)
+		order(is);
+	else
+		sign(is);
 }
 
 static void on_profile(const struct store_outcome *o, void *arg)
@@ -315,12 +541,13 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
 	type = json_string_value(json_object_get(j, "type"));
 	enabled = !json_is_false(json_object_get(j, "enabled"));
-	if (!type || strcmp(type, "Local") != 0 || !enabled) {
+	is->acme = type && strcmp(type, "ACME") == 0;
+	if (!type || (strcmp(type, "Local") != 0 && !is->acme) || !enabled) {
 		char detail[200];
 
-		snprintf(detail, sizeof detail, "issuer_id: %s", !type || strcmp(type, "Local") != 0
-			 ? "only an issuer of type Local (certward's own CA) signs a csr_pem here"
-			 : "the issuer is disabled");
+		snprintf(detail, sizeof detail, "issuer_id: %s", !enabled ? "the issuer is disabled"
+			 : "only issuers of type Local (certward's own CA) and ACME sign a csr_pem or a key made "
+			   "by certward");
 		json_decref(j);
 		give_up(is, 422, "Unprocessable Content", detail, "issuer_id");
 		return;
@@ -328,7 +555,7 @@ static void on_issuer(const struct store_outcome *o, void *arg)
 	{
 		const char *ica = json_string_value(json_object_get(json_object_get(j, "config"), "intermediate_id"));
 
-		snprintf(is->intermediate_id, sizeof is->intermediate_id, "%s", ica ? ica : "");
+		snprintf(is->intermediate_id, sizeof is->intermediate_id, "%s", ica && !is->acme ? ica : "");
 	}
 	json_decref(j);
 	if (is->intermediate_id[0]) {
@@ -479,7 +706,8 @@ static void on_record(const struct store_outcome *o, void *arg)
 	lookup(is);
 }
 
-void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg)
+void issuance_renew_job(struct route_call *rc, const char *id, const char *csr_pem, const char *job_id,
+			issuance_done_cb done, void *arg)
 {
 	struct issuance *is = issuance_new(rc, "{}", done, arg);
 	const char *p[1] = {id};
@@ -487,7 +715,13 @@ void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, 
 	if (!is || read_csr(is, csr_pem) != 0)
 		return;
 	is->renewal = true;
+	snprintf(is->job_id, sizeof is->job_id, "%s", job_id ? job_id : "");
 	ask(is, "managed_certificates.get", p, 1, on_record);
+}
+
+void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg)
+{
+	issuance_renew_job(rc, id, csr_pem, NULL, done, arg);
 }
 
 /* ---- 3. the record, with the certificate as its first version ---- */
@@ -510,9 +744,14 @@ static char *with_key(const char *record, const char *pem, size_t pem_len)
 	return out;
 }
 
-static void on_recorded(const struct store_outcome *o, void *arg)
+/*
+ * The record as created: managed_certificates.create_issued (201, with its
+ * first version) or, for an ACME issuer, .create_ordered (202, no version
+ * yet, with the job that orders it); with a key the signer made, the key
+ * in this answer and never again.
+ */
+static void on_created(const struct store_outcome *o, struct issuance *is, bool ordered)
 {
-	struct issuance *is = arg;
 	issuance_done_cb done = is->done;
 	void *darg = is->arg;
 	json_t *j, *rec;
@@ -530,6 +769,10 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 			give_up(is, 409, "Conflict", "the record conflicts with a stored one", NULL);
 			return;
 		}
+		if (ordered) {
+			unavailable(is, "the database is unavailable");
+			return;
+		}
 		snprintf(detail, sizeof detail,
 			 "the certificate was signed (serial %s, in the signer's ledger) but could not be stored: "
 			 "nothing was recorded; the request can be sent again",
@@ -539,11 +782,17 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	}
 	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
 	rec = json_object_get(j, "certificate");
-	if (rec)
+	if (rec && ordered) {
+		json_t *job = json_object_get(j, "job");
+
+		json_object_set_new(rec, "latest_version", json_null());
+		json_object_set(rec, "job_id", json_object_get(job, "id"));
+		json_object_set(rec, "job_status", json_object_get(job, "status"));
+	} else if (rec) {
 		json_object_set(rec, "latest_version", json_object_get(j, "version"));
+	}
 	out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	json_decref(j);
-	/* a key made by the signer: in this answer, and never again */
 	if (out && is->key_pem) {
 		char *record = out;
 
@@ -552,12 +801,17 @@ static void on_recorded(const struct store_outcome *o, void *arg)
 	}
 	issuance_free(is);
 	if (out)
-		done(darg, 201, NULL, NULL, NULL, out, strlen(out));
+		done(darg, ordered ? 202 : 201, NULL, NULL, NULL, out, strlen(out));
 	else
 		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
 	if (out)
 		OPENSSL_cleanse(out, strlen(out));
 	free(out);
+}
+
+static void on_recorded(const struct store_outcome *o, void *arg)
+{
+	on_created(o, arg, false);
 }
 
 static void on_renewed(const struct store_outcome *o, void *arg)
@@ -583,6 +837,71 @@ static void on_renewed(const struct store_outcome *o, void *arg)
 	else
 		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
 	free(out);
+}
+
+static void on_ordered(const struct store_outcome *o, void *arg)
+{
+	on_created(o, arg, true);
+}
+
+/* certificates.renew with the CSR: 202 with the Renewal job */
+static void on_order_renewal(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	issuance_done_cb done = is->done;
+	void *darg = is->arg;
+	json_t *j;
+	char state[16];
+	char *out = NULL;
+	int status = 0;
+
+	if (failed(is, o))
+		return;
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")) ?: "");
+	if (strcmp(state, "done") == 0) {
+		json_t *a = json_pack("{s:s, s:O?, s:O?}", "status", "renewal triggered", "job_id",
+				      json_object_get(j, "job_id"), "job_status", json_object_get(j, "job_status"));
+
+		out = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		status = out ? 202 : 503;
+	}
+	json_decref(j);
+	issuance_free(is);
+	if (status == 202)
+		done(darg, 202, NULL, NULL, NULL, out, strlen(out));
+	else if (!*state || status == 503)
+		done(darg, 503, "Service Unavailable", "out of memory", NULL, NULL, 0);
+	else if (strcmp(state, "missing") == 0)
+		done(darg, 404, "Not Found", "no such certificate", NULL, NULL, 0);
+	else if (strcmp(state, "busy") == 0)
+		done(darg, 409, "Conflict", "an issuance or renewal of this certificate is under way", NULL, NULL, 0);
+	else
+		done(darg, 409, "Conflict", "the certificate is archived or revoked", NULL, NULL, 0);
+	free(out);
+}
+
+/* agents.csr_order: 202, the agent fetches the certificate once issued */
+static void on_agent_order(const struct store_outcome *o, void *arg)
+{
+	struct issuance *is = arg;
+	issuance_done_cb done = is->done;
+	void *darg = is->arg;
+	json_t *j;
+	bool ok;
+
+	if (failed(is, o))
+		return;
+	j = json_loadb((const char *)o->json, o->json_len, 0, NULL);
+	ok = json_string_value(json_object_get(j, "state")) &&
+	     strcmp(json_string_value(json_object_get(j, "state")), "done") == 0;
+	json_decref(j);
+	issuance_free(is);
+	if (ok)
+		done(darg, 202, NULL, NULL, NULL, "{\"status\":\"ordered\"}", 19);
+	else
+		done(darg, 409, "Conflict", "the job is no longer waiting for this CSR", "job_id", NULL, 0);
 }
 
 /* the signed certificate's parameters, in the order both ops take them */

@@ -1,7 +1,10 @@
 /*
  * POST /api/v1/certificates with a "csr_pem": the certificate is signed by
  * certward's own CA as the record is created (docs/pki.md, "Issuance through
- * the API"). rest.c hands the request over once the body is checked:
+ * the API"); for an ACME issuer the record is created with the Issuance job
+ * that orders it from the CA (managed_certificates.create_ordered, after
+ * the same checks and one more: the CSR names exactly the record's names).
+ * rest.c hands the request over once the body is checked:
  *
  *   1. the CSR (PEM) is read, the issuer must be a Local one and enabled,
  *      the profile (certificate_profile_id) is fetched, and the CSR is
@@ -24,7 +27,11 @@
 #include "routes.h"
 
 /* The answer: 201 with body (the record, Active, with latest_version), or
- * a problem (status, title, detail, field). */
+ * a problem (status, title, detail, field). For an ACME issuer nothing is
+ * signed now: 202 with body (the record Pending with job_id and
+ * job_status; for a renewal {"status", "job_id", "job_status"}; for an
+ * agent's job {"status": "ordered"}) once the job that orders the
+ * certificate is stored (docs/acme-client.md). */
 typedef void (*issuance_done_cb)(void *arg, int status, const char *title, const char *detail,
 				 const char *field, const char *body, size_t len);
 
@@ -42,6 +49,10 @@ void issuance_run(struct route_call *rc, const char *body, const char *csr_pem, 
  * Active until its not_after). 201 with the version; 404 for no record,
  * 409 for one revoked or archived. */
 void issuance_renew(struct route_call *rc, const char *id, const char *csr_pem, issuance_done_cb done, void *arg);
+/* The same for the CSR of an agent's job (taken by agents.csr_take): for
+ * an ACME issuer the job goes back to the scheduler with the CSR. */
+void issuance_renew_job(struct route_call *rc, const char *id, const char *csr_pem, const char *job_id,
+			issuance_done_cb done, void *arg);
 
 /* A CSR in PEM (at most 16384 characters) as DER (*der: malloc'd): 0; -1
  * with *why naming what is wrong ("csr_pem: ..."); -2 out of memory. */

@@ -128,8 +128,8 @@ static void issued(void *arg, int status, const char *title, const char *detail,
 {
 	struct rest_call *c = arg;
 
-	if (status == 201) {
-		route_respond(c->rc, 201, "application/json", body, len);
+	if (status == 201 || status == 202) {
+		route_respond(c->rc, status, "application/json", body, len);
 		call_free(c);
 		return;
 	}

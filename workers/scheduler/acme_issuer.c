@@ -1034,33 +1034,39 @@ static int hook(struct job *j, const char *action, const char *name, const char 
 }
 
 /* every configured resolver answers the TXT value, or the timeout passed */
+/* Whether every one of the issuer's dns_resolvers (there is at least one)
+ * answers the TXT record name with value now; err the last failure. */
+static bool seen_everywhere(struct job *j, const char *name, const char *value, char *err, size_t errlen)
+{
+	json_t *resolvers = json_object_get(j->cfg, "dns_resolvers"), *v;
+	size_t seen = 0, i;
+
+	json_array_foreach(resolvers, i, v) {
+		struct dns_txt_result res;
+		const char *server = json_string_value(v);
+
+		if (!server || dns_txt_query(server, name, 2000, &res, err, errlen) != 0)
+			continue;
+		for (size_t k = 0; k < res.count; k++)
+			if (res.lengths[k] == strlen(value) && memcmp(res.records[k], value, res.lengths[k]) == 0) {
+				seen++;
+				break;
+			}
+		dns_txt_result_free(&res);
+	}
+	return json_array_size(resolvers) > 0 && seen == json_array_size(resolvers);
+}
+
 static int propagated(struct job *j, const char *name, const char *value)
 {
-	json_t *resolvers = json_object_get(j->cfg, "dns_resolvers");
 	json_int_t limit = json_integer_value(json_object_get(j->cfg, "dns_propagation_timeout_seconds"));
 	time_t until = time(NULL) + (limit > 0 && limit <= 3600 ? limit : 120);
 	char err[300] = "";
 
-	if (!json_array_size(resolvers))
+	if (!json_array_size(json_object_get(j->cfg, "dns_resolvers")))
 		return 0;
 	while (!stopping()) {
-		size_t seen = 0, i;
-		json_t *v;
-
-		json_array_foreach(resolvers, i, v) {
-			struct dns_txt_result res;
-			const char *server = json_string_value(v);
-
-			if (!server || dns_txt_query(server, name, 2000, &res, err, sizeof err) != 0)
-				continue;
-			for (size_t k = 0; k < res.count; k++)
-				if (res.lengths[k] == strlen(value) && memcmp(res.records[k], value, res.lengths[k]) == 0) {
-					seen++;
-					break;
-				}
-			dns_txt_result_free(&res);
-		}
-		if (seen == json_array_size(resolvers))
+		if (seen_everywhere(j, name, value, err, sizeof err))
 			return 0;
 		if (time(NULL) >= until)
 			return fail(j, -2, "the TXT record %s did not reach every resolver within %lld s%s%s", name,
@@ -1070,11 +1076,88 @@ static int propagated(struct job *j, const char *name, const char *value)
 	return fail(j, -2, "the scheduler is stopping");
 }
 
+/* how long an agent has to put an HTTP-01 answer into its webroot: a few
+ * of its polls (agent.yml poll_interval, 30s by default) */
+#define AGENT_HTTP01_WAIT_S 300
+
+/*
+ * The HTTP-01 challenge token (put for the api) handed to the agent of the
+ * certificate's target with an ACME webroot, when there is one: it writes
+ * the answer there for the web server of the names, and the CA is told to
+ * look only once the agent says it is in place (docs/acme-client.md).
+ */
+static int on_agent_host(struct job *j, const char *token, const char *id)
+{
+	const char *p[2] = {token, j->job_id};
+	json_t *a = NULL;
+	char agent[132];
+
+	if (store(j, "acme_challenges.to_agent", p, 2, &a) != 0)
+		return j->rc;
+	snprintf(agent, sizeof agent, "%s", json_string_value(json_object_get(a, "agent_id")) ?: "");
+	json_decref(a);
+	if (!agent[0])
+		return 0;
+	log_event(LOG_INFO, NULL, NULL, "job %s: http-01 for %s handed to agent %s", j->job_id, id, agent);
+	for (int waited = 0; waited < AGENT_HTTP01_WAIT_S && !stopping(); waited++) {
+		const char *state;
+
+		if (store(j, "acme_challenges.state", p, 1, &a) != 0)
+			return j->rc;
+		state = json_string_value(json_object_get(a, "state"));
+		if (!state) {
+			json_decref(a);
+			return fail(j, -2, "the http-01 challenge for %s is gone before agent %s wrote it", id, agent);
+		}
+		if (strcmp(state, "ready") == 0) {
+			json_decref(a);
+			return 0;
+		}
+		if (strcmp(state, "failed") == 0) {
+			fail(j, -2, "agent %s could not write the http-01 answer for %s: %.300s", agent, id,
+			     json_string_value(json_object_get(a, "error")) ?: "no reason given");
+			json_decref(a);
+			return j->rc;
+		}
+		json_decref(a);
+		sleep_s(1);
+	}
+	return fail(j, -2, "agent %s did not write the http-01 answer for %s within %d s", agent, id,
+		    AGENT_HTTP01_WAIT_S);
+}
+
+/*
+ * dns-persist-01 (draft-ietf-acme-dns-persist): the record
+ * _validation-persist.<id> names the CA (its first issuer domain name) and
+ * this account; it stays in place for later orders, so it is published
+ * only when the resolvers do not answer it already, and never cleaned up.
+ */
+static int present_persist(struct job *j, const struct acme_challenge *ch, const char *id, bool wildcard)
+{
+	char name[300], value[ACME_URL_MAX + 320], err[300] = "";
+
+	snprintf(name, sizeof name, "_validation-persist.%.253s.", id);
+	if (ch->nissuer_domain_names == 0 ||
+	    acme_dns_persist_value(ch->issuer_domain_names[0], j->kid, wildcard, value, sizeof value) != 0)
+		return fail(j, -1, "the CA's dns-persist-01 challenge for %s names no usable issuer domain", id);
+	if (!*cfg_s(j, "dns_hook"))
+		return fail(j, -1, "a dns-persist-01 challenge for %s needs the issuer's dns_hook", id);
+	if (seen_everywhere(j, name, value, err, sizeof err)) {
+		log_event(LOG_INFO, NULL, NULL, "job %s: %s is in place already", j->job_id, name);
+		return 0;
+	}
+	if (hook(j, "present", name, value) != 0)
+		return j->rc;
+	return propagated(j, name, value);
+}
+
 /* Readies the answer to ch of the authorization of identifier id. */
-static int present(struct job *j, const struct acme_challenge *ch, const char *id)
+static int present(struct job *j, const struct acme_challenge *ch, const char *id, bool wildcard)
 {
 	char ka[ACME_KEYAUTH_MAX], ttl[16];
 
+	if (strcmp(ch->type, "dns-persist-01") == 0)
+		return present_persist(j, ch, id, wildcard);
 	if (acme_key_authorization(ch->token ? ch->token : "", j->thumbprint, ka) != 0)
 		return fail(j, -1, "the CA's %s challenge for %s has an unusable token", ch->type, id);
 	if (strcmp(ch->type, "http-01") == 0) {
@@ -1085,7 +1168,7 @@ static int present(struct job *j, const struct acme_challenge *ch, const char *i
 			return j->rc;
 		if (j->ntokens < ACME_IDENTIFIERS_MAX)
 			j->tokens[j->ntokens++] = strdup(ch->token);
-		return 0;
+		return on_agent_host(j, ch->token, id);
 	}
 	{
 		char txt[ACME_THUMBPRINT_LEN + 1], name[300];
@@ -1167,11 +1250,14 @@ static int authorize(struct job *j, const char *url)
 		acme_authz_free(&a);
 		return fail(j, -1, "the authorization for %s is %s", id, acme_status_name(a.status));
 	}
-	/* a wildcard is proved in DNS only; dns-persist-01 is answered as
-	 * dns-01 (docs/acme-client.md, "Limits") */
+	/* dns-persist-01 where the CA offers it (with an issuer domain name),
+	 * else dns-01; a wildcard is proved in DNS only */
 	if (!*want)
 		want = "http-01";
-	if (strcmp(want, "dns-persist-01") == 0 || (a.wildcard && strcmp(want, "http-01") == 0))
+	if (strcmp(want, "dns-persist-01") == 0 &&
+	    (!(ch = acme_authz_challenge(&a, want)) || ch->nissuer_domain_names == 0))
+		want = "dns-01";
+	if (a.wildcard && strcmp(want, "http-01") == 0)
 		want = "dns-01";
 	ch = acme_authz_challenge(&a, want);
 	if (!ch) {
@@ -1182,7 +1268,7 @@ static int authorize(struct job *j, const char *url)
 		char curl[ACME_URL_MAX + 1];
 
 		snprintf(curl, sizeof curl, "%s", ch->url);
-		if (present(j, ch, id) != 0) {
+		if (present(j, ch, id, a.wildcard) != 0) {
 			acme_authz_free(&a);
 			return j->rc;
 		}

@@ -18,6 +18,7 @@
 #include "acme_issuer.h"
 #include "backoff.h"
 #include "codec.h"
+#include "csr_policy.h"
 #include "log.h"
 #include "loops.h"
 #include "store_client.h"
@@ -38,6 +39,10 @@ struct run {
 	char serial[68], not_before[24], not_after[24], fingerprint[65];
 	char *pem_chain;
 	char *sealed_hex; /* the key the signer made, sealed; NULL when the client keeps its key */
+	/* the job's own CSR (an ACME order for a client's or an agent's key),
+	 * and whether the signer made its key (the sealed key stays in the
+	 * database): the targets' agents keep neither key */
+	bool job_csr, job_key;
 	/* a record the store could not take just now (busy, restarting) is
 	 * sent again: signing again would put a second signature in the ledger */
 	struct backoff again;
@@ -201,8 +206,10 @@ static void record(struct run *r)
 	const char *p[13] = {
 		r->id,		 J.claimer,	r->issuer_id, r->serial,  r->not_before, r->not_after, r->fingerprint,
 		r->pem_chain, r->csr_pem, r->key_alg, r->key_size, r->sealed_hex,
-		/* a key the signer made is one no agent keeps: its targets get nothing */
-		r->sealed_hex ? "false" : "true",
+		/* a key the signer made, or one of a CSR given to the job, is one no
+		 * agent keeps for the targets: they get nothing (an agent that sent
+		 * the CSR fetches the certificate itself) */
+		r->sealed_hex || r->job_csr || r->job_key ? "false" : "true",
 	};
 
 	int rc = store_call(J.w, "jobs.renewed", p, 13, on_recorded, r);
@@ -347,8 +354,14 @@ static void on_acme(void *arg, int rc, const char *why, struct acme_result *res)
 	record(r);
 }
 
+/* the CA chooses the lifetime: the profile's rules on validity are checked
+ * for the usual 90 days of a public CA (within the profile's max_ttl_seconds) */
+#define ACME_VALIDITY_ASSUMED_S (90 * 86400)
+
 static void acme_run(struct run *r, json_t *o)
 {
+	struct csr_checked c;
+	char why[300];
 	struct acme_job job = {
 		.job_id = r->id,
 		.issuer_id = r->issuer_id,
@@ -359,12 +372,87 @@ static void acme_run(struct run *r, json_t *o)
 		.csr_len = r->csr_len,
 		.issuer_secret = json_string_value(json_object_get(o, "issuer_secret")),
 	};
-	char *config = json_dumps(json_object_get(o, "issuer_config"), JSON_COMPACT);
+	char *config;
 
+	/* the CA does not know the profile: the CSR is held to it here, as the
+	 * signer holds the CSRs it signs (and the version's key is named) */
+	if (csr_policy_check(r->csr_der, r->csr_len, r->profile, strlen(r->profile), 0, ACME_VALIDITY_ASSUMED_S, &c,
+			     why, sizeof why) != 0) {
+		run_fail(r, false, "the CSR breaks the certificate profile: %s", why);
+		return;
+	}
+	snprintf(r->key_alg, sizeof r->key_alg, "%s", c.key_alg);
+	snprintf(r->key_size, sizeof r->key_size, "%d", c.key_bits);
+	csr_checked_free(&c);
+	config = json_dumps(json_object_get(o, "issuer_config"), JSON_COMPACT);
 	job.issuer_config = config;
 	if (!config || acme_start(&job, on_acme, r) != 0)
 		run_fail(r, true, "the ACME client could not start (out of memory or threads)");
 	free(config);
+}
+
+/* KEYGEN_CSR_MADE: the new key sealed, its CSR; then the order */
+struct key_wait {
+	struct run *r;
+	json_t *o;
+};
+
+static void on_key_made(int status, struct ipc_msg *m, int fd, void *arg)
+{
+	struct key_wait *k = arg;
+	struct run *r = k->r;
+	json_t *o = k->o;
+	const struct ipc_keygen_csr_made *made;
+
+	free(k);
+	if (fd >= 0)
+		close(fd);
+	if (status == 0 && m && m->type == IPC_T_ERROR) {
+		run_fail(r, m->u.error.code != EINVAL, "the signer refused to make the key: %.400s", m->u.error.message);
+	} else if (status != 0 || !m || m->type != IPC_T_KEYGEN_CSR_MADE) {
+		run_fail(r, true, "the signer is unavailable");
+	} else {
+		made = &m->u.keygen_csr_made;
+		if (made->key_pem.len)
+			OPENSSL_cleanse((void *)made->key_pem.ptr, made->key_pem.len);
+		r->csr_pem = x509pem_from_der(made->csr.ptr, made->csr.len, true);
+		r->csr_der = malloc(made->csr.len ? made->csr.len : 1);
+		r->sealed_hex = malloc(2 * (size_t)made->sealed_key.len + 1);
+		if (!r->csr_pem || !r->csr_der || !r->sealed_hex || !made->sealed_key.len) {
+			run_fail(r, true, "the signer's answer could not be read (out of memory)");
+		} else {
+			memcpy(r->csr_der, made->csr.ptr, made->csr.len);
+			r->csr_len = made->csr.len;
+			hex_encode(made->sealed_key.ptr, made->sealed_key.len, r->sealed_hex);
+			acme_run(r, o);
+		}
+	}
+	json_decref(o);
+}
+
+static void acme_key(struct run *r, json_t *o)
+{
+	struct ipc_msg m = {.type = IPC_T_KEYGEN_CSR};
+	struct ipc_channel *ch = worker_peer(J.w, IPC_ROLE_SIGNER);
+	struct key_wait *k = malloc(sizeof *k);
+
+	if (!k) {
+		run_fail(r, true, "out of memory");
+		return;
+	}
+	k->r = r;
+	k->o = json_incref(o);
+	m.u.keygen_csr.profile.ptr = (const uint8_t *)r->profile;
+	m.u.keygen_csr.profile.len = (uint32_t)strlen(r->profile);
+	m.u.keygen_csr.common_name = r->common_name;
+	m.u.keygen_csr.sans.ptr = (const uint8_t *)r->sans;
+	m.u.keygen_csr.sans.len = (uint32_t)r->sans_len;
+	m.u.keygen_csr.key_algorithm = r->keygen_alg;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(J.w), on_key_made, k) != 0) {
+		json_decref(o);
+		free(k);
+		run_fail(r, true, "the signer is unavailable");
+	}
 }
 
 /* ---- a claimed job ---- */
@@ -452,10 +540,18 @@ static void run_start(json_t *o)
 		const char *why2 = NULL;
 		int rc2;
 
+		r->job_csr = json_is_true(json_object_get(o, "job_csr"));
+		r->job_key = json_is_true(json_object_get(o, "job_key"));
+		if (json_is_true(json_object_get(o, "server_key"))) {
+			/* the signer made the current key: it makes the next one and
+			 * its CSR, for the CA to sign */
+			keygen_name(alg, bits, r->keygen_alg, sizeof r->keygen_alg);
+			acme_key(r, o);
+			return;
+		}
 		/* the CA signs the CSR of the key the agent or the client keeps */
-		if (!csr || json_is_true(json_object_get(o, "server_key"))) {
-			run_fail(r, false, "an ACME issuer signs a CSR: this certificate has none to renew from "
-					   "(a key made by the signer is not sent to an outside CA)");
+		if (!csr) {
+			run_fail(r, false, "an ACME issuer signs a CSR: this certificate has none to order with");
 			return;
 		}
 		rc2 = x509pem_csr_der(csr, &r->csr_der, &r->csr_len, &why2);

@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "harden.h"
 #include "issue.h"
+#include "csr_policy.h"
 #include "keygen.h"
 #include "revoke.h"
 #include "log.h"
@@ -629,6 +630,63 @@ refused:
 	refuse(from, m, rc, "make a key and certificate", why, &signer.issue_refused);
 }
 
+/* KEYGEN_CSR: a key made here and its CSR, for an outside CA to sign (an
+ * ACME order); checked against the profile like any CSR, signed by no CA */
+static void keygen_csr_make(struct ipc_channel *from, struct ipc_msg *m)
+{
+	const struct ipc_keygen_csr *q = &m->u.keygen_csr;
+	struct ipc_msg r = {0};
+	struct csr_checked c;
+	EVP_PKEY *key = NULL;
+	uint8_t *csr = NULL, *sealed = malloc(16384);
+	size_t csr_len = 0, sealed_len = 0, pem_len = 0;
+	char *pem = NULL, why[300];
+
+	if (!keygen_allowed((const char *)q->profile.ptr, q->profile.len)) {
+		free(sealed);
+		refuse(from, m, -1, "make a key", "the certificate profile does not allow server-side key generation",
+		       &signer.issue_refused);
+		return;
+	}
+	if (!sealed) {
+		ipc_reply_error(from, m, ENOMEM, "out of memory");
+		return;
+	}
+	if (keygen_csr(*q->key_algorithm ? q->key_algorithm : "ecdsa-p256", q->common_name, (const char *)q->sans.ptr,
+		       q->sans.len, &key, &csr, &csr_len, why, sizeof why) != 0 ||
+	    csr_policy_check(csr, csr_len, (const char *)q->profile.ptr, q->profile.len, 0, signer.default_validity_s,
+			     &c, why, sizeof why) != 0) {
+		EVP_PKEY_free(key);
+		OPENSSL_free(csr);
+		free(sealed);
+		refuse(from, m, -1, "make a key and CSR", why, &signer.issue_refused);
+		return;
+	}
+	csr_checked_free(&c);
+	if (keygen_export(key, &pem, &pem_len, sealed, 16384, &sealed_len, why, sizeof why) != 0) {
+		EVP_PKEY_free(key);
+		OPENSSL_free(csr);
+		free(sealed);
+		refuse(from, m, -1, "make a key and CSR", why, &signer.issue_refused);
+		return;
+	}
+	EVP_PKEY_free(key);
+	r.type = IPC_T_KEYGEN_CSR_MADE;
+	r.u.keygen_csr_made.csr.ptr = csr;
+	r.u.keygen_csr_made.csr.len = (uint32_t)csr_len;
+	r.u.keygen_csr_made.sealed_key.ptr = sealed;
+	r.u.keygen_csr_made.sealed_key.len = (uint32_t)sealed_len;
+	/* the clear key goes to the api alone (for its client, once) */
+	if (ipc_channel_peer_role(from) == IPC_ROLE_API) {
+		r.u.keygen_csr_made.key_pem.ptr = (const uint8_t *)pem;
+		r.u.keygen_csr_made.key_pem.len = (uint32_t)pem_len;
+	}
+	ipc_reply(from, m, &r);
+	keygen_wipe(pem, pem_len);
+	OPENSSL_free(csr);
+	free(sealed);
+}
+
 /* CRL_SIGN: the entries come in the memfd, the CRL goes back into it */
 static void crl_sign(struct ipc_channel *from, struct ipc_msg *m, int fd)
 {
@@ -909,6 +967,9 @@ static void signer_message(struct worker *w, struct ipc_channel *from, struct ip
 		return;
 	case IPC_T_KEYGEN_SIGN:
 		keygen_sign(from, m);
+		return;
+	case IPC_T_KEYGEN_CSR:
+		keygen_csr_make(from, m);
 		return;
 	case IPC_T_AGENT_ID_SIGN:
 		agent_id_sign(from, m);

@@ -117,7 +117,9 @@ static bool succeeded(struct migrate_run *r, PGresult *res, const char *err, con
 		finish(r, MIGRATE_UNAVAILABLE, "%s", err ? err : "database unavailable");
 		return false;
 	}
-	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+	/* a migration of comments alone is applied as nothing */
+	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_EMPTY_QUERY)
 		return true;
 	pg_result_describe(res, why, sizeof why);
 	finish(r, MIGRATE_FAILED, "%s failed: %s", what, why);
