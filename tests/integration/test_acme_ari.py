@@ -20,7 +20,9 @@ pebble, never through the front.
   with no renew call, the order naming the certificate it replaces.
 - A CA without renewalInfo (plain pebble) issues as before, renew_at the
   policy's, no ARI warning, asked again a day later.
-- Moved to a Local issuer, the certificate's window is forgotten.
+- Moved to a Local issuer, the certificate's window is forgotten; so it is
+  when its issuer stops being ACME, and asked for again when it is ACME
+  again.
 
 A certificate is asked about again before its next check by setting
 acme_renewal_info.next_check in the database (the shortest wait the
@@ -369,6 +371,27 @@ def moved_to_local():
           % renew_at(cert))
 
 
+def issuer_retyped():
+    """An issuer that stops being ACME takes its certificates' windows with
+    it (renew_at the policy's again); made ACME again, its certificates are
+    asked about at once."""
+    start, end = now() + 5 * DAY, now() + 6 * DAY
+    front.answer = lambda cid: window_answer(start, end)
+    iss = acme.acme_issuer("pebble-ari-2", pebble, directory_url=front.url + "/dir",
+                           trust_anchors_pem=pebble.ca_pem() + front.ca_pem())
+    cert = certificate("retyped", ["retyped.example.com"], iss)
+    renew(cert)
+    policy = not_after(leaf(cert)) - 30 * DAY
+    wait_for("renew_at in the window", lambda: (lambda t: t and start <= t < end)(renew_at(cert)), timeout=30)
+    code, ans = adm("PUT", "/api/v1/issuers/" + iss, {"type": "GenericCA"})
+    check(code == 200, "to GenericCA: %r" % ((code, ans),))
+    check(ari_row(cert) is None and abs(renew_at(cert) - policy) <= 1,
+          "after the type change: %r, renew_at %r" % (ari_row(cert), renew_at(cert)))
+    code, ans = adm("PUT", "/api/v1/issuers/" + iss, {"type": "ACME"})
+    check(code == 200, "back to ACME: %r" % ((code, ans),))
+    wait_for("renew_at in the window again", lambda: (lambda t: t and start <= t < end)(renew_at(cert)), timeout=30)
+
+
 def main():
     global root, pg, cw, api, pebble, front
     root = make_root("cw-ari-")
@@ -393,6 +416,7 @@ def main():
         case(past_window_renews)
         case(plain_pebble_policy)
         case(moved_to_local)
+        case(issuer_retyped)
         RUN.stop_clean(cw)
     finally:
         front.stop()
