@@ -317,6 +317,8 @@ EXPECTED = {
     ("GET", "/.well-known/acme-challenge/{token}"): None,
     ("POST", "/api/v1/issuers/{id}/intermediates"): ADMIN, ("GET", "/api/v1/issuers/{id}/intermediates"): ADMIN,
     ("GET", "/api/v1/intermediates/{id}"): ADMIN, ("POST", "/api/v1/intermediates/{id}/retire"): ADMIN,
+    ("GET", "/api/v1/issuers/{id}/acme/account"): READ, ("GET", "/api/v1/issuers/{id}/acme/actions/{action_id}"): READ,
+    ("POST", "/api/v1/issuers/{id}/acme/key-rollover"): ADMIN, ("POST", "/api/v1/issuers/{id}/acme/deactivate"): ADMIN,
     ("POST", "/api/v1/agents/{id}/discoveries"): IDENTITY,
     ("GET", "/api/v1/discovered-certificates"): READ, ("GET", "/api/v1/discovered-certificates/{id}"): READ,
     ("POST", "/api/v1/discovered-certificates/{id}/claim"): MANAGE,
@@ -532,7 +534,8 @@ def pagination_edges():
                "{id}": psql(pg, "SELECT id FROM issuers LIMIT 1").strip()}
     lists = [p for m, p in served_routes() if m == "GET" and p.startswith("/api/v1/") and not p.endswith("}")
              and p not in ("/api/v1/auth/info", "/api/v1/auth/check", "/api/v1/version", "/api/v1/audit/chain",
-                           "/api/v1/discovery-summary", "/api/v1/digest/preview")
+                           "/api/v1/discovery-summary", "/api/v1/digest/preview",
+                           "/api/v1/issuers/{id}/acme/account")
              and EXPECTED[("GET", p)] != IDENTITY]  # an agent's work is not a paged list
     check(len(lists) >= 15, "list routes: %r" % lists)
     for pattern in lists:
