@@ -1707,6 +1707,13 @@ int64_t acme_renewal_pick(const struct acme_renewal_info *ri, uint64_t random)
 	return ri->start + (int64_t)(random % (uint64_t)(ri->end - ri->start));
 }
 
+bool acme_problem_about_replaces(const struct acme_problem *p)
+{
+	return p->kind == ACME_ERR_ALREADY_REPLACED ||
+	       ((p->kind == ACME_ERR_MALFORMED || p->kind == ACME_ERR_UNAUTHORIZED) && p->detail &&
+		strcasestr(p->detail, "replace"));
+}
+
 int64_t acme_ari_renew_at(const struct acme_renewal_info *ri, int64_t now, uint64_t random)
 {
 	return ri->end <= now ? now : acme_renewal_pick(ri, random);

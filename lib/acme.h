@@ -212,6 +212,12 @@ struct acme_problem {
 };
 int acme_parse_problem(const char *body, size_t len, struct acme_problem *p, char *err, size_t errlen);
 void acme_problem_free(struct acme_problem *p);
+/* Whether p, the answer to a newOrder with replaces (RFC 9773 5), refuses
+ * the replaces itself, so that the order may be sent once more without it:
+ * alreadyReplaced, or malformed or unauthorized with a detail about the
+ * replaced certificate (Boulder's answer for one it does not know, or of
+ * another account). */
+bool acme_problem_about_replaces(const struct acme_problem *p);
 
 /* The directory: the six URLs (renewal_info NULL when the CA has no ARI)
  * and meta. New-nonce, new-account, new-order, revoke-cert and key-change

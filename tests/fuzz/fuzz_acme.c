@@ -314,6 +314,8 @@ static void parse_json(unsigned which, const char *s, size_t n)
 			return;
 		}
 		check_problem(&p);
+		need(!acme_problem_about_replaces(&p) || p.kind == ACME_ERR_ALREADY_REPLACED ||
+		     p.kind == ACME_ERR_MALFORMED || p.kind == ACME_ERR_UNAUTHORIZED);
 		acme_problem_free(&p);
 		return;
 	}

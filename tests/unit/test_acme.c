@@ -1265,6 +1265,44 @@ Test(acme, renewal_info_hostile)
 	free(s);
 }
 
+Test(acme, problem_about_replaces)
+{
+	static const struct {
+		const char *body;
+		bool yes;
+	} cases[] = {
+		{"{\"type\":\"urn:ietf:params:acme:error:alreadyReplaced\",\"detail\":\"cannot indicate an order "
+		 "replaces certificate with serial \\\"03\\\", which already has a replacement order\"}",
+		 true},
+		{"{\"type\":\"urn:ietf:params:acme:error:alreadyReplaced\"}", true},
+		{"{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"Could not validate ARI 'replaces' "
+		 "field :: request included `replaces` field, but no current certificate with serial \\\"03\\\" "
+		 "exists\"}",
+		 true},
+		{"{\"type\":\"urn:ietf:params:acme:error:unauthorized\",\"detail\":\"Could not validate ARI 'replaces' "
+		 "field :: requester account did not request the certificate being replaced by this order\"}",
+		 true},
+		{"{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"NewOrder request did not specify any "
+		 "identifiers\"}",
+		 false},
+		{"{\"type\":\"urn:ietf:params:acme:error:malformed\"}", false},
+		{"{\"type\":\"urn:ietf:params:acme:error:rateLimited\",\"detail\":\"too many certificates; a "
+		 "replacement is exempt\"}",
+		 false},
+		{"{\"type\":\"urn:ietf:params:acme:error:unauthorized\",\"detail\":\"account is deactivated\"}", false},
+		{"{\"type\":\"about:blank\",\"detail\":\"replaces\"}", false},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct acme_problem p;
+
+		cr_assert_eq(acme_parse_problem(cases[i].body, strlen(cases[i].body), &p, err, sizeof err), 0, "%zu: %s",
+			     i, err);
+		cr_assert_eq(acme_problem_about_replaces(&p), cases[i].yes, "%zu", i);
+		acme_problem_free(&p);
+	}
+}
+
 Test(acme, ari_renew_at_and_retry)
 {
 	struct acme_renewal_info ri = {.start = 1796083200, .end = 1796083200 + 2 * 86400};

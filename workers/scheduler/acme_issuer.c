@@ -1423,9 +1423,7 @@ static void replaced(struct job *j, char out[ACME_CERT_ID_MAX])
 	json_decref(v);
 }
 
-/* Whether the CA refused a newOrder for its replaces: alreadyReplaced
- * (RFC 9773 5), or a malformed or unauthorized problem about it (a
- * certificate the CA does not know, or of another account). */
+/* Whether the CA refused a newOrder for its replaces (r its answer). */
 static bool replaces_refused(const struct http_response *r)
 {
 	struct acme_problem p;
@@ -1434,8 +1432,7 @@ static bool replaces_refused(const struct http_response *r)
 
 	if (!r->body || acme_parse_problem(r->body, r->body_len, &p, err, sizeof err) != 0)
 		return false;
-	yes = p.kind == ACME_ERR_ALREADY_REPLACED ||
-	      ((p.kind == ACME_ERR_MALFORMED || p.kind == ACME_ERR_UNAUTHORIZED) && strcasestr(p.detail, "replace"));
+	yes = acme_problem_about_replaces(&p);
 	acme_problem_free(&p);
 	return yes;
 }
