@@ -307,6 +307,7 @@ EXPECTED = {
     ("POST", "/api/v1/agents/{id}/csr"): IDENTITY,
     ("GET", "/api/v1/agents/{id}/certificates/{cert_id}"): IDENTITY,
     ("POST", "/api/v1/agents/{id}/jobs/{job_id}/status"): IDENTITY,
+    ("POST", "/api/v1/agents/{id}/challenges/{token}"): IDENTITY,
     ("POST", "/api/v1/certificates/{id}/renew"): MANAGE, ("POST", "/api/v1/certificates/{id}/revoke"): MANAGE,
     ("POST", "/api/v1/certificates/bulk-revoke"): ADMIN,
     ("POST", "/api/v1/jobs/{id}/cancel"): MANAGE, ("POST", "/api/v1/notifications/{id}/read"): MANAGE,
