@@ -185,67 +185,6 @@ static void on_signed(int status, struct ipc_msg *m, int fd, void *arg)
 	record(is);
 }
 
-/* KEYGEN_SIGN: the signer makes the key; CN and SANs come from the record */
-static void sign_keygen(struct issuance *is)
-{
-	struct ipc_msg m = {.type = IPC_T_KEYGEN_SIGN};
-	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
-	json_t *j = json_loads(is->body, 0, NULL), *v;
-	const char *cn = json_string_value(json_object_get(j, "common_name"));
-	char *sans = NULL;
-	size_t len = 0, i;
-	FILE *f = open_memstream(&sans, &len);
-
-	json_array_foreach(json_object_get(j, "sans"), i, v)
-		if (f && json_is_string(v))
-			fprintf(f, "%s%s", i ? "\n" : "", json_string_value(v));
-	if (!f || fclose(f) != 0) {
-		json_decref(j);
-		free(sans);
-		unavailable(is, "out of memory");
-		return;
-	}
-	m.u.keygen_sign.profile.ptr = (const uint8_t *)is->profile;
-	m.u.keygen_sign.profile.len = (uint32_t)strlen(is->profile);
-	m.u.keygen_sign.issuer_id = is->issuer_id;
-	m.u.keygen_sign.intermediate_id = is->intermediate_id;
-	m.u.keygen_sign.common_name = cn ? cn : "";
-	m.u.keygen_sign.sans.ptr = (const uint8_t *)sans;
-	m.u.keygen_sign.sans.len = (uint32_t)len;
-	m.u.keygen_sign.key_algorithm = is->keygen_alg;
-	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
-		unavailable(is, "the signer is unavailable");
-	json_decref(j);
-	free(sans);
-}
-
-static void sign(struct issuance *is)
-{
-	struct ipc_msg m = {.type = IPC_T_CERT_SIGN};
-	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
-
-	m.u.cert_sign.csr.ptr = is->csr_der;
-	m.u.cert_sign.csr.len = (uint32_t)is->csr_len;
-	m.u.cert_sign.profile.ptr = (const uint8_t *)is->profile;
-	m.u.cert_sign.profile.len = (uint32_t)strlen(is->profile);
-	m.u.cert_sign.issuer_id = is->issuer_id;
-	m.u.cert_sign.validity_seconds = 0;
-	m.u.cert_sign.intermediate_id = is->intermediate_id;
-	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
-		unavailable(is, "the signer is unavailable");
-}
-
-/* the version's key_algorithm and key_size for a key the signer makes */
-static void kind_of(const char *alg, char *kind, size_t kcap, char *size, size_t scap)
-{
-	snprintf(kind, kcap, "%s", strncmp(alg, "rsa", 3) == 0 ? "RSA" : strncmp(alg, "ed25519", 7) == 0 ? "Ed25519"
-								      : "ECDSA");
-	snprintf(size, scap, "%s", strcmp(alg, "ecdsa-p384") == 0 ? "384" : strncmp(alg, "rsa-", 4) == 0 ? alg + 4
-				   : "256");
-}
-
-/* ---- 2b. an ACME issuer: the order is the scheduler's ---- */
-
 /* The record's names (common_name and sans) in one newline-separated
  * string (malloc'd), NULL when out of memory. */
 static char *record_names(const char *body, const char **cn)
@@ -281,6 +220,58 @@ static char *record_names(const char *body, const char **cn)
 		return out;
 	}
 }
+
+/* KEYGEN_SIGN: the signer makes the key; CN and SANs come from the record */
+static void sign_keygen(struct issuance *is)
+{
+	struct ipc_msg m = {.type = IPC_T_KEYGEN_SIGN};
+	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
+	const char *cn;
+	char *sans = record_names(is->body, &cn);
+
+	if (!sans) {
+		unavailable(is, "out of memory");
+		return;
+	}
+	m.u.keygen_sign.profile.ptr = (const uint8_t *)is->profile;
+	m.u.keygen_sign.profile.len = (uint32_t)strlen(is->profile);
+	m.u.keygen_sign.issuer_id = is->issuer_id;
+	m.u.keygen_sign.intermediate_id = is->intermediate_id;
+	m.u.keygen_sign.common_name = cn;
+	m.u.keygen_sign.sans.ptr = (const uint8_t *)sans;
+	m.u.keygen_sign.sans.len = (uint32_t)strlen(sans);
+	m.u.keygen_sign.key_algorithm = is->keygen_alg;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
+		unavailable(is, "the signer is unavailable");
+	free(sans);
+}
+
+static void sign(struct issuance *is)
+{
+	struct ipc_msg m = {.type = IPC_T_CERT_SIGN};
+	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
+
+	m.u.cert_sign.csr.ptr = is->csr_der;
+	m.u.cert_sign.csr.len = (uint32_t)is->csr_len;
+	m.u.cert_sign.profile.ptr = (const uint8_t *)is->profile;
+	m.u.cert_sign.profile.len = (uint32_t)strlen(is->profile);
+	m.u.cert_sign.issuer_id = is->issuer_id;
+	m.u.cert_sign.validity_seconds = 0;
+	m.u.cert_sign.intermediate_id = is->intermediate_id;
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
+		unavailable(is, "the signer is unavailable");
+}
+
+/* the version's key_algorithm and key_size for a key the signer makes */
+static void kind_of(const char *alg, char *kind, size_t kcap, char *size, size_t scap)
+{
+	snprintf(kind, kcap, "%s", strncmp(alg, "rsa", 3) == 0 ? "RSA" : strncmp(alg, "ed25519", 7) == 0 ? "Ed25519"
+								      : "ECDSA");
+	snprintf(size, scap, "%s", strcmp(alg, "ecdsa-p384") == 0 ? "384" : strncmp(alg, "rsa-", 4) == 0 ? alg + 4
+				   : "256");
+}
+
+/* ---- 2b. an ACME issuer: the order is the scheduler's ---- */
 
 /* Whether name (a DNS name, any case) is one of the record's. */
 static bool record_has(const char *cn, const char *sans, const char *name)
