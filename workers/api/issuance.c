@@ -300,57 +300,72 @@ static bool record_has(const char *cn, const char *sans, const char *name)
 static bool names_differ(const struct csr_checked *c, const char *body, char *why, size_t whylen)
 {
 	const char *cn;
-	char *sans = record_names(body, &cn);
-	size_t found = 0, wanted = 0;
+	char *sans = record_names(body, &cn), *csr_names = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&csr_names, &len);
 	bool differ = false;
 
-	if (!sans) {
+	if (!sans || !f) {
+		if (f)
+			fclose(f);
+		free(sans);
+		free(csr_names);
 		snprintf(why, whylen, "out of memory");
 		return true;
 	}
+	/* each DNS name of the CSR is one of the record's */
 	for (int i = 0; c->sans && i < (int)sk_GENERAL_NAME_num(c->sans) && !differ; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(c->sans, (size_t)i);
 		char name[256];
-		int len;
+		int n;
 
 		if (g->type != GEN_DNS) {
 			snprintf(why, whylen, "an ACME CA is asked for DNS names only: the CSR names something else");
 			differ = true;
 			break;
 		}
-		len = ASN1_STRING_length(g->d.dNSName);
-		if (len <= 0 || len >= (int)sizeof name) {
+		n = ASN1_STRING_length(g->d.dNSName);
+		if (n <= 0 || n >= (int)sizeof name) {
 			snprintf(why, whylen, "a DNS name of the CSR is empty or too long");
 			differ = true;
 			break;
 		}
-		memcpy(name, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
-		name[len] = '\0';
+		memcpy(name, ASN1_STRING_get0_data(g->d.dNSName), (size_t)n);
+		name[n] = '\0';
 		if (!record_has(cn, sans, name)) {
 			snprintf(why, whylen, "the CSR names %.100s, which is not the record's common_name or one of its "
 				 "sans (the ACME order is for the record's names)", name);
 			differ = true;
 		}
-		found++;
+		fprintf(f, "%s%s", i ? "\n" : "", name);
 	}
-	if (!differ) {
-		/* and every name of the record is in the CSR */
-		wanted = (*cn != '\0');
-		for (const char *p = sans; *p;) {
-			const char *e = strchr(p, '\n');
-			size_t l = e ? (size_t)(e - p) : strlen(p);
+	if (fclose(f) != 0 || !csr_names) {
+		free(sans);
+		free(csr_names);
+		snprintf(why, whylen, "out of memory");
+		return true;
+	}
+	/* and each name of the record is one of the CSR's */
+	if (!differ && *cn && !record_has("", csr_names, cn)) {
+		snprintf(why, whylen, "the CSR does not name the record's common_name %.100s (the ACME order is for "
+			 "the record's names)", cn);
+		differ = true;
+	}
+	for (const char *p = sans; !differ && *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		char name[256];
 
-			if (!(*cn && l == strlen(cn) && strncasecmp(p, cn, l) == 0))
-				wanted++;
-			p += l + (e != NULL);
-		}
-		if (found < wanted) {
-			snprintf(why, whylen, "the CSR names %zu of the record's %zu names (common_name and sans): the "
-				 "ACME order is for all of them", found, wanted);
+		snprintf(name, sizeof name, "%.*s", (int)(l < sizeof name ? l : sizeof name - 1), p);
+		if (!record_has("", csr_names, name)) {
+			snprintf(why, whylen, "the CSR does not name %.100s, one of the record's sans (the ACME order is "
+				 "for the record's names)", name);
 			differ = true;
 		}
+		p += l + (e != NULL);
 	}
 	free(sans);
+	free(csr_names);
 	return differ;
 }
 
