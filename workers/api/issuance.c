@@ -221,31 +221,6 @@ static char *record_names(const char *body, const char **cn)
 	}
 }
 
-/* KEYGEN_SIGN: the signer makes the key; CN and SANs come from the record */
-static void sign_keygen(struct issuance *is)
-{
-	struct ipc_msg m = {.type = IPC_T_KEYGEN_SIGN};
-	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
-	const char *cn;
-	char *sans = record_names(is->body, &cn);
-
-	if (!sans) {
-		unavailable(is, "out of memory");
-		return;
-	}
-	m.u.keygen_sign.profile.ptr = (const uint8_t *)is->profile;
-	m.u.keygen_sign.profile.len = (uint32_t)strlen(is->profile);
-	m.u.keygen_sign.issuer_id = is->issuer_id;
-	m.u.keygen_sign.intermediate_id = is->intermediate_id;
-	m.u.keygen_sign.common_name = cn;
-	m.u.keygen_sign.sans.ptr = (const uint8_t *)sans;
-	m.u.keygen_sign.sans.len = (uint32_t)strlen(sans);
-	m.u.keygen_sign.key_algorithm = is->keygen_alg;
-	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_signed, is) != 0)
-		unavailable(is, "the signer is unavailable");
-	free(sans);
-}
-
 static void sign(struct issuance *is)
 {
 	struct ipc_msg m = {.type = IPC_T_CERT_SIGN};
@@ -438,25 +413,32 @@ static void on_key_made(int status, struct ipc_msg *m, int fd, void *arg)
 	order(is);
 }
 
-/* KEYGEN_CSR: the signer makes the key and its CSR for the record's names */
-static void make_key(struct issuance *is)
+/* The signer makes the key for the record's names, the profile allowing
+ * it: with its certificate (KEYGEN_SIGN, a Local issuer), or its CSR alone
+ * for an ACME order (KEYGEN_CSR) */
+static void keygen(struct issuance *is, bool csr_only)
 {
-	struct ipc_msg m = {.type = IPC_T_KEYGEN_CSR};
+	struct ipc_msg m = {.type = csr_only ? IPC_T_KEYGEN_CSR : IPC_T_KEYGEN_SIGN};
 	struct ipc_channel *ch = worker_peer(is->rc->w, IPC_ROLE_SIGNER);
 	const char *cn;
 	char *sans = record_names(is->body, &cn);
+	struct ipc_bytes profile, names;
 
 	if (!sans) {
 		unavailable(is, "out of memory");
 		return;
 	}
-	m.u.keygen_csr.profile.ptr = (const uint8_t *)is->profile;
-	m.u.keygen_csr.profile.len = (uint32_t)strlen(is->profile);
-	m.u.keygen_csr.common_name = cn;
-	m.u.keygen_csr.sans.ptr = (const uint8_t *)sans;
-	m.u.keygen_csr.sans.len = (uint32_t)strlen(sans);
-	m.u.keygen_csr.key_algorithm = is->keygen_alg;
-	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), on_key_made, is) != 0)
+	profile = (struct ipc_bytes){(const uint8_t *)is->profile, (uint32_t)strlen(is->profile)};
+	names = (struct ipc_bytes){(const uint8_t *)sans, (uint32_t)strlen(sans)};
+	if (csr_only)
+		m.u.keygen_csr = (struct ipc_keygen_csr){.profile = profile, .common_name = cn, .sans = names,
+							 .key_algorithm = is->keygen_alg};
+	else
+		m.u.keygen_sign = (struct ipc_keygen_sign){.profile = profile, .issuer_id = is->issuer_id,
+							   .intermediate_id = is->intermediate_id, .common_name = cn,
+							   .sans = names, .key_algorithm = is->keygen_alg};
+	if (!ch || ipc_request(ch, &m, -1, worker_ipc_timeout_ms(is->rc->w), csr_only ? on_key_made : on_signed,
+			       is) != 0)
 		unavailable(is, "the signer is unavailable");
 	free(sans);
 }
@@ -481,10 +463,7 @@ static void check_csr(struct issuance *is)
 		}
 		/* the signer checks the key and names it made against the profile */
 		kind_of(is->keygen_alg, is->key_alg, sizeof is->key_alg, is->key_size, sizeof is->key_size);
-		if (is->acme)
-			make_key(is);
-		else
-			sign_keygen(is);
+		keygen(is, is->acme);
 		return;
 	}
 
