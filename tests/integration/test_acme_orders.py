@@ -26,8 +26,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Api, Cases, Certward, Nginx, Pebble, Postgres, agent_token, check, free_port,
-                     make_key, make_root, openssl, psql, served_serial, stop_process, teardown, wait_for)
+from harness import (BUILD, Api, Cases, Certward, Nginx, Pebble, Postgres, agent_token, check, enrol_agent,
+                     free_port, make_key, make_root, openssl, psql, served_serial, stop_process, teardown, wait_for)
 
 RUN = Cases(lambda: cw)
 case = RUN.case
@@ -231,6 +231,27 @@ def renewed_with_a_new_csr():
     check(code == 400 and r.get("field") == "csr_pem", "a renewal CSR for fewer names: %r" % ((code, r),))
 
 
+def challenge_reports_checked():
+    """An agent's word on an HTTP-01 challenge: a token that is not its live
+    challenge, a malformed token, an unknown status, an oversize error or an
+    unknown member are refused, and nothing is recorded."""
+    aid, crt, key, _ = enrol_agent(api, S["admin"], "hostile.example.internal", S["dir"])
+    me = Api(cw, identity=(crt, key))
+    base = "/api/v1/agents/%s/challenges/" % aid
+    for token, body, want in (
+            ("nosuchToken", {"status": "ready"}, 404),
+            ("bad.token", {"status": "ready"}, 404),
+            ("x" * 129, {"status": "ready"}, 404),
+            ("nosuchToken", {"status": "done"}, 400),
+            ("nosuchToken", {"status": "failed", "error": "e" * 1025}, 400),
+            ("nosuchToken", {"status": "failed", "error": "line\x01"}, 400),
+            ("nosuchToken", {"status": "ready", "extra": 1}, 400),
+            ("nosuchToken", [], 400)):
+        code, ans = me.call("POST", base + token, None, body)
+        check(code == want, "%s %r: %r" % (token[:20], body if len(str(body)) < 80 else "...", (code, ans)))
+    check(one("SELECT count(*) FROM acme_challenges") == "0", "a refused report left a challenge")
+
+
 def write_agent_config(nginx):
     cfg = os.path.join(S["dir"], "agent.yml")
     with open(cfg, "w") as f:
@@ -330,6 +351,7 @@ def main():
         case(refused_before_anything_is_stored)
         case(created_with_a_key_made_by_the_signer)
         case(renewed_with_a_new_csr)
+        case(challenge_reports_checked)
         case(agent_key_ordered_from_the_ca)
         stop_agent()
         RUN.stop_clean(cw)

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/base64.h>
 #include <openssl/bn.h>
 #include <openssl/digest.h>
 #include <openssl/ec_key.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "lib/acme.h" /* base64url */
 #include "log.h"
 #include "pki.h"
 #include "secrets.h"
@@ -69,55 +69,16 @@ struct acme_keys {
 	uint64_t clock;
 };
 
-/* Base64url without padding (RFC 7515 2) of in into out, which holds at
- * least 4 * ((len + 2) / 3) + 1 bytes; the length written. */
-static size_t b64url(const uint8_t *in, size_t len, char *out)
-{
-	size_t n = EVP_EncodeBlock((uint8_t *)out, in, len);
-
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-	return n;
-}
-
-/* Base64url (padding tolerated) of in[0..len) into out (cap bytes): its
- * length, or -1 when it is not base64url or does not fit. */
+/* Base64url (lib/acme.h; up to two '=' of padding tolerated) of
+ * in[0..len) into out (cap bytes): its length, or -1 when it is not
+ * base64url or does not fit. */
 static long b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-	char *std;
-	size_t n = len, o;
-	long rc = -1;
+	size_t n = len, got;
 
 	while (n > 0 && in[n - 1] == '=' && len - n < 2)
 		n--;
-	if (n % 4 == 1 || !(std = malloc(n + 4)))
-		return -1;
-	for (o = 0; o < n; o++) {
-		char c = in[o];
-
-		if (c == '-')
-			c = '+';
-		else if (c == '_')
-			c = '/';
-		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-			goto out;
-		std[o] = c;
-	}
-	while (o % 4)
-		std[o++] = '=';
-	{
-		size_t got;
-
-		if (EVP_DecodeBase64(out, &got, cap, (const uint8_t *)std, o))
-			rc = (long)got;
-	}
-out:
-	OPENSSL_cleanse(std, n + 4);
-	free(std);
-	return rc;
+	return acme_b64url_decode(in, n, out, cap, &got) == 0 ? (long)got : -1;
 }
 
 static void key_clear(struct acct_key *x)
@@ -193,8 +154,8 @@ static int make_jwk(struct acct_key *k)
 
 		if (len < 3 || bin[0] != 4)
 			return -1;
-		b64url(bin + 1, w, x);
-		b64url(bin + 1 + w, w, y);
+		acme_b64url_encode(bin + 1, w, x);
+		acme_b64url_encode(bin + 1 + w, w, y);
 		n = snprintf(k->jwk, sizeof k->jwk, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
 			     k->alg == 0 ? "P-256" : "P-384", x, y);
 	} else {
@@ -208,15 +169,15 @@ static int make_jwk(struct acct_key *k)
 			return -1;
 		BN_bn2bin(RSA_get0_n(rsa), nb);
 		BN_bn2bin(RSA_get0_e(rsa), eb);
-		b64url(nb, nlen, n64);
-		b64url(eb, elen, e64);
+		acme_b64url_encode(nb, nlen, n64);
+		acme_b64url_encode(eb, elen, e64);
 		n = snprintf(k->jwk, sizeof k->jwk, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", e64, n64);
 	}
 	if (n < 0 || (size_t)n >= sizeof k->jwk)
 		return -1;
 	k->jwk_len = (size_t)n;
 	SHA256((const uint8_t *)k->jwk, k->jwk_len, digest);
-	b64url(digest, sizeof digest, k->thumbprint);
+	acme_b64url_encode(digest, sizeof digest, k->thumbprint);
 	return 0;
 }
 
@@ -389,7 +350,7 @@ static struct acct_key *pending_of(struct acme_keys *k, struct account *a, int *
 	return &a->next;
 }
 
-static void answer(const struct acct_key *x, struct acme_account *out)
+static void answer(const struct acct_key *x, struct acme_pubkey *out)
 {
 	out->jwk = x->jwk;
 	out->jwk_len = x->jwk_len;
@@ -437,7 +398,7 @@ static void log_key(const char *issuer_id, const struct acct_key *x, const char 
 	log_event(LOG_INFO, NULL, kv, "%s", msg);
 }
 
-int acme_account_get(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out,
+int acme_account_get(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_pubkey *out,
 		     char *why, size_t whylen)
 {
 	struct account *a;
@@ -484,7 +445,7 @@ static int check_signing_input(const uint8_t *in, size_t len, const char *alg, j
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
 		      *p == '_'))
 			return refuse(why, whylen, -1, "signing_input: the payload is not base64url");
-	/* room for what EVP_DecodeBase64 wants of the padded text */
+	/* the decoded text is shorter than its base64url */
 	if (!(text = malloc((size_t)(dot - in) + 3)))
 		return refuse(why, whylen, -1, "out of memory");
 	n = b64url_decode((const char *)in, (size_t)(dot - in), text, (size_t)(dot - in) + 3);
@@ -559,7 +520,7 @@ long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in
 
 /* ---- key rollover (RFC 8555 7.3.5) and retirement ---- */
 
-int acme_key_next(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out, char *why,
+int acme_key_next(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_pubkey *out, char *why,
 		  size_t whylen)
 {
 	int want = alg_named(alg), rc;
@@ -656,7 +617,7 @@ long acme_jws_sign_next(struct acme_keys *k, const char *issuer_id, const uint8_
 	return sign_with(p, issuer_id, in, len, sig, why, whylen);
 }
 
-int acme_key_commit(struct acme_keys *k, const char *issuer_id, const char *thumbprint, struct acme_account *out,
+int acme_key_commit(struct acme_keys *k, const char *issuer_id, const char *thumbprint, struct acme_pubkey *out,
 		    char *why, size_t whylen)
 {
 	struct account *a;

@@ -33,7 +33,7 @@ void acme_keys_free(struct acme_keys *k);
 #define ACME_NO_KEY (-3)
 #define ACME_PENDING (-4)
 
-struct acme_account {
+struct acme_pubkey {
 	const char *jwk; /* RFC 7638 member order, no whitespace */
 	size_t jwk_len;
 	const char *thumbprint; /* base64url SHA-256 of jwk, 43 characters */
@@ -43,7 +43,7 @@ struct acme_account {
  * it has none; a key of another alg is refused. alg "": the key whatever
  * its alg, ACME_NO_KEY when it has none (nothing made). out points into k,
  * valid until the next call. */
-int acme_account_get(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out,
+int acme_account_get(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_pubkey *out,
 		     char *why, size_t whylen);
 
 /* The JWS signature of in ("<b64url protected>.<b64url payload>", whose
@@ -64,7 +64,7 @@ long acme_jws_sign(struct acme_keys *k, const char *issuer_id, const uint8_t *in
 /* With alg: a new pending key of issuer_id (which must have an account
  * key), ACME_PENDING while one is; with alg "": the pending key, 1 (with
  * why) when there is none. out as for acme_account_get. */
-int acme_key_next(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_account *out, char *why,
+int acme_key_next(struct acme_keys *k, const char *issuer_id, const char *alg, struct acme_pubkey *out, char *why,
 		  size_t whylen);
 /* The signature of in, a keyChange's inner JWS, with issuer_id's pending
  * key: as acme_jws_sign, and the protected header's jwk must be the pending
@@ -75,7 +75,7 @@ long acme_jws_sign_next(struct acme_keys *k, const char *issuer_id, const uint8_
 /* The pending key whose thumbprint is thumbprint made issuer_id's account
  * key; out the account key now. When it is the account key already (asked
  * again), the same answer; none pending: ACME_NO_KEY. */
-int acme_key_commit(struct acme_keys *k, const char *issuer_id, const char *thumbprint, struct acme_account *out,
+int acme_key_commit(struct acme_keys *k, const char *issuer_id, const char *thumbprint, struct acme_pubkey *out,
 		    char *why, size_t whylen);
 /* The pending key whose thumbprint is thumbprint removed; 0 when none is
  * pending. */

@@ -810,7 +810,7 @@ static void intermediate_sign(struct ipc_channel *from, struct ipc_msg *m)
 static void acme_message(struct ipc_channel *from, struct ipc_msg *m)
 {
 	struct ipc_msg r = {0};
-	struct acme_account acct;
+	struct acme_pubkey acct;
 	uint8_t sig[ACME_SIG_MAX];
 	char why[300], file[128];
 	long n;
